@@ -1,0 +1,69 @@
+"""A small lazy dispatcher shared by the ``deft`` and ``deft-robot`` command lines.
+
+Commands live in an explicit table of import strings (DESIGN.md §4: no registration by import side
+effect). Only the module of the command being run is imported, so ``deft-robot --help`` stays fast and
+never pulls in heavy packages. A command module provides::
+
+    HELP = "one line shown in the command list"
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Mapping, Sequence
+
+
+class CommandError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def _usage(prog: str, description: str, commands: Mapping[str, tuple[str, str]]) -> str:
+    width = max(len(n) for n in commands)
+    lines = [f"usage: {prog} COMMAND [options]", "", description, "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in commands.items()]
+    lines += ["", f"Run '{prog} COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def dispatch(prog: str, description: str, commands: Mapping[str, tuple[str, str]], argv: Sequence[str] | None = None) -> int:
+    """Run the command named by the leading words of ``argv``.
+
+    ``commands`` maps a command name (one or more space-separated words, e.g. ``"data synth"``) to
+    ``(module import string, one-line help)``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words: list[str] = []
+    for token in argv:
+        if token.startswith("-"):
+            break
+        words.append(token)
+    match = None
+    for n in range(len(words), 0, -1):
+        name = " ".join(words[:n])
+        if name in commands:
+            match = name
+            break
+    if match is None:
+        text = _usage(prog, description, commands)
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(text)
+            return 0
+        print(f"{prog}: unknown command {' '.join(words) or argv[0]!r}\n\n{text}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(commands[match][0])
+    parser = argparse.ArgumentParser(prog=f"{prog} {match}", description=getattr(module, "__doc__", None),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[len(match.split()):])
+    try:
+        return int(module.run(args) or 0)
+    except CommandError as exc:
+        print(f"{prog} {match}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog} {match}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,27 @@
+"""``deft``: data and model tools (synthetic datasets, inspection, extraction quality, model evaluation).
+
+Examples::
+
+    deft data synth ego4d --out data/synth/ego4d --clips 20 --seed 0
+    deft data show data/synth/ego4d --out sheet.png
+"""
+
+from __future__ import annotations
+
+import sys
+
+from deft_core.cli_util import dispatch
+
+#: command → (module, help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data synth": ("pipelines.synth.cli_synth", "render a synthetic egocentric dataset in a real dataset's native layout"),
+    "data show": ("pipelines.synth.cli_show", "draw a contact sheet of clips with their annotations"),
+}
+
+
+def main(argv=None) -> int:
+    return dispatch("deft", "DEFT data and model tools.", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""``deft-robot``: run DEFT on a robot (xArm6 + 16-DoF hand + RGB-D camera) or in the MuJoCo simulator.
+
+Examples::
+
+    deft-robot tasks
+"""
+
+from __future__ import annotations
+
+import sys
+
+from deft_core.cli_util import dispatch
+
+#: command → (module, help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "world": ("robot.cli_world", "describe the procedural MuJoCo world (scenes, objects, hands)"),
+}
+
+
+def main(argv=None) -> int:
+    return dispatch("deft-robot", "DEFT robot process (no Ray).", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
