@@ -1,0 +1,193 @@
+"""HOI4D source: sequence folders, action events, hand-pose pickles and intrinsics.
+
+A sequence path ``ZY20210800004/H4/C8/N14/S71/s03/T2`` names camera / human / object category /
+object instance / room / room layout / task. Accepted layouts (the release's separate archives, or
+everything in one tree)::
+
+    ROOT/release.txt                                   (optional list of sequence paths)
+    ROOT/[HOI4D_release/]<seq>/align_rgb/image.mp4
+    ROOT/[HOI4D_annotations/]<seq>/action/color.json   ({info:{duration}, events:[{event, startTime, endTime}]}
+                                                        or the older {markResult:{marks:[...]}})
+    ROOT/[HOI4D_annotations/]<seq>/objpose/<frame>.json
+    ROOT/handpose/refinehandpose_right/<seq>/<frame>.pickle   (0-based, unpadded frame numbers)
+    ROOT/camera_params/<camera>/intrin.npy             (3×3 K; color_intrin.npy also accepted)
+
+HOI4D has no narrations: the text is the task definition of (category, task) from
+``task_definitions.csv`` (a copy of the real file ships in ``pipelines/sources/data``), e.g. C2/T1 →
+"pick and place the mug". One sequence is one clip: frames 0-based; ``fps = num_frames / duration``
+(the release's videos hold 300 frames, 15 or 30 fps by length); v1 is the start of the first event.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipelines.sources.base import ClipRecord, SourceError, source_error
+
+DEFAULT_NUM_FRAMES = 300
+SEQ_RE = re.compile(r"^(ZY\d+)/H(\d+)/C(\d+)/N(\d+)/S(\d+)/s(\d+)/T(\d+)$")
+TASK_DEFINITIONS = Path(__file__).with_name("data") / "hoi4d_task_definitions.csv"
+_OBJECTLESS = re.compile(r"^(pick and place|open and close|turn and fold|turn on and turn off)(.*)$")
+GRASP_EVENT_WORDS = ("grasp", "pick", "grab", "hold")
+
+
+@dataclass(frozen=True)
+class SequenceId:
+    camera: str
+    human: int
+    category: int
+    instance: int
+    room: int
+    layout: int
+    task: int
+    path: str  #: the path as written in the release (ids may be zero-padded, e.g. N09)
+
+
+def parse_sequence_path(path: str) -> SequenceId:
+    """``ZY20210800004/H4/C8/N14/S71/s03/T2`` → :class:`SequenceId`. Raises ValueError on other shapes."""
+    m = SEQ_RE.match(path.strip().strip("/"))
+    if not m:
+        raise ValueError(f"{path!r} is not a HOI4D sequence path ZY<cam>/H<n>/C<n>/N<n>/S<n>/s<nn>/T<n>")
+    cam, *nums = m.groups()
+    return SequenceId(cam, *(int(n) for n in nums), path=path.strip().strip("/"))
+
+
+def load_task_definitions(path: str | Path = TASK_DEFINITIONS) -> dict[int, tuple[str, dict[int, str]]]:
+    """``task_definitions.csv`` → {category id: (category name, {task id: task text})}; ``N/A`` dropped."""
+    out: dict[int, tuple[str, dict[int, str]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            cid = int(row["Category ID"].lstrip("C"))
+            tasks = {int(k[1:]): v.strip() for k, v in row.items() if k and k.startswith("T") and v and v.strip() != "N/A"}
+            out[cid] = (row["Category"].strip(), tasks)
+    return out
+
+
+def task_text(category: str, task: str) -> str:
+    """A task definition as a sentence about the object: "Pick and place" + "Mug" → "pick and place the mug"."""
+    cat, t = category.lower(), task.lower().strip()
+    if re.search(r"\bit\b", t):
+        return re.sub(r"\bit\b", f"the {cat}", t, count=1)
+    m = _OBJECTLESS.match(t)
+    if m and not m.group(2).startswith(" the "):
+        return f"{m.group(1)} the {cat}{m.group(2)}"
+    return t
+
+
+def read_events(path: Path) -> tuple[list[dict], float | None]:
+    """``action/color.json`` → ([{event, start, end} seconds], duration or None). Both file versions."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    raw = data.get("events")
+    if raw is None:
+        raw = (data.get("markResult") or {}).get("marks")
+    if raw is None:
+        raise ValueError(f"{path}: neither 'events' nor 'markResult.marks'")
+    events = []
+    for e in raw:
+        start = e.get("startTime", e.get("hdTimeStart", e.get("start")))
+        end = e.get("endTime", e.get("hdTimeEnd", e.get("end")))
+        if start is None or end is None:
+            raise ValueError(f"{path}: event {e!r} has no start/end time")
+        events.append({"event": str(e.get("event", e.get("name", ""))), "start": float(start), "end": float(end)})
+    events.sort(key=lambda e: e["start"])
+    duration = (data.get("info") or {}).get("duration")
+    return events, float(duration) if duration else None
+
+
+class HOI4DSource:
+    """Lists HOI4D sequences as :class:`ClipRecord` s (see module doc for the layout)."""
+
+    dataset = "hoi4d"
+
+    def __init__(self, root: str | Path, release: str | Path | None = None, task_definitions: str | Path = TASK_DEFINITIONS):
+        self.root = Path(root)
+        self.release = Path(release) if release else (self.root / "release.txt" if (self.root / "release.txt").exists() else None)
+        self.tasks = load_task_definitions(task_definitions)
+        self.bad_rows: list[dict] = []
+
+    def _first_existing(self, rel: str, bases: tuple[str, ...]) -> Path | None:
+        for b in bases:
+            p = self.root / b / rel
+            if p.exists():
+                return p
+        return None
+
+    def sequence_paths(self) -> Iterator[str]:
+        """Sequence paths from ``release.txt`` or, without it, by walking the tree (lazily)."""
+        if self.release is not None:
+            with self.release.open() as f:
+                for line in f:
+                    if line.strip():
+                        yield line.strip()
+            return
+        seen = set()
+        for base in ("", "HOI4D_annotations", "HOI4D_release"):
+            for p in sorted((self.root / base).glob("ZY*/H*/C*/N*/S*/s*/T*")):
+                rel = p.relative_to(self.root / base).as_posix()
+                if rel not in seen and p.is_dir():
+                    seen.add(rel)
+                    yield rel
+
+    def text_for(self, seq: SequenceId) -> tuple[str, str, str]:
+        """(text, verb, noun) for a sequence's category and task. Raises ValueError if undefined."""
+        if seq.category not in self.tasks:
+            raise ValueError(f"category C{seq.category} is not in task_definitions.csv")
+        cat, tasks = self.tasks[seq.category]
+        if seq.task not in tasks:
+            raise ValueError(f"task T{seq.task} of category C{seq.category} ({cat}) is not in task_definitions.csv")
+        text = task_text(cat, tasks[seq.task])
+        return text, text.split()[0], cat.lower()
+
+    def parse_sequence(self, rel: str) -> ClipRecord:
+        seq = parse_sequence_path(rel)
+        text, verb, noun = self.text_for(seq)
+        ann = ("HOI4D_annotations", "", "HOI4D_release")
+        action = self._first_existing(f"{rel}/action/color.json", ann)
+        if action is None:
+            raise ValueError(f"no action/color.json for {rel}")
+        events, duration = read_events(action)
+        hand_dir = self.root / "handpose" / "refinehandpose_right" / rel
+        left_dir = self.root / "handpose" / "refinehandpose_left" / rel
+        n_frames = len(list(hand_dir.glob("*.pickle"))) if hand_dir.is_dir() else 0
+        n_frames = n_frames or DEFAULT_NUM_FRAMES
+        if not duration:
+            raise ValueError(f"{action}: info.duration missing; cannot derive fps")
+        fps = n_frames / duration
+        video = self._first_existing(f"{rel}/align_rgb/image.mp4", ("HOI4D_release", "", "HOI4D_annotations"))
+        intrin = None
+        for name in ("intrin.npy", "color_intrin.npy"):
+            p = self.root / "camera_params" / seq.camera / name
+            if p.exists():
+                intrin = str(p)
+                break
+        objpose = self._first_existing(f"{rel}/objpose", ann)
+        first = int(events[0]["start"] * fps) if events else 0
+        last = min(n_frames - 1, int(events[-1]["end"] * fps)) if events else n_frames - 1
+        grasp = next((e for e in events if any(w in e["event"].lower() for w in GRASP_EVENT_WORDS)), None)
+        return ClipRecord(
+            dataset=self.dataset, video_id=rel, action_id="seq", fps=fps,
+            video_path=str(video or self.root / "HOI4D_release" / rel / "align_rgb" / "image.mp4"),
+            first_frame=max(0, min(first, last)), last_frame=last, text=text, verb=verb, noun=noun,
+            hand_hint="right" if hand_dir.is_dir() else ("left" if left_dir.is_dir() else None), frame_base=0,
+            contact={"handpose_dir": str(hand_dir), "handpose_left_dir": str(left_dir) if left_dir.is_dir() else None,
+                     "intrinsics_path": intrin, "objpose_dir": str(objpose) if objpose else None, "events": events,
+                     "grasp_frame": int(round(grasp["start"] * fps)) if grasp else None,
+                     "category": seq.category, "task": seq.task},
+        )
+
+    def records(self) -> Iterator[ClipRecord]:
+        for rel in self.sequence_paths():
+            try:
+                yield self.parse_sequence(rel)
+            except (ValueError, OSError, KeyError) as exc:
+                self.bad_rows.append(source_error(self.dataset, rel, "seq", f"{rel}: {type(exc).__name__}: {exc}"))

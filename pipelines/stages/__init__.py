@@ -1,0 +1,1 @@
+"""Extraction stages: pure functions / callable classes on one clip or a batch, testable without Ray."""
