@@ -21,7 +21,7 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PY --version)"
   "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 fi
 
 stamp=.venv/.deft-install-stamp
@@ -29,8 +29,11 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing deft[all] with pinned constraints (first run takes a few minutes)"
   # torch/torchvision first and explicitly: the pinned CPU-usable wheels come from the local wheel cache.
-  .venv/bin/pip install -q -c constraints.txt torch torchvision
-  .venv/bin/pip install -q -c constraints.txt -e '.[all]'
+  log=.venv/pip-install.log
+  if ! { .venv/bin/pip install -c constraints.txt torch torchvision &&
+         .venv/bin/pip install -c constraints.txt -e '.[all]'; } >"$log" 2>&1; then
+    tail -40 "$log"; echo "[setup] pip install failed; full log: $log" >&2; exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 echo "[setup] environment ready: .venv/bin/deft, .venv/bin/deft-robot, .venv/bin/python"
