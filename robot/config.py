@@ -1,0 +1,223 @@
+"""Robot configuration: one YAML file per setup, validated on load with errors naming the file and field.
+
+Layout (see ``robot/configs/lab_xarm6.yaml``)::
+
+    name: lab_xarm6
+    arm:    {backend: xarm, ip: 192.168.1.208, ...}          # backend name + that backend's options
+    hand:   {backend: dynamixel, port: /dev/ttyUSB0, motor_ids: [...], current_limit_ma: 350, ...}
+    camera: {backend: realsense, serial: "...", T_base_camera: [[4x4]], ...}
+    safety:
+      workspace: {lower: [x, y, z], upper: [x, y, z]}        # metres, robot base frame
+      table_z: 0.0                                            # the table plane's height (m)
+      min_clearance_m: 0.02
+      max_step_m: 0.05
+      max_rot_step_rad: 0.5
+      max_speed_m_s: 0.25
+      default_speed_m_s: 0.10
+      hand_lower: null                                        # 16 rad or null = the robot hand's limits
+      hand_upper: null
+
+The options of each device section (everything but ``backend`` and, for the camera, ``T_base_camera``)
+go to the backend's ``Config`` dataclass (:mod:`robot.registry`), which validates them. ``T_base_camera``
+is the 4×4 transform from the camera's OpenCV frame to the robot base frame (metres).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot.base import ConfigError
+from robot.safety import ArmSafety, HandSafety
+
+_SELF_LOCATED_CAMERAS = ("sim", "fake")
+_SAFETY_KEYS = {"workspace", "table_z", "min_clearance_m", "max_step_m", "max_rot_step_rad", "max_speed_m_s",
+                "default_speed_m_s", "hand_lower", "hand_upper"}
+
+
+def build_dataclass(cls: type, data: Any, where: str):
+    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown and missing fields; any
+    ``ValueError``/``TypeError`` from its validation becomes a :class:`ConfigError` prefixed by ``where``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}: {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(fields)}")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing required field(s) {missing}")
+    try:
+        return cls(**data)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _transform(value: Any, where: str) -> np.ndarray:
+    try:
+        T = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: must be a 4x4 matrix of numbers, got {value!r}") from None
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ConfigError(f"{where}: must be a finite 4x4 matrix, got shape {T.shape}")
+    R = T[:3, :3]
+    if not np.allclose(T[3], [0, 0, 0, 1]) or not np.allclose(R @ R.T, np.eye(3), atol=1e-4) or np.linalg.det(R) < 0:
+        raise ConfigError(f"{where}: is not a rigid transform (rotation block orthonormal, last row 0 0 0 1)")
+    return T
+
+
+@dataclass
+class DeviceConfig:
+    """One device section: ``kind`` ('arm'/'hand'/'camera'), ``backend`` name, validated ``options``
+    (the backend's ``Config`` instance, or the raw mapping when not yet validated)."""
+
+    kind: str
+    backend: str
+    options: Any
+    #: cameras only: camera (OpenCV axes) → robot base, 4×4, metres; None for 'sim'/'fake' cameras, which
+    #: know their own pose
+    T_base_camera: np.ndarray | None = None
+
+
+@dataclass
+class RobotConfig:
+    """A whole setup. ``arm``/``hand``/``camera`` are :class:`DeviceConfig`; ``arm_safety`` and
+    ``hand_safety`` are the driver-side limits; ``path`` is the file it came from (None if built in code)."""
+
+    name: str
+    arm: DeviceConfig
+    hand: DeviceConfig
+    camera: DeviceConfig
+    arm_safety: ArmSafety = field(default_factory=ArmSafety)
+    hand_safety: HandSafety = field(default_factory=HandSafety)
+    path: Path | None = None
+
+    def make_arm(self):
+        from robot.registry import resolve
+
+        return resolve("arm", self.arm.backend)(self.arm.options, safety=self.arm_safety)
+
+    def make_hand(self):
+        from robot.registry import resolve
+
+        return resolve("hand", self.hand.backend)(self.hand.options, safety=self.hand_safety)
+
+    def make_camera(self):
+        from robot.registry import resolve
+
+        return resolve("camera", self.camera.backend)(self.camera.options)
+
+
+def _device(kind: str, raw: Any, where: str, validate_backends: bool) -> DeviceConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with at least 'backend', got {raw!r}")
+    raw = dict(raw)
+    backend = raw.pop("backend", None)
+    if not isinstance(backend, str) or not backend:
+        raise ConfigError(f"{where}.backend: required, a backend name (e.g. 'sim', 'fake')")
+    from robot.registry import BACKENDS, resolve
+
+    if backend not in BACKENDS[kind]:
+        raise ConfigError(f"{where}.backend: unknown {kind} backend {backend!r}; known: {', '.join(BACKENDS[kind])}")
+    T = None
+    if kind == "camera":
+        if raw.get("T_base_camera") is not None:
+            T = _transform(raw.pop("T_base_camera"), f"{where}.T_base_camera")
+        elif backend in _SELF_LOCATED_CAMERAS:
+            raw.pop("T_base_camera", None)  # the simulator / fake camera knows where it is
+        else:
+            raise ConfigError(f"{where}.T_base_camera: required for a {backend!r} camera (4x4 camera→base "
+                              f"transform, metres); measure it with 'deft-robot calibrate-camera'")
+    options: Any = raw
+    if validate_backends:
+        cls = resolve(kind, backend)
+        options = build_dataclass(cls.Config, raw, f"{where} (backend {backend!r})")
+    return DeviceConfig(kind, backend, options, T)
+
+
+def _safety(raw: Any, where: str) -> tuple[ArmSafety, HandSafety]:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - _SAFETY_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}; known fields: {sorted(_SAFETY_KEYS)}")
+    arm = {k: v for k, v in raw.items() if k not in ("workspace", "hand_lower", "hand_upper")}
+    if "workspace" in raw:
+        ws = raw["workspace"]
+        if not isinstance(ws, dict) or set(ws) != {"lower", "upper"}:
+            raise ConfigError(f"{where}.workspace: must be a mapping with 'lower' and 'upper' (3 numbers each, metres)")
+        arm["workspace_lower"], arm["workspace_upper"] = ws["lower"], ws["upper"]
+    arm_safety = build_dataclass(ArmSafety, arm, where)
+    hand_safety = build_dataclass(HandSafety, {"lower": raw.get("hand_lower"), "upper": raw.get("hand_upper")}, where)
+    return arm_safety, hand_safety
+
+
+def parse_robot_config(data: Any, source: str = "<config>", validate_backends: bool = True) -> RobotConfig:
+    """Validate a parsed YAML mapping. ``validate_backends=False`` skips importing the backends to check
+    their options (used to inspect a file for a backend that is not installed here)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    known = {"name", "arm", "hand", "camera", "safety"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level field(s) {unknown}; known: {sorted(known)}")
+    for key in ("name", "arm", "hand", "camera"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing required top-level field {key!r}")
+    if not isinstance(data["name"], str) or not data["name"]:
+        raise ConfigError(f"{source}: name: must be a non-empty string")
+    devices = {k: _device(k, data[k], f"{source}: {k}", validate_backends) for k in ("arm", "hand", "camera")}
+    arm_safety, hand_safety = _safety(data.get("safety"), f"{source}: safety")
+    return RobotConfig(data["name"], devices["arm"], devices["hand"], devices["camera"], arm_safety, hand_safety)
+
+
+def load_robot_config(path: str | os.PathLike, validate_backends: bool = True) -> RobotConfig:
+    """Load and validate a robot YAML file (see the module docstring)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"robot config {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    cfg = parse_robot_config(data, str(path), validate_backends)
+    cfg.path = path
+    return cfg
+
+
+def update_robot_config(path: str | os.PathLike, keys: tuple[str, ...], value: Any) -> None:
+    """Set one nested field (e.g. ``("camera", "T_base_camera")``) in a robot YAML file and re-validate it
+    before writing (atomically, via a temporary file). Comments in the file are not preserved."""
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    node = data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            raise ConfigError(f"{path}: cannot set {'.'.join(keys)}: {k!r} is not a mapping")
+        node = node[k]
+    node[keys[-1]] = value.tolist() if isinstance(value, np.ndarray) else value
+    parse_robot_config(data, str(path), validate_backends=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    os.replace(tmp, path)
+
+
+def example_config_path(name: str) -> Path:
+    """Path of a bundled example config (``sim``, ``lab_xarm6``) in ``robot/configs``."""
+    p = Path(__file__).with_name("configs") / f"{name}.yaml"
+    if not p.is_file():
+        raise ConfigError(f"no bundled robot config {name!r} (looked for {p})")
+    return p

@@ -1,0 +1,96 @@
+"""Robot configuration files: the bundled examples load, and every bad field is named in the error."""
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from robot.backends.fake import FakeArm, FakeCamera, FakeHand
+from robot.base import ConfigError
+from robot.config import example_config_path, load_robot_config, parse_robot_config, update_robot_config
+
+GOOD = {
+    "name": "bench",
+    "arm": {"backend": "fake", "home_position": [0.3, 0.0, 0.3]},
+    "hand": {"backend": "fake"},
+    "camera": {"backend": "fake", "width": 64, "height": 48},
+    "safety": {"workspace": {"lower": [0.1, -0.3, 0.0], "upper": [0.6, 0.3, 0.5]}, "table_z": 0.0, "max_step_m": 0.04},
+}
+
+
+def _with(path, value):
+    d = copy.deepcopy(GOOD)
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return d
+
+
+def test_good_config_builds_devices_with_its_safety():
+    cfg = parse_robot_config(GOOD, "bench.yaml")
+    arm, hand, cam = cfg.make_arm(), cfg.make_hand(), cfg.make_camera()
+    assert isinstance(arm, FakeArm) and isinstance(hand, FakeHand) and isinstance(cam, FakeCamera)
+    assert arm.safety.max_step_m == 0.04 and arm.safety is cfg.arm_safety
+    with cam:
+        assert cam.read().rgb.shape == (48, 64, 3)
+
+
+def test_lab_example_validates_with_real_backend_options():
+    cfg = load_robot_config(example_config_path("lab_xarm6"))
+    assert cfg.arm.backend == "xarm" and cfg.arm.options.ip == "192.168.1.208"
+    assert cfg.hand.options.current_limit_ma == 350 and len(cfg.hand.options.motor_ids) == 16
+    assert cfg.camera.T_base_camera.shape == (4, 4)
+    assert cfg.arm_safety.floor_z == pytest.approx(0.03)
+
+
+def test_sim_example_parses():
+    cfg = load_robot_config(example_config_path("sim"), validate_backends=False)
+    assert (cfg.arm.backend, cfg.hand.backend, cfg.camera.backend) == ("sim", "sim", "sim")
+    assert cfg.camera.T_base_camera is None
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    (("arm", "backend"), "ur5", "arm.backend: unknown arm backend 'ur5'"),
+    (("hand", "backend"), KeyError, "hand.backend: required"),
+    (("arm", "home_position"), [0.3, 0.0], "home_position must be 3"),
+    (("arm", "speed"), 3, "unknown field(s) ['speed']"),
+    (("camera", "width"), 2, "width/height"),
+    (("camera", "backend"), "realsense", "camera.T_base_camera: required"),
+    (("safety", "workspace"), {"lower": [0.7, 0, 0], "upper": [0.6, 0.3, 0.5]}, "lower"),
+    (("safety", "max_speed"), 1.0, "unknown field(s) ['max_speed']"),
+    (("safety", "hand_lower"), [0.0] * 15, "hand joint lower limits must be 16"),
+    (("name",), KeyError, "missing required top-level field 'name'"),
+])
+def test_bad_fields_are_named(path, value, needle):
+    with pytest.raises(ConfigError) as info:
+        parse_robot_config(_with(path, value), "bench.yaml")
+    assert needle in str(info.value) and "bench.yaml" in str(info.value)
+
+
+def test_bad_extrinsics_and_files(tmp_path):
+    bad = _with(("camera", "T_base_camera"), np.diag([2.0, 1, 1, 1]).tolist())
+    with pytest.raises(ConfigError, match="T_base_camera: is not a rigid transform"):
+        parse_robot_config(bad, "x.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_robot_config(tmp_path / "missing.yaml")
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_robot_config(p)
+
+
+def test_update_writes_extrinsics_back(tmp_path):
+    p = tmp_path / "bench.yaml"
+    p.write_text(yaml.safe_dump(GOOD))
+    T = np.eye(4)
+    T[:3, 3] = [0.1, 0.2, 0.9]
+    update_robot_config(p, ("camera", "T_base_camera"), T)
+    np.testing.assert_allclose(load_robot_config(p).camera.T_base_camera, T)
+    with pytest.raises(ConfigError, match="rigid"):
+        update_robot_config(p, ("camera", "T_base_camera"), np.zeros((4, 4)))
+    np.testing.assert_allclose(load_robot_config(p).camera.T_base_camera, T)  # file untouched on failure
