@@ -1,0 +1,119 @@
+"""Configuration of the affordance model f(v'1, T) → (μ̂, θ̂_wrist, P̂) and of its training.
+
+Two presets (:data:`PRESETS`):
+
+- ``paper`` — the paper's Appendix D: ResNet-18 at 224×224, deconvolutions (256, 128, 64) with skip
+  connections after the 512-channel layer4 (VRB's head), transformer 512 wide, 8 heads, 6 layers,
+  MLP hidden 576 → 48; Adam, lr 2e-4, cosine schedule, batch 224, 70 epochs.
+- ``tiny`` — the same architecture, small: 96×96 input, a 128-wide 2-layer transformer, batch 32,
+  a few epochs; trains in minutes on 2 CPU cores (for tests, CI and the embedded default world).
+
+Everything is plain dataclasses that round-trip through JSON (checkpoint ``config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Output of the pose head: 3 wrist axis-angle + 45 MANO finger axis-angle values.
+WRIST_DIM = 3
+POSE_DIM = 45
+OUT_DIM = WRIST_DIM + POSE_DIM
+
+#: ImageNet statistics (R3M and torchvision ResNets both expect them), RGB order, on [0, 1] pixels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. ``image_size`` is the square side (px) the object crop is resized to.
+
+    ``visual_encoder``: ``resnet`` (torchvision) or ``r3m`` (R3M checkpoint); ``visual_arch``:
+    ``resnet18`` / ``resnet50``; ``visual_weights``: a local weights file or None (random init; never
+    downloaded). ``text_encoder``: id of the text backend (see :mod:`deft_core.affordance.encoders`),
+    e.g. ``minilm``, ``clip:ViT-B-32``, ``hash:256``; ``text_dim`` its embedding width.
+    ``num_points`` K contact heatmaps / points. ``deconv_channels``: output widths of the three
+    transposed convolutions (the first two receive skip connections from layer3 and layer2).
+    """
+
+    image_size: int = 224
+    visual_encoder: str = "resnet"
+    visual_arch: str = "resnet18"
+    visual_weights: str | None = None
+    text_encoder: str = "minilm"
+    text_dim: int = 384
+    num_points: int = 5
+    deconv_channels: tuple[int, int, int] = (256, 128, 64)
+    d_model: int = 512
+    n_heads: int = 8
+    n_layers: int = 6
+    mlp_hidden: int = 576
+    dropout: float = 0.1
+    text_film: bool = True
+
+    def __post_init__(self) -> None:
+        self.deconv_channels = tuple(int(c) for c in self.deconv_channels)
+        if len(self.deconv_channels) != 3:
+            raise ValueError(f"deconv_channels must have 3 entries, got {self.deconv_channels}")
+        if self.image_size % 32 != 0 or self.image_size < 64:
+            raise ValueError(f"image_size must be a multiple of 32 and ≥ 64, got {self.image_size}")
+        if self.visual_encoder not in ("resnet", "r3m"):
+            raise ValueError(f"visual_encoder must be 'resnet' or 'r3m', got {self.visual_encoder!r}")
+        if self.visual_arch not in ("resnet18", "resnet50"):
+            raise ValueError(f"visual_arch must be 'resnet18' or 'resnet50', got {self.visual_arch!r}")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data handling. Loss weights are Eq. 1's λμ, λθ, λP."""
+
+    epochs: int = 70
+    batch_size: int = 224
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    lambda_mu: float = 1.0
+    lambda_theta: float = 0.1
+    lambda_pose: float = 0.1
+    val_fraction: float = 0.1
+    max_targets: int = 8
+    augment: bool = True
+    seed: int = 0
+
+
+@dataclass
+class Preset:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _tiny() -> Preset:
+    return Preset(
+        model=ModelConfig(image_size=96, text_encoder="minilm", text_dim=384, d_model=128, n_heads=8,
+                          n_layers=2, mlp_hidden=192, deconv_channels=(256, 128, 64), dropout=0.0),
+        train=TrainConfig(epochs=8, batch_size=32, lr=1e-3, lambda_mu=1.0, lambda_theta=0.1, lambda_pose=0.1),
+    )
+
+
+PRESETS: dict[str, Any] = {"paper": Preset, "tiny": _tiny}
+
+
+def get_preset(name: str) -> Preset:
+    """A fresh copy of a named preset (``paper`` or ``tiny``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def dataclass_from_dict(cls, data: Mapping[str, Any], where: str):
+    """Build dataclass ``cls`` from a JSON mapping, refusing unknown keys (naming them and ``where``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown {cls.__name__} fields {unknown}")
+    return cls(**dict(data))

@@ -1,0 +1,130 @@
+"""Deploy-time wrapper of the affordance model: image + object box + text → grasp prior in image pixels.
+
+``load_affordance(dir).predict(image, object_box, text)``: ``image`` is the full camera frame
+(H, W, 3) uint8 RGB; ``object_box`` (x1, y1, x2, y2) in its pixels — crop it the way the extraction
+pipeline crops ``crop_box`` (the crop is resized to the model's square input without keeping the
+aspect, exactly as in training). The result is in image pixels (x right, y down) and the camera frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from deft_core.affordance.encoders import TextEncoder, make_text_encoder
+from deft_core.affordance.model import AffordanceModel
+
+
+@dataclass
+class AffordancePrediction:
+    """All pixel quantities are in the input image's pixels (x right, y down).
+
+    ``contact_points`` (K, 2) the model's K spatial-softmax points; ``gmm_means`` / ``gmm_vars`` /
+    ``gmm_weights`` (k, 2) / (k, 2) px² / (k,) a diagonal GMM fitted to the summed contact heatmap;
+    ``contact_mean`` (2,) the heatmap's expected contact point; ``wrist_rotation`` (3,) axis-angle (rad,
+    camera frame, OpenCV axes); ``hand_pose`` (45,) MANO axis-angle (rad, right hand, flat-hand-mean);
+    ``points_normalised`` (K, 2) crop-normalised points; ``heatmaps`` (K, h, w) crop heatmaps (sum 1 each).
+    """
+
+    contact_points: np.ndarray
+    gmm_means: np.ndarray
+    gmm_vars: np.ndarray
+    gmm_weights: np.ndarray
+    contact_mean: np.ndarray
+    wrist_rotation: np.ndarray
+    hand_pose: np.ndarray
+    points_normalised: np.ndarray
+    heatmaps: np.ndarray
+    object_box: np.ndarray
+
+
+def fit_heatmap_gmm(prob: np.ndarray, init_means: np.ndarray, k: int = 3, iters: int = 30,
+                    min_var: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted EM for a diagonal GMM over a (h, w) probability map, in normalised [0, 1] coordinates.
+
+    Initial means: ``k`` mutually farthest of ``init_means`` (the model's points). Deterministic.
+    Returns (means (k, 2), vars (k, 2), weights (k,))."""
+    h, w = prob.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    pts = np.stack([(xs.ravel() + 0.5) / w, (ys.ravel() + 0.5) / h], 1)
+    wts = prob.ravel().astype(np.float64)
+    wts = wts / max(wts.sum(), 1e-12)
+    chosen = [0]
+    k = max(1, min(k, len(init_means)))
+    while len(chosen) < k:
+        d = np.min(np.linalg.norm(init_means[:, None] - init_means[chosen][None], axis=-1), axis=1)
+        chosen.append(int(np.argmax(d)))
+    means = init_means[chosen].astype(np.float64)
+    var = np.full((k, 2), 0.01)
+    pi = np.full(k, 1.0 / k)
+    for _ in range(iters):
+        logp = -0.5 * (((pts[:, None] - means[None]) ** 2) / var[None] + np.log(2 * np.pi * var[None])).sum(-1)
+        logp += np.log(pi[None] + 1e-12)
+        logp -= logp.max(1, keepdims=True)
+        r = np.exp(logp)
+        r /= r.sum(1, keepdims=True)
+        rw = r * wts[:, None]
+        nk = rw.sum(0) + 1e-12
+        means = (rw.T @ pts) / nk[:, None]
+        var = np.maximum((rw.T @ pts**2) / nk[:, None] - means**2, min_var)
+        pi = nk / nk.sum()
+    return means, var, pi
+
+
+class AffordancePredictor:
+    """Holds the model, its config and its text encoder; :meth:`predict` runs one image."""
+
+    def __init__(self, model: AffordanceModel, config: dict, text_encoder: TextEncoder | None = None,
+                 device: str = "cpu", gmm_components: int = 3):
+        self.model, self.config, self.device = model.eval(), config, device
+        cfg = model.cfg
+        self.text_encoder = text_encoder or make_text_encoder(cfg.text_encoder)
+        if self.text_encoder.id != cfg.text_encoder or self.text_encoder.dim != cfg.text_dim:
+            raise ValueError(f"text encoder {self.text_encoder.id!r} ({self.text_encoder.dim}-d) does not match the "
+                             f"checkpoint's {cfg.text_encoder!r} ({cfg.text_dim}-d)")
+        self.gmm_components = gmm_components
+        self._text_cache: dict[str, np.ndarray] = {}
+
+    def embed_text(self, text: str) -> np.ndarray:
+        if text not in self._text_cache:
+            self._text_cache[text] = self.text_encoder.encode([text])[0]
+        return self._text_cache[text]
+
+    def crop(self, image: np.ndarray, object_box) -> tuple[np.ndarray, np.ndarray]:
+        """(S, S, 3) model input and the integer box actually used (clipped to the image)."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}")
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = (float(v) for v in object_box)
+        box = np.array([max(0, int(np.floor(x1))), max(0, int(np.floor(y1))),
+                        min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))])
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            raise ValueError(f"object_box {tuple(object_box)} is empty inside the {w}x{h} image")
+        s = self.model.cfg.image_size
+        crop = cv2.resize(image[box[1]:box[3], box[0]:box[2]], (s, s), interpolation=cv2.INTER_AREA)
+        return crop, box
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, object_box, text: str) -> AffordancePrediction:
+        crop, box = self.crop(image, object_box)
+        emb = torch.from_numpy(self.embed_text(text)[None]).to(self.device)
+        out = self.model(torch.from_numpy(crop[None]).to(self.device), emb)
+        pts = out["points"][0].cpu().numpy().astype(np.float64)
+        heat = out["heatmaps"][0].cpu().numpy()
+        size = np.array([box[2] - box[0], box[3] - box[1]], np.float64)
+        origin = box[:2].astype(np.float64)
+        prob = heat.sum(0)
+        h, w = prob.shape
+        ys, xs = np.mgrid[0:h, 0:w]
+        mean_n = np.array([((xs + 0.5) / w * prob).sum(), ((ys + 0.5) / h * prob).sum()]) / prob.sum()
+        means, var, pi = fit_heatmap_gmm(prob, pts, k=self.gmm_components)
+        return AffordancePrediction(
+            contact_points=origin + pts * size, gmm_means=origin + means * size, gmm_vars=var * size**2,
+            gmm_weights=pi, contact_mean=origin + mean_n * size,
+            wrist_rotation=out["wrist"][0].cpu().numpy().astype(np.float64),
+            hand_pose=out["pose"][0].cpu().numpy().astype(np.float64),
+            points_normalised=pts, heatmaps=heat, object_box=box.astype(np.float64))
