@@ -1,0 +1,178 @@
+"""Contact points: the HOI-Forecast / VRB recipe, mapped to the first frame v1, summarised by a GMM.
+
+At the contact frame (RGB uint8, pixels x right / y down):
+
+1. skin mask: HSV in [(0,40,0),(25,255,255)] ∪ YCrCb in [(0,138,67),(255,173,133)], refined by
+   erode/dilate markers → watershed → Otsu → 20×20 closing (:func:`skin_mask`);
+2. the largest external contour of skin ∩ hand box; its points inside hand box ∩ object box (2 px
+   tolerance); with ≥ ``num_points`` of them: farthest-point sampling to ``num_sampling`` (20), then
+   the ``num_points`` (5) nearest the object-box centre; otherwise fall back to skin pixels inside the
+   intersection box, else the intersection box's pixels, sampled the same way (:func:`contact_points_at`);
+3. a homography contact frame → v1 from ORB features outside the hand and object boxes,
+   ``cv2.findHomography(..., RANSAC, 4.0)`` (:func:`estimate_homography`); points that land outside the
+   (mapped) object box in v1 are discarded;
+4. a diagonal :class:`sklearn.mixture.GaussianMixture` on the kept points, crop-normalised
+   (:func:`fit_gmm`): means and variances, components sorted by (x, y) for determinism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+class ContactPointsError(ValueError):
+    """Contact points could not be extracted (the message says which step failed)."""
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB uint8 → (H, W) bool skin mask (HOI-Forecast's ``skin_extract``)."""
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    hsv = cv2.inRange(cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV), (0, 40, 0), (25, 255, 255))
+    ycc = cv2.inRange(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb), (0, 138, 67), (255, 173, 133))
+    mask = cv2.bitwise_or(hsv, ycc)
+    if not mask.any():
+        return mask.astype(bool)
+    sure_fg = cv2.erode(mask, None, iterations=3)
+    sure_bg = cv2.dilate(mask, None, iterations=3)
+    markers = np.zeros(mask.shape, np.int32)
+    markers[sure_bg == 0] = 1        # certainly background
+    markers[sure_fg > 0] = 2         # certainly skin; the band between is decided by watershed
+    markers = cv2.watershed(bgr, markers)
+    region = np.where(markers == 2, 255, 0).astype(np.uint8)
+    _, region = cv2.threshold(region, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((20, 20), np.uint8))
+    return region > 0
+
+
+def farthest_point_sampling(points: np.ndarray, n: int, seed_points: np.ndarray | None = None) -> np.ndarray:
+    """Greedy FPS of ``points`` (N, 2) down to ``n``; starts from ``seed_points`` if given, else point 0."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) <= n:
+        return pts
+    chosen = [0] if seed_points is None or len(seed_points) == 0 else []
+    d = np.full(len(pts), np.inf)
+    for s in (seed_points if seed_points is not None and len(seed_points) else pts[:1]):
+        d = np.minimum(d, np.sum((pts - s) ** 2, axis=1))
+    while len(chosen) < n:
+        i = int(np.argmax(d))
+        chosen.append(i)
+        d = np.minimum(d, np.sum((pts - pts[i]) ** 2, axis=1))
+    return pts[chosen]
+
+
+def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    return np.array([x1, y1, x2, y2]) if x2 > x1 and y2 > y1 else None
+
+
+def _inside(pts: np.ndarray, box: np.ndarray, tol: float = 0.0) -> np.ndarray:
+    return (pts[:, 0] >= box[0] - tol) & (pts[:, 0] <= box[2] + tol) & (pts[:, 1] >= box[1] - tol) & (pts[:, 1] <= box[3] + tol)
+
+
+def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5, num_sampling: int = 20,
+                      mask: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Contact points (≤ ``num_points``, 2) in pixels of the contact frame, and which path produced them
+    ("contour", "skin" or "box"). Raises :class:`ContactPointsError` if the boxes do not overlap."""
+    hb, ob = np.asarray(hand_box, float), np.asarray(object_box, float)
+    inter = intersect(hb, ob)
+    if inter is None:
+        raise ContactPointsError(f"hand box {hb.round(1).tolist()} and object box {ob.round(1).tolist()} do not overlap")
+    h, w = rgb.shape[:2]
+    skin = skin_mask(rgb) if mask is None else mask
+    hand_mask = np.zeros((h, w), np.uint8)
+    x1, y1 = max(0, int(np.floor(hb[0]))), max(0, int(np.floor(hb[1])))
+    x2, y2 = min(w, int(np.ceil(hb[2]))), min(h, int(np.ceil(hb[3])))
+    hand_mask[y1:y2, x1:x2] = skin[y1:y2, x1:x2]
+    contours, _ = cv2.findContours(hand_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour_pts = np.zeros((0, 2))
+    if contours:
+        largest = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+        contour_pts = largest[_inside(largest, inter, tol=2.0)]
+    centre = np.array([(ob[0] + ob[2]) / 2, (ob[1] + ob[3]) / 2])
+    if len(contour_pts) >= num_points:
+        cand, how = farthest_point_sampling(contour_pts, num_sampling), "contour"
+    else:
+        ix1, iy1 = int(np.floor(inter[0])), int(np.floor(inter[1]))
+        ix2, iy2 = int(np.ceil(inter[2])), int(np.ceil(inter[3]))
+        ys, xs = np.nonzero(skin[max(0, iy1):min(h, iy2), max(0, ix1):min(w, ix2)])
+        pix = np.stack([xs + max(0, ix1), ys + max(0, iy1)], 1).astype(np.float64)
+        how = "skin"
+        if len(pix) < num_points:
+            gx, gy = np.meshgrid(np.linspace(inter[0], inter[2], 8), np.linspace(inter[1], inter[3], 8))
+            pix, how = np.stack([gx.ravel(), gy.ravel()], 1), "box"
+        cand = farthest_point_sampling(pix, num_sampling, seed_points=contour_pts if len(contour_pts) else None)
+    order = np.argsort(np.sum((cand - centre) ** 2, axis=1), kind="stable")
+    return cand[order[:num_points]], how
+
+
+@dataclass
+class Homography:
+    H: np.ndarray        #: 3×3, maps contact-frame pixels to v1 pixels
+    inliers: int
+    matches: int
+
+
+def _feature_mask(shape, boxes, pad: float = 8.0) -> np.ndarray:
+    m = np.full(shape[:2], 255, np.uint8)
+    for b in boxes:
+        if b is None:
+            continue
+        b = np.asarray(b, float)
+        x1, y1 = max(0, int(b[0] - pad)), max(0, int(b[1] - pad))
+        x2, y2 = min(shape[1], int(np.ceil(b[2] + pad))), min(shape[0], int(np.ceil(b[3] + pad)))
+        m[y1:y2, x1:x2] = 0
+    return m
+
+
+def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes, min_inliers: int = 8,
+                        n_features: int = 2000) -> Homography:
+    """Homography from ``src`` (contact frame) to ``dst`` (v1) with ORB features outside ``exclude_boxes``
+    (hand and object boxes, in both frames) and RANSAC (reprojection threshold 4 px)."""
+    g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
+    g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
+    mask = _feature_mask(g1.shape, exclude_boxes)
+    orb = cv2.ORB_create(nfeatures=n_features)
+    k1, d1 = orb.detectAndCompute(g1, mask)
+    k2, d2 = orb.detectAndCompute(g2, mask)
+    if d1 is None or d2 is None or len(k1) < 4 or len(k2) < 4:
+        raise ContactPointsError(f"homography: too few ORB features outside the hand/object boxes ({len(k1)}, {len(k2)})")
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)
+    if len(matches) < 4:
+        raise ContactPointsError(f"homography: only {len(matches)} feature matches")
+    p1 = np.float32([k1[m.queryIdx].pt for m in matches])
+    p2 = np.float32([k2[m.trainIdx].pt for m in matches])
+    H, inl = cv2.findHomography(p1, p2, cv2.RANSAC, 4.0)
+    n_in = int(inl.sum()) if inl is not None else 0
+    if H is None or n_in < min_inliers:
+        raise ContactPointsError(f"homography: {n_in} RANSAC inliers of {len(matches)} matches (< {min_inliers})")
+    return Homography(H, n_in, len(matches))
+
+
+def apply_homography(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 1, 2)
+    return cv2.perspectiveTransform(pts, np.asarray(H, np.float64)).reshape(-1, 2)
+
+
+def map_box(H: np.ndarray, box) -> np.ndarray:
+    """Bounding box of a box's four corners mapped by ``H``."""
+    b = np.asarray(box, float)
+    c = apply_homography(H, np.array([[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]]))
+    return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()])
+
+
+def fit_gmm(points: np.ndarray, n_components: int = 5, seed: int = 0, reg_covar: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal GMM on (K, 2) points → (means k×2, variances k×2), k = min(n_components, K).
+
+    Components are sorted by (x, y). ``reg_covar`` is the variance floor in the points' units squared.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    pts = np.asarray(points, np.float64)
+    k = max(1, min(n_components, len(np.unique(pts.round(6), axis=0))))
+    gm = GaussianMixture(n_components=k, covariance_type="diag", random_state=seed, reg_covar=reg_covar).fit(pts)
+    order = np.lexsort((gm.means_[:, 1], gm.means_[:, 0]))
+    return gm.means_[order], gm.covariances_[order]

