@@ -222,15 +222,7 @@ class EpisodeLog:
 
     def load_image(self, record: EpisodeRecord, which: str) -> np.ndarray:
         """The RGB uint8 image ``which`` ("initial"/"final") of a record."""
-        import cv2
-
-        if which not in record.images:
-            raise KeyError(f"episode {record.episode} attempt {record.attempt} has no {which!r} image")
-        path = self.dir / record.images[which]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"episode image {path} is missing or unreadable")
-        return bgr[:, :, ::-1].copy()
+        return load_episode_image(self.dir, record, which)
 
     def append(self, record: EpisodeRecord) -> None:
         """Append one record durably (flush + fsync of file and directory) before returning."""
@@ -254,3 +246,16 @@ def open_run(log_dir: str | Path) -> tuple[dict, list[EpisodeRecord]]:
     if not run_file.exists():
         raise FileNotFoundError(f"{log_dir} is not a fine-tuning run directory (no {RUN_FILE})")
     return json.loads(run_file.read_text()), read_records(log_dir / EPISODES_FILE)
+
+
+def load_episode_image(log_dir: str | Path, record: EpisodeRecord, which: str) -> np.ndarray:
+    """The RGB uint8 image ``which`` ("initial"/"final") of a record of the run in ``log_dir``."""
+    import cv2
+
+    if which not in record.images:
+        raise KeyError(f"episode {record.episode} attempt {record.attempt} has no {which!r} image")
+    path = Path(log_dir) / record.images[which]
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"episode image {path} is missing or unreadable")
+    return bgr[:, :, ::-1].copy()

@@ -1,0 +1,183 @@
+"""Residual policies (cVAE of §3.2 and Table 3's ablations) on tiny data, and their checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deft_core.finetune.encoders import EncoderConfig
+from deft_core.finetune.policies import (POLICY_KINDS, DistillEpisode, PolicyConfig, episodes_from_log,
+                                         make_policy)
+from deft_core.finetune.policy_checkpoint import CheckpointError, load_policy, save_policy
+from deft_core.grasp import GRASP_DIM, initial_sigma
+
+S0 = initial_sigma()
+A = 2 * S0 * np.where(np.arange(GRASP_DIM) % 3 == 0, -1.0, 1.0)  # a residual of 2 σ₀ per dimension
+TINY = dict(encoder=EncoderConfig(image_size=32, feature_dim=16), hidden=64, d_model=32, layers=1, steps=250)
+
+
+def tiny(kind, **kw):
+    cfg = PolicyConfig(**{**TINY, **({"top_k": None} if kind == "transformer" else {}), **kw})
+    return make_policy(kind, cfg)
+
+
+def _image(value):
+    img = np.zeros((36, 40, 3), np.uint8)
+    img[..., 0] = value
+    img[10:20, 10:20, 2] = 255 - value
+    return img
+
+
+@pytest.fixture(scope="module")
+def image_conditioned():
+    """The best residual depends on the image: a red scene wants +A, a dark one −A."""
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(10):
+        red = i % 2 == 0
+        xi = rng.normal(size=GRASP_DIM) * S0
+        episodes.append(DistillEpisode(image=_image(220 if red else 30), xi=xi,
+                                       delta=(A if red else -A) + 0.05 * S0 * rng.normal(size=GRASP_DIM),
+                                       reward=1.0, episode=i + 1))
+    return episodes
+
+
+@pytest.mark.parametrize("kind", list(POLICY_KINDS))
+def test_policy_trains_and_conditions_on_the_image(kind, image_conditioned):
+    torch.set_num_threads(1)
+    policy = tiny(kind)
+    metrics = policy.fit(image_conditioned)
+    assert metrics["final_loss"] < 0.3 * metrics["initial_loss"]
+    xi = np.zeros(GRASP_DIM)
+    red, dark = policy.act(_image(220), xi), policy.act(_image(30), xi)
+    assert red.shape == (GRASP_DIM,) and red.dtype == np.float64 and np.all(np.isfinite(red))
+    # conditioning matters: each image gets (close to) its own residual, far from the other one
+    sep = np.linalg.norm(2 * A / S0)
+    assert np.linalg.norm((red - A) / S0) < 0.3 * sep, kind
+    assert np.linalg.norm((dark + A) / S0) < 0.3 * sep, kind
+    batch = policy.act_batch([_image(220), _image(30)], np.zeros((2, GRASP_DIM)), np.random.default_rng(3))
+    assert batch.shape == (2, GRASP_DIM)
+    a1 = policy.act(_image(220), xi, np.random.default_rng(5))
+    assert np.array_equal(a1, policy.act(_image(220), xi, np.random.default_rng(5)))
+
+
+def test_cvae_covers_both_modes_where_the_mlp_averages():
+    """Identical conditions, two equally good residuals ±A: cVAE samples land near the modes in both
+    proportions; the MLP predicts their mean, far from either."""
+    episodes = [DistillEpisode(image=_image(100), xi=np.zeros(GRASP_DIM), reward=1.0, episode=i + 1,
+                               delta=(A if i % 2 else -A) + 0.05 * S0 * np.random.default_rng(i).normal(size=GRASP_DIM))
+                for i in range(10)]
+    sep = np.linalg.norm(2 * A / S0)
+    out = {}
+    for kind in ("deft", "mlp"):
+        policy = tiny(kind, steps=300)
+        policy.fit(episodes)
+        s = policy.act_batch([_image(100)] * 200, np.zeros((200, GRASP_DIM)), np.random.default_rng(1))
+        d_plus, d_minus = (np.linalg.norm((s - m) / S0, axis=1) for m in (A, -A))
+        out[kind] = (float((d_plus < d_minus).mean()), float(np.median(np.minimum(d_plus, d_minus)) / sep))
+    assert 0.2 < out["deft"][0] < 0.8 and out["deft"][1] < 0.25, out
+    assert out["mlp"][1] > 0.4, out
+
+
+def test_transformer_follows_the_reward_it_is_conditioned_on():
+    """Same inputs, +A earned reward 1 and −A reward 0: queried with the max reward it outputs +A."""
+    episodes = [DistillEpisode(image=_image(100), xi=np.zeros(GRASP_DIM), delta=A if i % 2 else -A,
+                               reward=float(i % 2), episode=i + 1) for i in range(12)]
+    policy = tiny("transformer", steps=300)
+    policy.fit(episodes)
+    out = policy.act(_image(100), np.zeros(GRASP_DIM))
+    assert np.linalg.norm((out - A) / S0) < 0.25 * np.linalg.norm(2 * A / S0)
+    assert policy.training_summary["episodes"] == list(range(1, 13))  # trained on all episodes
+
+
+def test_top_k_selects_the_best_episodes(image_conditioned):
+    eps = [DistillEpisode(e.image, e.xi, e.delta, reward=float(i), episode=e.episode) for i, e in enumerate(image_conditioned)]
+    policy = tiny("mlp", top_k=3, steps=5)
+    policy.fit(eps)
+    assert policy.training_summary["episodes"] == [10, 9, 8]
+
+
+@pytest.mark.parametrize("kind", list(POLICY_KINDS))
+def test_checkpoint_round_trip_gives_identical_outputs(kind, image_conditioned, tmp_path):
+    policy = tiny(kind, steps=20)
+    metrics = policy.fit(image_conditioned)
+    save_policy(policy, tmp_path / kind, metrics=metrics, extra={"task": "pick_cup"})
+    loaded = load_policy(tmp_path / kind)
+    assert type(loaded) is type(policy) and loaded.config == policy.config
+    for img in (_image(220), _image(30)):
+        xi = np.linspace(-0.1, 0.1, GRASP_DIM)
+        assert np.array_equal(policy.act(img, xi, np.random.default_rng(2)), loaded.act(img, xi, np.random.default_rng(2)))
+    cfg = json.loads((tmp_path / kind / "config.json").read_text())
+    assert cfg["kind"] == kind and cfg["training_data"]["task"] == "pick_cup"
+    assert json.loads((tmp_path / kind / "metrics.json").read_text())["kind"] == kind
+
+
+def test_checkpoint_rejects_mismatched_shapes_and_bad_dirs(image_conditioned, tmp_path):
+    policy = tiny("deft", steps=2)
+    policy.fit(image_conditioned)
+    save_policy(policy, tmp_path / "c")
+    cfg_path = tmp_path / "c" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["policy"]["hidden"] = 32
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"tensor p\.0\.weight has shape"):
+        load_policy(tmp_path / "c")
+    cfg["policy"]["hidden"], cfg["format"] = 64, "pickle"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="format"):
+        load_policy(tmp_path / "c")
+    (tmp_path / "c" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        load_policy(tmp_path / "c")
+    with pytest.raises(RuntimeError, match="not trained"):
+        tiny("mlp").act(_image(1), np.zeros(GRASP_DIM))
+
+
+def test_bad_inputs_are_named(image_conditioned):
+    policy = tiny("mlp", steps=2)
+    policy.fit(image_conditioned)
+    with pytest.raises(ValueError, match="uint8"):
+        policy.act(np.zeros((8, 8, 3)), np.zeros(GRASP_DIM))
+    with pytest.raises(ValueError, match="xi must have shape"):
+        policy.act(_image(1), np.zeros(5))
+    with pytest.raises(ValueError, match="unknown policy kind"):
+        make_policy("gan")
+    bad = [DistillEpisode(_image(1), np.zeros(3), np.zeros(GRASP_DIM), 1.0, episode=4)]
+    with pytest.raises(ValueError, match="episode 4: xi"):
+        tiny("mlp").fit(bad)
+
+
+def test_resnet18_encoder_with_local_weights(tmp_path, image_conditioned):
+    torchvision = pytest.importorskip("torchvision")
+    from safetensors.torch import save_file
+
+    net = torchvision.models.resnet18(weights=None)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "r18.safetensors"))
+    enc = EncoderConfig(kind="resnet18", image_size=32, weights=str(tmp_path / "r18.safetensors"))
+    policy = tiny("deft", encoder=enc, steps=30)
+    metrics = policy.fit(image_conditioned)
+    assert metrics["final_loss"] < metrics["initial_loss"]
+    assert torch.equal(policy.net.encoder.net.conv1.weight, net.conv1.weight)  # loaded, and still frozen
+    save_policy(policy, tmp_path / "ckpt")
+    (tmp_path / "r18.safetensors").unlink()  # the checkpoint alone is enough to load
+    loaded = load_policy(tmp_path / "ckpt")
+    xi = np.zeros(GRASP_DIM)
+    assert np.array_equal(loaded.act(_image(220), xi), policy.act(_image(220), xi))
+    with pytest.raises(FileNotFoundError, match="resnet18 encoder weights not found"):
+        tiny("deft", encoder=enc).fit(image_conditioned)
+
+
+def test_distill_from_a_finetuning_log(tmp_path, toy_env_cls):
+    from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+
+    env = toy_env_cls()
+    cfg = FinetuneConfig(task="pick_cup", seed=1, cem=CEMConfig(num_elites=3, warmup_episodes=3, total_episodes=8))
+    result = run_finetune(env, env.reward, cfg, tmp_path / "run")
+    episodes = episodes_from_log(tmp_path / "run")
+    assert [e.episode for e in episodes] == list(range(1, 9))
+    assert np.array_equal(episodes[0].delta, result.records[0].epsilon_array)
+    policy = tiny("deft", top_k=3, steps=20)
+    policy.fit(episodes)
+    assert sorted(policy.training_summary["episodes"]) == sorted(e.episode for e in result.elites)
