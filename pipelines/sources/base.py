@@ -48,6 +48,7 @@ class ClipRecord:
     noun: str | None = None
     hand_hint: str | None = None  #: "right", "left", "both" or None when the annotation does not say
     frame_base: int = 0           #: 1 when frame numbers are 1-based (EPIC), else 0
+    frame_rate: float = 0.0       #: rate of the native frame numbering, frames/s (0: same as ``fps``)
     contact: dict = field(default_factory=dict)
     sample_id: str = ""
 
@@ -64,12 +65,20 @@ class ClipRecord:
         return self.last_frame - self.first_frame + 1
 
     @property
+    def numbering_rate(self) -> float:
+        return self.frame_rate if self.frame_rate > 0 else self.fps
+
+    @property
     def duration_s(self) -> float:
-        return self.num_frames / self.fps if self.fps > 0 else 0.0
+        return self.num_frames / self.numbering_rate if self.numbering_rate > 0 else 0.0
 
     def decode_index(self, frame: int) -> int:
-        """Native frame number → 0-based index into the decoded video."""
-        return int(frame) - self.frame_base
+        """Native frame number → 0-based index into the decoded video (through time when the
+        numbering rate differs from the video's fps, as for EPIC-55 videos numbered at 60 fps)."""
+        k = int(frame) - self.frame_base
+        if self.frame_rate > 0 and abs(self.frame_rate - self.fps) > 1e-6:
+            return int(round(k * self.fps / self.frame_rate))
+        return k
 
     def to_row(self) -> dict[str, Any]:
         """Flat dict of scalars (``contact`` as a JSON string) for pandas / Ray Data batches."""
@@ -87,6 +96,8 @@ class ClipRecord:
             if k in d:
                 d[k] = int(d[k])
         d["fps"] = float(d["fps"])
+        if "frame_rate" in d:
+            d["frame_rate"] = float(d["frame_rate"])
         for k in ("verb", "noun", "hand_hint"):  # pandas turns None into NaN
             if k in d and not isinstance(d[k], str):
                 d[k] = None

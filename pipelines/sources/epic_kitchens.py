@@ -8,9 +8,14 @@ Layout (epic-kitchens-download-scripts)::
     ROOT/EPIC_100_video_info.csv                         (video_id, duration, fps, resolution)
 
 The narration CSV has 15 columns in the real release (no ``uid``; some copies add it). ``start_frame``
-/ ``stop_frame`` are 1-based RGB frame numbers at the video's **native** fps (59.94, 50, 29.97, 47.95
-or 90 — never assume 60). Timestamps come as ``HH:MM:SS.SS`` or ``HH:MM:SS.SSS``; when a frame column
-is missing it is computed from the timestamp and the video's fps.
+/ ``stop_frame`` are 1-based RGB frame numbers. Videos have different native fps (59.94, 50, 29.97,
+47.95, 90: ``fps`` of the record, used for decoding), but the frame *numbering* is not always at that
+rate: measured on the real ``EPIC_100_validation.csv``, ``start_frame / start_seconds`` is 60.0 (median
+59.999) for every EK-55 video, including the 29.97, 47.95 and 90 fps ones. So each row's numbering
+rate (``ClipRecord.frame_rate``) is inferred as the candidate in (video fps, 60, 50) that best explains
+its frame numbers and timestamps, and :meth:`ClipRecord.decode_index` maps frame numbers to decoded
+video frames through time. Timestamps come as ``HH:MM:SS.SS`` or ``HH:MM:SS.SSS``; when a frame column
+is missing it is computed from the timestamp at the video's fps.
 """
 
 from __future__ import annotations
@@ -119,6 +124,9 @@ class EpicKitchensSource:
         f1 = int(f1) if f1 is not None and not pd.isna(f1) else int(round(t1 * fps)) + 1
         if f0 < 1 or f1 < f0:
             raise ValueError(f"start_frame {f0} / stop_frame {f1} are not 1-based and ordered")
+        rate = fps
+        if t0 > 0.5:  # which numbering rate explains the row (ties → the video's fps)
+            rate = min((fps, 60.0, 50.0), key=lambda r: abs((f0 - 1) - t0 * r))
         narration = row.get("narration")
         narration = "" if narration is None or pd.isna(narration) else str(narration)
         verb, noun = row.get("verb"), row.get("noun")
@@ -126,7 +134,7 @@ class EpicKitchensSource:
             dataset=self.dataset, video_id=vid, action_id=str(row["narration_id"]),
             video_path=str(self.video_path(vid)), fps=fps, first_frame=f0, last_frame=f1,
             text=narration, verb=verb if isinstance(verb, str) else None, noun=noun if isinstance(noun, str) else None,
-            hand_hint=None, frame_base=1, contact={"detections_path": str(self.detections_path(vid)),
+            hand_hint=None, frame_base=1, frame_rate=rate, contact={"detections_path": str(self.detections_path(vid)),
                                                    "start_s": t0, "stop_s": t1},
         )
 

@@ -1,0 +1,172 @@
+"""Sources on real annotation files (fixtures + the full shared copies when present) and hand-made trees."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.sources.base import ClipRecord, open_source
+from pipelines.sources.ego4d import Ego4DSource
+from pipelines.sources.epic_kitchens import EpicKitchensSource, parse_timestamp, read_video_info
+from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
+from pipelines.sources.hoi4d import HOI4DSource, load_task_definitions, parse_sequence_path, task_text
+
+FIX = Path(__file__).parent / "fixtures"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real-annotations"
+
+
+def _epic_csvs():
+    out = [FIX / "epic" / "EPIC_100_validation_excerpt.csv"]
+    if (REAL / "epic-kitchens-100" / "EPIC_100_validation.csv").exists():
+        out.append(REAL / "epic-kitchens-100" / "EPIC_100_validation.csv")
+    return out
+
+
+@pytest.mark.parametrize("csv_path", _epic_csvs(), ids=lambda p: p.name)
+def test_every_real_epic_row_parses_with_its_videos_fps(csv_path):
+    info_path = FIX / "epic" / "EPIC_100_video_info.csv"
+    src = EpicKitchensSource("/data/epic", csv=csv_path, video_info=info_path)
+    recs = list(src.records())
+    with open(csv_path) as f:
+        raw = list(csv.DictReader(f))
+    fps = {r["video_id"]: float(r["fps"]) for r in csv.DictReader(open(info_path))}
+    assert src.bad_rows == [] and len(recs) == len(raw)
+    for rec, row in zip(recs, raw):
+        assert rec.fps == pytest.approx(fps[row["video_id"]])
+        assert (rec.first_frame, rec.last_frame) == (int(row["start_frame"]), int(row["stop_frame"]))
+        # the CSV's frames agree with its timestamps at the inferred numbering rate (60 for EK-55 videos)
+        t0 = parse_timestamp(row["start_timestamp"])
+        assert abs(t0 * rec.numbering_rate - rec.first_frame) <= 3
+        assert abs(rec.decode_index(rec.first_frame) - t0 * rec.fps) <= 0.05 * rec.fps  # decoding goes through time
+        assert rec.frame_base == 1 and rec.text == row["narration"]
+        assert rec.contact["detections_path"].endswith(f"{row['video_id'].split('_')[0]}/hand-objects/{row['video_id']}.pkl")
+    assert {round(r.fps, 2) for r in recs} >= {59.94, 29.97, 90.0}
+
+
+def test_timestamps_both_formats_and_bad_values():
+    assert parse_timestamp("00:00:01.089") == pytest.approx(1.089)
+    assert parse_timestamp("00:01:02.37") == pytest.approx(62.37)
+    assert parse_timestamp("01:00:00.00") == 3600
+    with pytest.raises(ValueError, match="12:3"):
+        parse_timestamp("12:3")
+
+
+def test_epic_malformed_rows_become_source_errors(tmp_path):
+    (tmp_path / "info.csv").write_text("video_id,duration,fps,resolution\nP01_101,10.0,50.0,1920x1080\n")
+    (tmp_path / "ann.csv").write_text(
+        "narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,narration,verb,noun\n"
+        "P01_101_0,P01,P01_101,00:00:01.000,00:00:01.00,00:00:02.50,take cup,take,cup\n"
+        "P01_101_1,P01,P01_101,00:00:01.000,bad,00:00:02.50,take cup,take,cup\n"
+        "P99_01_0,P99,P99_01,00:00:01.000,00:00:01.00,00:00:02.50,take cup,take,cup\n")
+    src = EpicKitchensSource(tmp_path, csv=tmp_path / "ann.csv", video_info=tmp_path / "info.csv")
+    recs = list(src.records())
+    assert [r.action_id for r in recs] == ["P01_101_0"]
+    assert (recs[0].first_frame, recs[0].last_frame, recs[0].fps) == (51, 126, 50.0)  # frames from timestamps at 50 fps
+    assert [e["stage"] for e in src.bad_rows] == ["source", "source"]
+    assert "bad" in src.bad_rows[0]["error"] and "P99_01" in src.bad_rows[1]["error"]
+    assert read_video_info(tmp_path / "info.csv")["P01_101"]["width"] == 1920
+
+
+def _release_lines():
+    paths = [FIX / "hoi4d" / "release_excerpt.txt"]
+    if (REAL / "hoi4d" / "release.txt").exists():
+        paths.append(REAL / "hoi4d" / "release.txt")
+    return paths
+
+
+@pytest.mark.parametrize("release", _release_lines(), ids=lambda p: p.name)
+def test_every_hoi4d_release_path_parses_and_resolves_to_text(release):
+    lines = [l.strip() for l in release.read_text().splitlines() if l.strip()]
+    src = HOI4DSource("/data/hoi4d", release=release)
+    unresolved = []
+    for line in lines:
+        seq = parse_sequence_path(line)
+        assert seq.path == line and seq.camera.startswith("ZY")
+        try:
+            text, verb, noun = src.text_for(seq)
+            assert text == text.lower() and verb == text.split()[0] and noun
+        except ValueError as exc:
+            unresolved.append(str(exc))
+    assert unresolved == []
+    if release.name == "release.txt":
+        assert len(lines) == 2971
+
+
+def test_hoi4d_task_text_rules():
+    defs = load_task_definitions()
+    assert defs[2][0] == "Mug" and defs[2][1][1] == "Pick and place"
+    assert task_text("Mug", "Pick and place") == "pick and place the mug"
+    assert task_text("Mug", "Put it in the drawer") == "put the mug in the drawer"
+    assert task_text("Storage Furniture", "Open and close the drawer") == "open and close the drawer"
+    with pytest.raises(ValueError, match="not a HOI4D sequence path"):
+        parse_sequence_path("ZY1/H1/C1")
+
+
+def _hoi4d_tree(root: Path, old_format: bool = False) -> str:
+    rel = "ZY20210800001/H1/C2/N01/S10/s01/T1"
+    act = root / "HOI4D_annotations" / rel / "action"
+    act.mkdir(parents=True)
+    events = [{"event": "reach", "startTime": 0.5, "endTime": 2.0}, {"event": "grasp", "startTime": 2.0, "endTime": 4.0}]
+    data = {"info": {"duration": 10.0}}
+    if old_format:
+        data["markResult"] = {"marks": [{"event": e["event"], "hdTimeStart": e["startTime"], "hdTimeEnd": e["endTime"]} for e in events]}
+    else:
+        data["events"] = events
+    (act / "color.json").write_text(json.dumps(data))
+    (root / "handpose" / "refinehandpose_right" / rel).mkdir(parents=True)
+    return rel
+
+
+@pytest.mark.parametrize("old_format", [False, True])
+def test_hoi4d_source_reads_a_tree_without_release_txt(tmp_path, old_format):
+    rel = _hoi4d_tree(tmp_path, old_format)
+    (recs,) = list(HOI4DSource(tmp_path).records())
+    assert recs.video_id == rel and recs.fps == pytest.approx(30.0)  # 300 frames / 10 s
+    assert (recs.first_frame, recs.last_frame) == (15, 120)
+    assert recs.contact["grasp_frame"] == 60 and recs.text == "pick and place the mug" and recs.hand_hint == "right"
+
+
+def _ego4d_json(path: Path) -> None:
+    def action(uid, text, **kw):
+        a = {"uid": uid, "narration_text": text, "is_valid_action": True, "is_rejected": False,
+             "is_invalid_annotation": False, "stage": 3, "start_frame": 100, "end_frame": 200,
+             "structured_verb": "pick_up", "critical_frames": {"pre_45": 110, "pnr_frame": 160, "contact_frame": 150},
+             "frames": [{"frame_type": "contact_frame", "frame_number": 150, "boxes": [
+                 {"object_type": "right_hand", "structured_noun": None, "instance_number": 1, "bbox": {"x": 10, "y": 20, "width": 30, "height": 40}},
+                 {"object_type": "object_of_change", "structured_noun": "cup", "instance_number": 1, "bbox": {"x": 35, "y": 30, "width": 50, "height": 50}}]}]}
+        a.update(kw)
+        return a
+    nopnr = action("a6", "#C C opens tap", critical_frames={"pre_45": 110, "contact_frame": None, "pnr_frame": 170})
+    acts = [action("a1", "#C C picks up the cup"), action("a2", "#O man picks a cup"), action("a3", "#C C x", is_rejected=True),
+            action("a4", "#C C y", stage=None), action("a5", "#C C z", critical_frames=None), nopnr,
+            action("a7", "#C C broken", frames=[{"frame_type": "contact_frame", "frame_number": 150, "boxes": [{"object_type": "tool"}]}])]
+    path.write_text(json.dumps({"version": "2", "videos": [{"video_uid": "vid0", "video_metadata": {"fps": 30, "width": 1920, "height": 1080},
+                                                            "annotated_intervals": [{"narrated_actions": acts}]}]}))
+
+
+def test_ego4d_source_filters_and_fallbacks(tmp_path):
+    (tmp_path / "v2" / "annotations").mkdir(parents=True)
+    _ego4d_json(tmp_path / "v2" / "annotations" / "fho_main.json")
+    src = open_source("ego4d", str(tmp_path))
+    recs = {r.action_id: r for r in src.records()}
+    assert sorted(recs) == ["a1", "a6"]
+    assert recs["a1"].contact["contact_frame"] == 150 and recs["a6"].contact["contact_frame"] == 170  # pnr fallback
+    assert recs["a1"].contact["boxes"]["contact_frame"]["right_hand"] == [[10.0, 20.0, 40.0, 60.0]]
+    assert recs["a1"].hand_hint == "right" and recs["a1"].video_path.endswith("v2/full_scale/vid0.mp4")
+    assert src.skipped == {"not a camera-wearer narration": 1, "rejected": 1, "stage is None": 1, "no critical frames": 1}
+    assert [e["stage"] for e in src.bad_rows] == ["source"] and "a7" in src.bad_rows[0]["error"]
+    back = ClipRecord.from_row(recs["a1"].to_row())
+    assert back == recs["a1"]
+
+
+def test_filters_count_what_they_remove():
+    def rec(i, n, text="take cup", hint=None):
+        return ClipRecord("epic_kitchens", "P01_01", str(i), "v.mp4", 50.0, 1, n, text=text, hand_hint=hint)
+    recs = [rec(0, 100), rec(1, 3), rec(2, 100, hint="left"), rec(3, 100, text=" "), rec(4, 100, hint="right")]
+    stats = FilterStats()
+    kept = list(apply_filters(recs, FilterConfig(min_duration_s=0.5), stats))
+    assert [r.action_id for r in kept] == ["0", "4"]
+    assert stats.as_dict() == {"read": 5, "kept": 2, "removed": {"too_short": 1, "not_right_hand": 1, "no_text": 1}}
