@@ -15,11 +15,13 @@ import numpy as np
 from deft_core.geometry import matrix_to_quaternion, quaternion_to_matrix
 
 IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
+#: every model that includes these snippets must use radians (joint ranges, ctrl ranges are in rad)
+COMPILER = '<compiler angle="radian" autolimits="true"/>'
 
 
 def fmt(values) -> str:
     """Space-separated numbers with enough precision for sub-micrometre geometry."""
-    return " ".join(f"{float(v):.6g}" for v in np.atleast_1d(np.asarray(values, dtype=np.float64)))
+    return " ".join(f"{float(v):.9g}" for v in np.atleast_1d(np.asarray(values, dtype=np.float64)))
 
 
 def attrs(**kw) -> str:
@@ -31,7 +33,7 @@ def attrs(**kw) -> str:
         if isinstance(value, (tuple, list, np.ndarray)):
             value = fmt(value)
         elif isinstance(value, float):
-            value = f"{value:.6g}"
+            value = f"{value:.9g}"
         out.append(f"{key.rstrip('_')}={quoteattr(str(value))}")
     return " ".join(out)
 
