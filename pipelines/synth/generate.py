@@ -60,9 +60,12 @@ def plan_clips(dataset: str, clips: int, seed: int, corrupt: int = 0) -> list[Cl
         raise ValueError(f"--corrupt must be between 0 and the number of clips ({clips}), got {corrupt}")
     rng = np.random.default_rng([seed, 0x5EED])
     task_offset = int(rng.integers(0, len(TASK_NAMES)))
-    corrupt_at = set(np.linspace(0, clips - 1, corrupt).round().astype(int).tolist()) if corrupt else set()
-    while len(corrupt_at) < corrupt:  # rounding collisions for corrupt close to clips
-        corrupt_at.add(min(set(range(clips)) - corrupt_at))
+    # Spread corruptions evenly, sparing the left-hand / no-contact clips while there are enough others.
+    pool = [i for i in range(clips) if i % 10 not in (4, 7)]
+    pool = pool if len(pool) >= corrupt else list(range(clips))
+    corrupt_at = {pool[j] for j in np.linspace(0, len(pool) - 1, corrupt).round().astype(int)} if corrupt else set()
+    while len(corrupt_at) < corrupt:  # rounding collisions when corrupt is close to clips
+        corrupt_at.add(min(set(pool) - corrupt_at))
     plans: list[ClipPlan] = []
     video_left = 0
     video_id, fps = "", 30.0

@@ -1,0 +1,83 @@
+"""HOI4D sequence folders, pickles, depth and intrinsics read back independently."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from pipelines.synth.video import read_video
+from pipelines.synth.writers.groundtruth import load_clip_arrays, read_clip_records, read_manifest
+from tests.synth import readers as R
+
+
+def test_layout_ids_and_release(hoi4d_root):
+    seqs = (hoi4d_root / "release.txt").read_text().split()
+    assert len(seqs) == 12 and len(set(seqs)) == 12
+    real = R.hoi4d_task_ids()
+    for s in seqs:
+        assert R.HOI4D_SEQ.match(s), s
+        c = int(s.split("/")[2][1:])
+        t = int(s.split("/")[6][1:])
+        assert (c, t) in real, f"{s}: C{c} T{t} is not a real HOI4D task"
+        cam = s.split("/")[0]
+        K = np.load(hoi4d_root / "camera_params" / cam / "intrin.npy")
+        assert K.shape == (3, 3) and K[2, 2] == 1
+
+
+def test_sequences_agree_with_truth(hoi4d_root):
+    man = read_manifest(hoi4d_root)
+    broken = {c["clip_id"]: c["kind"] for c in man["corruptions"]}
+    assert len(broken) == 4
+    for rec in read_clip_records(hoi4d_root):
+        base = hoi4d_root / rec["video_id"]
+        kind = broken.get(rec["clip_id"])
+        if kind == "truncated_video":
+            assert not R.ffprobe_ok(base / "align_rgb/image.mp4")
+            continue
+        if kind == "missing_action_json":
+            assert not (base / "action/color.json").exists()
+            continue
+        if kind == "malformed_action_json":
+            with pytest.raises(json.JSONDecodeError):
+                json.loads((base / "action/color.json").read_text())
+            continue
+        p = R.ffprobe(base / "align_rgb/image.mp4")
+        assert p["frames"] == rec["num_frames"]
+        action = json.loads((base / "action/color.json").read_text())
+        fps = p["frames"] / action["info"]["duration"]
+        assert fps == pytest.approx(float(p["fps"]))
+        ev = action["events"]
+        assert all({"event", "startTime", "endTime"} == set(e) and e["startTime"] <= e["endTime"] for e in ev)
+        grasp = [e for e in ev if e["event"] == "Grasp"]
+        if rec["has_contact"]:
+            assert round(grasp[0]["startTime"] * fps) == rec["contact_frame"]
+        else:
+            assert not grasp
+        d = R.ffprobe(base / "align_depth/depth_video.avi")
+        assert d["frames"] == rec["num_frames"] and d["pix_fmt"] == "gray16le"
+        hp = hoi4d_root / "handpose" / f"refinehandpose_{rec['hand_side']}" / rec["video_id"]
+        if kind == "missing_handpose":
+            assert not hp.exists()
+            continue
+        gt = load_clip_arrays(hoi4d_root, rec["clip_id"])
+        files = sorted(hp.glob("*.pickle"), key=lambda f: int(f.stem))
+        assert len(files) == rec["num_frames"]
+        for f in files[:: max(1, len(files) // 4)]:
+            item = pickle.load(f.open("rb"))
+            assert set(item) == {"poseCoeff", "beta", "trans", "kps2D"}
+            assert np.shape(item["poseCoeff"]) == (48,) and np.shape(item["beta"]) == (10,)
+            assert np.shape(item["trans"]) == (3,) and np.shape(item["kps2D"]) == (21, 2)
+            t = int(f.stem)
+            pose = np.concatenate([gt["wrist_rotation"][t], gt["hand_pose"][t]])
+            if rec["hand_side"] == "left":
+                pose = (pose.reshape(16, 3) * [1, -1, -1]).reshape(48)
+            np.testing.assert_allclose(item["poseCoeff"], pose, atol=1e-5)
+            np.testing.assert_allclose(item["trans"], gt["hand_trans"][t], atol=1e-5)
+
+
+def test_depth_is_lossless_millimetres(hoi4d_root):
+    rec = [r for r in read_clip_records(hoi4d_root) if not r["corrupt"]][0]
+    depth = read_video(hoi4d_root / rec["extra"]["depth_path"], gray16=True)
+    assert depth.dtype == np.uint16 and depth.shape[0] == rec["num_frames"]
+    assert np.all(depth == 600)  # the fake renders a flat 0.6 m scene
