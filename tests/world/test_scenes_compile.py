@@ -87,3 +87,16 @@ def test_camera_intrinsics_and_extrinsics_match_the_render():
         assert 0 <= u < w and 0 <= v < h
         win = seg[max(v - 3, 0):v + 4, max(u - 3, 0):u + 4, 0].ravel()  # geom ids near the projected pixel
         assert any(g >= 0 and m.geom_bodyid[g] in body_ids for g in win), region
+
+
+def test_world_command_writes_a_scene_that_compiles(tmp_path, capsys):
+    from robot.cli import main
+
+    out = tmp_path / "scene.xml"
+    assert main(["world", "--scene", "flip_bagel", "--seed", "1", "--out", str(out), "--json"]) == 0
+    m = mujoco.MjModel.from_xml_string(out.read_text())
+    assert m.body("support/root") and m.site("obj/handle")
+    assert main(["world", "--scene", "flip_bagel", "--out", str(out)]) == 2  # no silent overwrite
+    assert main(["world", "--kind", "lemon", "--json"]) == 0
+    assert "lime_green" in capsys.readouterr().out
+    assert main(["world", "--kind", "plate"]) == 2
