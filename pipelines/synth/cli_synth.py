@@ -48,7 +48,6 @@ def run(args: argparse.Namespace, *, render_fn=None, demo_fn=None) -> int:
     from pathlib import Path
 
     from rich.console import Console
-    from rich.table import Table
 
     from pipelines.synth.generate import DATASETS, OutputExistsError, generate_dataset, prepare_output
 
@@ -73,11 +72,7 @@ def run(args: argparse.Namespace, *, render_fn=None, demo_fn=None) -> int:
             raise CommandError(str(exc)) from None
         except RuntimeError as exc:
             raise CommandError(str(exc)) from None
-    table = Table(title="deft data synth")
-    for col in ("dataset", "root", "clips", "videos", "files", "MB", "corrupted", "seconds", "clips/min"):
-        table.add_column(col)
     for s in summaries:
-        table.add_row(s.dataset, s.root, str(s.clips), str(s.videos), str(s.files), f"{s.bytes / 1e6:.1f}",
-                      str(s.corrupted), f"{s.seconds:.1f}", f"{s.clips_per_minute:.1f}")
-    Console().print(table)
+        print(f"{s.dataset}: {s.clips} clips in {s.videos} videos, {s.files} files ({s.bytes / 1e6:.1f} MB), "
+              f"{s.corrupted} corrupted, {s.seconds:.1f} s, {s.clips_per_minute:.1f} clips/min -> {s.root}")
     return 0

@@ -130,9 +130,13 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     writer = VideoWriter(path, fps, codec=codec, crf=crf)
     try:
         writer.append(frames)
-    finally:
-        info = writer.close()
-    return info
+    except BaseException:
+        try:
+            writer.close()
+        except ValueError:
+            pass  # nothing was written; the original error is the one to report
+        raise
+    return writer.close()
 
 
 def write_depth_video(path: str | Path, depth_mm: np.ndarray, fps: float | Fraction) -> VideoInfo:

@@ -186,7 +186,7 @@ class EpicKitchensWriter(DatasetWriter):
         if rng.random() < 0.15:  # a low-score false positive somewhere in the frame
             x, y = rng.uniform(0, W * 0.8), rng.uniform(0, H * 0.8)
             o = det.objects.add(score=float(rng.uniform(0.02, 0.3)))
-            o.bbox.CopyFrom(epic_hoa.normalise_box(x, y, x + rng.uniform(10, W * 0.2), y + rng.uniform(10, H * 0.2), W, H))
+            o.bbox.CopyFrom(epic_hoa.normalise_box(x, y, x + rng.uniform(0.05, 0.2) * W, y + rng.uniform(0.05, 0.2) * H, W, H))
         return det
 
     def close_video(self) -> None:
