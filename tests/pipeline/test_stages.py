@@ -1,0 +1,228 @@
+"""Stages on small hand-made arrays (no Ray, no video)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+
+from pipelines.formats.epic_hoa import BBox, Detections, FloatVector, HandDetection, HandSide, HandState, ObjectDetection, write_hand_object_pickle
+from pipelines.sources.base import ClipRecord
+from pipelines.stages import contact_points as cp
+from pipelines.stages.contact_frame import (Ego4DAnnotatedContact, EpicDetectionsContact, HOI4DGeometryContact, ContactError,
+                                            project_object_box, smooth_contact)
+from pipelines.stages.crop import crop_jpeg, square_box, to_crop_normalised
+from pipelines.stages.hand_pose import HOI4DHandPose, make_hand_pose_backend, mirror_axis_angle
+from pipelines.stages.text import lemmatise_verb, make_text_encoder, normalise_narration
+from tests.pipeline.frames import scene
+
+W, H = 456, 256
+
+
+def test_skin_blob_touching_box_gives_points_on_the_touching_edge():
+    img, obj, hand = scene()
+    mask = cp.skin_mask(img)
+    assert 0.9 * np.pi * 30 * 18 < mask.sum() < 1.2 * np.pi * 30 * 18  # the ellipse, not the grey background
+    pts, how = cp.contact_points_at(img, hand, obj)
+    assert how == "contour" and pts.shape == (5, 2)
+    inter = cp.intersect(hand, obj)
+    assert np.all(pts[:, 0] >= inter[0] - 2) and np.all(pts[:, 0] <= inter[2] + 2)
+    # the 5 kept are the sampled contour points nearest the object centre
+    assert np.all(np.abs(pts[:, 1] - 140) < 18)
+
+
+def test_contact_points_fallbacks_and_no_overlap():
+    img, obj, hand = scene()
+    blank = np.full_like(img, 128)
+    pts, how = cp.contact_points_at(blank, hand, obj)
+    assert how == "box" and len(pts) == 5 and np.all(cp._inside(pts, cp.intersect(hand, obj)))
+    with pytest.raises(cp.ContactPointsError, match="do not overlap"):
+        cp.contact_points_at(img, [0, 0, 10, 10], obj)
+
+
+def test_homography_recovered_from_background_features():
+    img, obj, hand = scene(seed=3)
+    H_true = np.array([[1.0, 0.015, 9.0], [-0.01, 0.99, -6.0], [1e-5, 0, 1]])
+    v1 = cv2.warpPerspective(img, H_true, (W, H))  # v1 sees the contact frame's content moved by H_true
+    hom = cp.estimate_homography(img, v1, [hand, obj])
+    assert hom.inliers >= 50
+    probe = np.array([[100.0, 50.0], [300.0, 200.0], [230.0, 140.0]])
+    err = np.linalg.norm(cp.apply_homography(hom.H, probe) - cp.apply_homography(H_true, probe), axis=1)
+    assert err.max() < 1.0
+    with pytest.raises(cp.ContactPointsError):
+        cp.estimate_homography(np.full_like(img, 90), np.full_like(img, 90), [hand, obj])
+
+
+def test_gmm_is_deterministic_and_sorted():
+    pts = np.array([[0.2, 0.3], [0.21, 0.31], [0.7, 0.6], [0.72, 0.61], [0.5, 0.5]])
+    m1, v1 = cp.fit_gmm(pts, 2, seed=0)
+    m2, _ = cp.fit_gmm(pts[::-1], 2, seed=0)
+    assert m1.shape == (2, 2) and np.all(v1 > 0) and np.allclose(m1, m2, atol=1e-6)
+    assert m1[0, 0] < m1[1, 0] and np.allclose(m1[0], [0.205, 0.305], atol=1e-3)
+    m5, v5 = cp.fit_gmm(pts, 5)
+    assert m5.shape == (5, 2) and v5.shape == (5, 2)
+    assert np.min(np.linalg.norm(pts[:, None] - m5[None], axis=2), axis=1).max() < 0.02  # every point has a component
+
+
+@pytest.mark.parametrize("box,expect", [
+    ((200, 100, 280, 180), (180, 80, 300, 200)),          # interior: padded 20 px, already square
+    ((0, 0, 40, 20), (0, 0, 80, 80)),                    # top-left corner: shifted inside, still square
+    ((430, 230, 456, 256), (390, 190, 456, 256)),        # bottom-right corner: 26 + 2·20 = 66 px
+])
+def test_square_crop_stays_square_inside_the_image(box, expect):
+    sq = square_box(box, (W, H), pad=20)
+    assert tuple(sq.astype(int)) == expect
+    assert sq[2] - sq[0] == sq[3] - sq[1]
+
+
+def test_crop_larger_than_image_is_clipped_and_jpeg_decodes():
+    sq = square_box((10, 5, 440, 250), (W, H), pad=20)
+    assert tuple(sq.astype(int)) == (0, 0, W, H)
+    img, obj, _ = scene()
+    box = square_box(obj, (W, H))
+    jpg = crop_jpeg(img, box)
+    dec = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+    assert jpg[:2] == b"\xff\xd8" and dec.shape == (120, 120, 3)
+    assert np.allclose(to_crop_normalised([[180, 80], [300, 200], [240, 140]], box), [[0, 0], [1, 1], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("#C C picks up the cup", "pick up the cup"), ("#c c washes the plate.", "wash the plate"),
+    ("#C C presses the button", "press the button"), ("#C C carries a bag", "carry a bag"),
+    ("#C C closes the drawer", "close the drawer"), ("take plate", "take plate"), ("  Open   Fridge ", "open fridge"),
+    ("#C C", ""), ("#C C opens the tap #unsure", "open the tap"),
+])
+def test_narration_normalisation(text, expect):
+    assert normalise_narration(text) == expect
+
+
+def test_lemmatiser_rules():
+    assert [lemmatise_verb(w) for w in ("picks", "fixes", "tries", "goes", "has", "press", "put")] == \
+        ["pick", "fix", "try", "go", "have", "press", "put"]
+
+
+def test_clip_encoder_names_the_missing_weight_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.bin"):
+        make_text_encoder("clip", weights=str(tmp_path / "missing.bin"))
+    with pytest.raises(ValueError, match="known: minilm, clip"):
+        make_text_encoder("bert")
+
+
+@pytest.mark.slow
+def test_minilm_embeds_offline():
+    enc = make_text_encoder("minilm")
+    z = enc.encode(["pick up the cup", "pick up the mug", "open the drawer"])
+    assert z.shape == (3, 384) and z.dtype == np.float32
+    assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-4)
+    assert z[0] @ z[1] > z[0] @ z[2]
+
+
+# ------------------------------------------------------------------------------- contact frame
+def _dets(path, contact_frames, n=12, glitch=()):
+    out = []
+    for i in range(n):
+        f = i + 1
+        d = Detections(video_id="P01_01", frame_number=f)
+        state = HandState.PORTABLE_OBJECT if f in contact_frames or f in glitch else HandState.NO_CONTACT
+        d.hands.append(HandDetection(bbox=BBox(left=0.3, top=0.4, right=0.45, bottom=0.6), score=0.9, state=state,
+                                     object_offset=FloatVector(x=0.12, y=0.0), side=HandSide.RIGHT))
+        d.hands.append(HandDetection(bbox=BBox(left=0.05, top=0.4, right=0.15, bottom=0.6), score=0.9,
+                                     state=HandState.PORTABLE_OBJECT, side=HandSide.LEFT))  # left hand never counts
+        d.objects.append(ObjectDetection(bbox=BBox(left=0.42, top=0.35, right=0.6, bottom=0.65), score=0.8))
+        d.objects.append(ObjectDetection(bbox=BBox(left=0.8, top=0.1, right=0.9, bottom=0.2), score=0.9))
+        out.append(d)
+    write_hand_object_pickle(path, out)
+
+
+def _epic_record(path, first=1, last=12):
+    return ClipRecord("epic_kitchens", "P01_01", "P01_01_0", "v.MP4", 50.0, first, last, text="take cup", frame_base=1,
+                      contact={"detections_path": str(path)})
+
+
+def test_epic_contact_smoothing_drops_a_glitch_and_fills_a_gap(tmp_path):
+    p = tmp_path / "P01_01.pkl"
+    _dets(p, contact_frames={6, 7, 9, 10, 11}, glitch={3})  # frame 3 alone = glitch; frame 8 = one-frame gap
+    res = EpicDetectionsContact().detect(_epic_record(p), (W, H))
+    assert res.frame == 6
+    assert np.allclose(res.hand_box, [0.3 * W, 0.4 * H, 0.45 * W, 0.6 * H])
+    assert np.allclose(res.object_box, [0.42 * W, 0.35 * H, 0.6 * W, 0.65 * H])  # nearest to hand centre + offset
+    assert res.hand_score == pytest.approx(0.9)
+    series = np.zeros(12, bool)
+    series[[2, 5, 6, 8, 9, 10]] = True
+    assert smooth_contact(series).tolist() == [False] * 5 + [True] * 6 + [False]
+
+
+def test_epic_contact_respects_clip_range_and_thresholds(tmp_path):
+    p = tmp_path / "P01_01.pkl"
+    _dets(p, contact_frames={2, 3, 4, 9, 10, 11})
+    assert EpicDetectionsContact().detect(_epic_record(p, first=6), (W, H)).frame == 9
+    with pytest.raises(ContactError, match="no right-hand"):
+        EpicDetectionsContact(hand_threshold=0.95).detect(_epic_record(p), (W, H))
+    with pytest.raises(FileNotFoundError, match="missing.pkl"):
+        EpicDetectionsContact().detect(_epic_record(tmp_path / "missing.pkl"), (W, H))
+
+
+def test_ego4d_contact_scales_boxes_to_the_decoded_video():
+    rec = ClipRecord("ego4d", "vid0", "a1", "v.mp4", 30.0, 100, 200, text="#C C picks up the cup",
+                     contact={"contact_frame": 150, "critical_frames": {"contact_frame": 150}, "frame_width": 1920, "frame_height": 1080,
+                              "boxes": {"contact_frame": {"frame_number": 150, "right_hand": [[960, 540, 1200, 800]],
+                                                          "tool": [[0, 0, 50, 50]], "object_of_change": [[1100, 500, 1400, 900]]}}})
+    res = Ego4DAnnotatedContact().detect(rec, (960, 540))
+    assert res.frame == 150 and np.allclose(res.hand_box, [480, 270, 600, 400]) and np.allclose(res.object_box, [550, 250, 700, 450])
+    rec.contact["boxes"]["contact_frame"].pop("right_hand")
+    with pytest.raises(ContactError, match="right_hand"):
+        Ego4DAnnotatedContact().detect(rec, (960, 540))
+
+
+def _hoi4d_frames(tmp_path, n=10, touch_from=5):
+    K = np.array([[500.0, 0, 228], [0, 500, 128], [0, 0, 1]])
+    hp, op = tmp_path / "handpose", tmp_path / "objpose"
+    hp.mkdir()
+    op.mkdir()
+    np.save(tmp_path / "intrin.npy", K)
+    obj = {"label": "mug", "center": {"x": 0.0, "y": 0.0, "z": 0.5}, "rotation": {"x": 0, "y": 0, "z": 0},
+           "dimensions": {"length": 0.1, "width": 0.1, "height": 0.1}}
+    for f in range(n):
+        (op / f"{f}.json").write_text(json.dumps({"dataList": [obj]}))
+        x0 = 140.0 if f < touch_from else 185.0   # fingertips end at x0; the object projects to x ≈ 172..284 px
+        kps = np.stack([np.linspace(x0 - 40, x0, 21), np.full(21, 128.0)], 1)
+        pose = np.concatenate([[0.1, -0.2, 0.3], np.full(45, 0.01 * f)])
+        with open(hp / f"{f}.pickle", "wb") as fh:
+            pickle.dump({"poseCoeff": pose, "beta": np.zeros(10), "trans": np.array([0, 0, 0.5]), "kps2D": kps}, fh)
+    return ClipRecord("hoi4d", "ZY1/H1/C2/N1/S1/s01/T1", "seq", "image.mp4", 30.0, 0, n - 1, text="pick and place the mug",
+                      contact={"handpose_dir": str(hp), "objpose_dir": str(op), "intrinsics_path": str(tmp_path / "intrin.npy")})
+
+
+def test_hoi4d_geometry_contact_and_pose(tmp_path):
+    rec = _hoi4d_frames(tmp_path)
+    res = HOI4DGeometryContact().detect(rec, (W, H))
+    assert res.frame == 5
+    r = 500 * 0.05 / 0.45  # the near face (z = 0.45 m) bounds the projection
+    assert np.allclose(res.object_box, [228 - r, 128 - r, 228 + r, 128 + r])
+    assert res.hand_box[2] > 185 and res.hand_box[0] < 145
+    pose = make_hand_pose_backend("hoi4d").estimate(rec, None, res)
+    assert pose.source == "hoi4d"
+    assert np.allclose(pose.wrist_rotation, [0.1, -0.2, 0.3]) and np.allclose(pose.hand_pose, 0.05)
+
+
+def test_hoi4d_pose_missing_pickle_names_the_file(tmp_path):
+    rec = _hoi4d_frames(tmp_path)
+    res = HOI4DGeometryContact().detect(rec, (W, H))
+    (tmp_path / "handpose" / "5.pickle").unlink()
+    with pytest.raises(FileNotFoundError, match="frame 5"):
+        HOI4DHandPose().estimate(rec, None, res)
+
+
+def test_project_object_box_rotated_about_z_is_symmetric():
+    K = np.array([[500.0, 0, 228], [0, 500, 128], [0, 0, 1]])
+    box = project_object_box({"center": np.array([0, 0, 1.0]), "rotation": np.array([0, 0, np.pi / 4]),
+                              "dimensions": np.array([0.2, 0.2, 0.0])}, K)
+    half = 500 * 0.1 * np.sqrt(2)  # the square's diagonal faces the image axes after 45°
+    assert np.allclose(box, [228 - half, 128 - half, 228 + half, 128 + half])
+
+
+def test_mirror_axis_angle_negates_y_and_z():
+    assert np.allclose(mirror_axis_angle(np.array([0.1, 0.2, 0.3, -1, -2, -3])), [0.1, -0.2, -0.3, -1, 2, 3])
