@@ -1,0 +1,155 @@
+"""Camera extrinsics/intrinsics from synthetic board images (drawn and warped by OpenCV at known poses) and
+the hand joint→motor mapping fit from synthetic pairs."""
+
+import cv2
+import numpy as np
+import pytest
+
+from deft_core.geometry import (euler_xyz_to_matrix, intrinsics_matrix, invert_transform, look_at, make_transform,
+                                rotation_angle_between)
+from robot.calibration import (BoardSpec, board_pose, calibrate_intrinsics, detect_board, extrinsics_from_board_pose,
+                               extrinsics_hand_eye, fit_hand_mapping, load_pairs)
+
+W, H = 640, 480
+K = intrinsics_matrix(600.0, 600.0, 319.5, 239.5)
+SPEC = BoardSpec.parse("checkerboard:9x6:0.025")
+
+
+def _texture(spec, px=40, margin=40):
+    cols, rows = spec.cols + 1, spec.rows + 1  # squares
+    img = np.full((rows * px + 2 * margin, cols * px + 2 * margin), 255, np.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            if (r + c) % 2 == 0:
+                img[margin + r * px: margin + (r + 1) * px, margin + c * px: margin + (c + 1) * px] = 0
+    s = spec.size / px
+    c0 = margin + px - 0.5  # the first inner corner (board origin) lies between pixel centres
+    return img, np.array([[s, 0, -c0 * s], [0, s, -c0 * s], [0, 0, 1.0]])
+
+
+def render(T_camera_board, spec=SPEC, texture=None):
+    tex, S = texture if texture is not None else _texture(spec)
+    Hm = K @ np.column_stack([T_camera_board[:3, 0], T_camera_board[:3, 1], T_camera_board[:3, 3]]) @ S
+    return cv2.warpPerspective(tex, Hm, (W, H), flags=cv2.INTER_LINEAR, borderValue=160)
+
+
+def _board_facing_camera(dist, tilt):
+    """A board pose in the camera frame, roughly fronto-parallel, centred in view."""
+    R = euler_xyz_to_matrix(tilt)
+    centre = np.array([(SPEC.cols - 1) * SPEC.size / 2, (SPEC.rows - 1) * SPEC.size / 2, 0.0])
+    return make_transform(R, np.array([0.0, 0.0, dist]) - R @ centre)
+
+
+def test_board_spec_parsing():
+    assert (SPEC.cols, SPEC.rows, SPEC.size) == (9, 6, 0.025)
+    a = BoardSpec.parse("aruco:4x4_50:0.08:3")
+    assert a.kind == "aruco" and a.dictionary == "4X4_50" and a.marker_id == 3
+    with pytest.raises(ValueError, match="checkerboard:COLSxROWS"):
+        BoardSpec.parse("chessboard:9x6")
+
+
+def test_intrinsics_and_pose_from_rendered_checkerboards():
+    tilts = [(0.0, 0.0, 0.0), (0.35, 0.0, 0.05), (-0.3, 0.25, 0.0), (0.0, -0.4, -0.1), (0.25, 0.3, 0.1)]
+    poses = [_board_facing_camera(0.45 + 0.03 * i, t) for i, t in enumerate(tilts)]
+    pts = []
+    for T in poses:
+        p = detect_board(render(T), SPEC)
+        assert p is not None
+        pts.append(p)
+    K_est, dist, rms = calibrate_intrinsics(pts, SPEC, (W, H))
+    assert rms < 0.5
+    np.testing.assert_allclose(np.diag(K_est)[:2], [600.0, 600.0], rtol=0.02)
+    for p, T in zip(pts, poses):
+        T_est, err = board_pose(p, SPEC, K)
+        assert err < 0.5
+        np.testing.assert_allclose(T_est[:3, 3], T[:3, 3], atol=2e-3)
+        assert rotation_angle_between(T_est[:3, :3], T[:3, :3]) < np.deg2rad(0.5)
+
+
+def test_extrinsics_from_a_board_on_the_table():
+    eye = np.array([-0.1, 0.05, 0.75])
+    T_base_cam = make_transform(look_at(eye, [0.45, 0.0, 0.0]), eye)
+    T_base_board = make_transform(euler_xyz_to_matrix([np.pi, 0, np.pi / 2]), [0.50, -0.06, 0.0])  # face up: z down
+    T_cam_board = invert_transform(T_base_cam) @ T_base_board
+    p = detect_board(render(T_cam_board), SPEC)
+    assert p is not None
+    T_est, _ = board_pose(p, SPEC, K)
+    T = extrinsics_from_board_pose([T_est], T_base_board)
+    np.testing.assert_allclose(T[:3, 3], T_base_cam[:3, 3], atol=5e-3)
+    assert rotation_angle_between(T[:3, :3], T_base_cam[:3, :3]) < np.deg2rad(0.5)
+
+
+def test_hand_eye_extrinsics_with_the_board_on_the_wrist():
+    eye = np.array([0.9, 0.0, 0.55])
+    T_base_cam = make_transform(look_at(eye, [0.4, 0.0, 0.25]), eye)
+    T_wrist_board = make_transform(euler_xyz_to_matrix([0.3, -np.pi / 2, 0.2]), [0.02, -0.07, -0.05])
+    rng = np.random.default_rng(0)
+    wrists, views = [], []
+    for i in range(6):  # the wrist moves so that the board stays in view with varied orientations
+        T_cb = _board_facing_camera(rng.uniform(0.4, 0.6), rng.uniform(-0.4, 0.4, 3))
+        T_cb[:3, 3] += rng.uniform(-0.04, 0.04, 3)
+        p = detect_board(render(T_cb), SPEC)
+        assert p is not None
+        wrists.append(T_base_cam @ T_cb @ invert_transform(T_wrist_board))
+        views.append(board_pose(p, SPEC, K)[0])
+        assert rotation_angle_between(views[-1][:3, :3], T_cb[:3, :3]) < np.deg2rad(1.0)  # no flipped ordering
+    T, T_wb = extrinsics_hand_eye(wrists, views)
+    np.testing.assert_allclose(T_wb[:3, 3], T_wrist_board[:3, 3], atol=5e-3)
+    np.testing.assert_allclose(T[:3, 3], T_base_cam[:3, 3], atol=5e-3)
+    assert rotation_angle_between(T[:3, :3], T_base_cam[:3, :3]) < np.deg2rad(0.5)
+
+
+def test_checkerboard_origin_is_unique_under_a_half_turn():
+    T = _board_facing_camera(0.5, (0.1, 0.0, 0.0))
+    flipped = T @ make_transform(euler_xyz_to_matrix([0, 0, np.pi]), [(SPEC.cols - 1) * SPEC.size, (SPEC.rows - 1) * SPEC.size, 0])
+    for pose in (T, flipped):
+        p = detect_board(render(pose), SPEC)
+        T_est, _ = board_pose(p, SPEC, K)
+        assert rotation_angle_between(T_est[:3, :3], pose[:3, :3]) < np.deg2rad(1.0)
+        np.testing.assert_allclose(T_est[:3, 3], pose[:3, 3], atol=3e-3)
+
+
+def test_aruco_marker_pose():
+    spec = BoardSpec.parse("aruco:4X4_50:0.10:7")
+    px = 200
+    marker = cv2.aruco.generateImageMarker(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50), 7, px)
+    tex = np.full((px + 80, px + 80), 255, np.uint8)
+    tex[40:40 + px, 40:40 + px] = marker
+    s = spec.size / px  # texture (u, v) → board (x right, y up), origin at the marker centre
+    c = 40 - 0.5 + px / 2  # marker centre in texture pixel-centre coordinates
+    S = np.array([[s, 0, -c * s], [0, -s, c * s], [0, 0, 1.0]])
+    T = make_transform(euler_xyz_to_matrix([np.pi + 0.3, 0.2, 0.1]), [0.02, -0.01, 0.6])
+    p = detect_board(render(T, texture=(tex, S)), spec)
+    assert p is not None
+    T_est, err = board_pose(p, spec, K)
+    assert err < 1.0
+    np.testing.assert_allclose(T_est[:3, 3], T[:3, 3], atol=5e-3)
+    assert rotation_angle_between(T_est[:3, :3], T[:3, :3]) < np.deg2rad(2.0)
+    assert detect_board(render(T, texture=(tex, S)), BoardSpec.parse("aruco:4X4_50:0.10:8")) is None
+
+
+def test_hand_mapping_fit_from_noisy_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.8, 1.3, 16) * rng.choice([-1, 1], 16)
+    offset = np.pi + rng.uniform(-0.2, 0.2, 16)
+    joint = rng.uniform(0.0, 1.5, (40, 16))
+    motor = scale * joint + offset
+    observed = joint + rng.normal(0, 0.01, joint.shape)  # visual measurement noise
+    observed[::7, 3] = np.nan  # some joints not visible in some pairs
+    fit = fit_hand_mapping(motor, observed)
+    np.testing.assert_allclose(fit.scale, scale, rtol=0.03)
+    np.testing.assert_allclose(fit.offset, offset, atol=0.03)
+    assert np.all(fit.rms < 0.03) and fit.count[3] < 40
+    # CSV round trip, missing values as empty cells
+    import csv
+    path = tmp_path / "pairs.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([f"motor_{i}" for i in range(16)] + [f"joint_{i}" for i in range(16)])
+        for m, j in zip(motor, observed):
+            w.writerow(list(m) + ["" if np.isnan(v) else v for v in j])
+    m2, j2 = load_pairs(path)
+    np.testing.assert_allclose(m2, motor)
+    assert np.isnan(j2[0, 3])
+    with pytest.raises(ValueError, match="index_mcp_side"):
+        fit_hand_mapping(motor[:1], observed[:1])
