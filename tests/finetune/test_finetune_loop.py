@@ -185,3 +185,34 @@ def test_records_are_plain_json(reference, tmp_path):
     for line in (tmp_path / "ref" / "episodes.jsonl").read_text().splitlines():
         d = json.loads(line)
         assert d["version"] == 1 and len(d["epsilon"]) == 22 and "execute_s" in d["timings"]
+
+
+def test_live_view_renders_progress(tmp_path, toy_env_cls):
+    import io
+
+    from rich.console import Console
+
+    from deft_core.finetune.display import FinetuneView
+
+    view = FinetuneView("pick_cup")
+    env = toy_env_cls(void_at={(2, 0)})
+    run_finetune(env, env.reward, CFG, tmp_path / "run", progress_callback=view.update)
+    out = io.StringIO()
+    Console(file=out, width=120).print(view)
+    text = out.getvalue()
+    assert "6/6 episodes done, 1 void" in text and "void" in text and "refit" in text and "warm-up" in text
+
+
+def test_env_reported_void_is_redone_without_asking_for_a_reward(tmp_path, toy_env_cls):
+    class SafetyStopEnv(toy_env_cls):
+        def execute(self, grasp):
+            result = super().execute(grasp)
+            if self.calls["execute"] == 2:
+                result.void_reason = "arm safety stop"
+            return result
+
+    env = SafetyStopEnv()
+    run_finetune(env, env.reward, CFG, tmp_path / "run")
+    records = read_records(tmp_path / "run" / "episodes.jsonl")
+    assert records[1].status == "void" and records[1].void_reason == "arm safety stop"
+    assert env.calls["reward"] == N and len(records) == N + 1

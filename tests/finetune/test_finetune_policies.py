@@ -181,3 +181,30 @@ def test_distill_from_a_finetuning_log(tmp_path, toy_env_cls):
     policy = tiny("deft", top_k=3, steps=20)
     policy.fit(episodes)
     assert sorted(policy.training_summary["episodes"]) == sorted(e.episode for e in result.elites)
+
+
+def test_distill_from_log_writes_a_loadable_checkpoint(tmp_path, toy_env_cls):
+    from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.distill import distill_from_log
+    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+
+    env = toy_env_cls(void_at={(2, 0)})
+    cfg = FinetuneConfig(task="pour_cup", seed=2, cem=CEMConfig(num_elites=3, warmup_episodes=3, total_episodes=6))
+    run_finetune(env, env.reward, cfg, tmp_path / "run")
+    policy, metrics = distill_from_log(tmp_path / "run", tmp_path / "ckpt", "mlp",
+                                       PolicyConfig(**{**TINY, "steps": 10, "top_k": 3}))
+    cfg_json = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert cfg_json["training_data"]["task"] == "pour_cup" and cfg_json["training_data"]["num_void_attempts"] == 1
+    assert len(cfg_json["training_data"]["episodes"]) == 3 and metrics["num_train"] == 3
+    loaded = load_policy(tmp_path / "ckpt")
+    img, xi = _image(10), np.zeros(GRASP_DIM)
+    assert np.array_equal(loaded.act(img, xi), policy.act(img, xi))
+
+
+def test_fitting_is_deterministic_in_the_seed(image_conditioned):
+    outs = []
+    for seed in (0, 0, 1):
+        policy = tiny("deft", steps=15, seed=seed)
+        policy.fit(image_conditioned)
+        outs.append(policy.act(_image(220), np.zeros(GRASP_DIM), np.random.default_rng(0)))
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
