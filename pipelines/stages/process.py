@@ -170,8 +170,8 @@ class ExtractBatch:
     """``map_batches`` callable: a batch of record rows (pandas DataFrame or dict of columns) → processed,
     written to ``out`` with :func:`write_batch`, returned as a small summary (sample_id, status, stage)."""
 
-    def __init__(self, config: ExtractConfig, out: str, max_rows_per_shard: int = 256):
-        self.processor = ClipProcessor(config)
+    def __init__(self, config: ExtractConfig, out: str, max_rows_per_shard: int = 256, processor: ClipProcessor | None = None):
+        self.processor = processor or ClipProcessor(config)
         self.out, self.max_rows = out, max_rows_per_shard
 
     def __call__(self, batch) -> dict:
