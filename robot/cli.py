@@ -14,6 +14,8 @@ from deft_core.cli_util import dispatch
 #: command → (module, help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("robot.cli_world", "describe the procedural MuJoCo world (scenes, objects, hands)"),
+    "calibrate-camera": ("robot.cli_calibrate", "camera extrinsics T_base_camera from checkerboard/ArUco images"),
+    "calibrate-hand": ("robot.cli_calibrate", "fit the hand's joint→motor mapping from calibration pairs"),
 }
 
 

@@ -153,3 +153,44 @@ def test_hand_mapping_fit_from_noisy_pairs(tmp_path):
     assert np.isnan(j2[0, 3])
     with pytest.raises(ValueError, match="index_mcp_side"):
         fit_hand_mapping(motor[:1], observed[:1])
+
+
+def test_cli_calibrate_camera_and_hand_write_the_config(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from robot.cli import main
+    from robot.config import example_config_path, load_robot_config
+
+    cfg = tmp_path / "lab.yaml"
+    cfg.write_text(example_config_path("lab_xarm6").read_text())
+    eye = np.array([-0.1, 0.05, 0.75])
+    T_base_cam = make_transform(look_at(eye, [0.45, 0.0, 0.0]), eye)
+    T_base_board = make_transform(euler_xyz_to_matrix([np.pi, 0, np.pi / 2]), [0.50, -0.06, 0.0])
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / "a.png"), render(invert_transform(T_base_cam) @ T_base_board))
+    (tmp_path / "board.yaml").write_text(yaml.safe_dump(T_base_board.tolist()))
+    (tmp_path / "K.json").write_text(json.dumps({"K": K.tolist()}))
+    rc = main(["calibrate-camera", "--images", str(imgs), "--board", "checkerboard:9x6:0.025", "--intrinsics",
+               str(tmp_path / "K.json"), "--board-pose", str(tmp_path / "board.yaml"), "--config", str(cfg),
+               "--out", str(tmp_path / "report.json")])
+    assert rc == 0
+    T = load_robot_config(cfg).camera.T_base_camera
+    np.testing.assert_allclose(T[:3, 3], T_base_cam[:3, 3], atol=5e-3)
+    assert "T_base_camera" in json.loads((tmp_path / "report.json").read_text())
+
+    rng = np.random.default_rng(1)
+    joint = rng.uniform(0, 1.2, (10, 16))
+    motor = 1.1 * joint + 3.0
+    pairs = {"pairs": [{"motor": m.tolist(), "joint": j.tolist()} for m, j in zip(motor, joint)]}
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    assert main(["calibrate-hand", "--pairs", str(tmp_path / "pairs.json"), "--config", str(cfg)]) == 0
+    hand = load_robot_config(cfg).hand.options
+    np.testing.assert_allclose(hand.scale, 1.1, rtol=1e-6)
+    np.testing.assert_allclose(hand.offset, 3.0, rtol=1e-6)
+    # errors are named, exit status 2
+    assert main(["calibrate-camera", "--images", str(tmp_path / "nope"), "--board", "checkerboard:9x6:0.025",
+                 "--board-pose", str(tmp_path / "board.yaml")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
