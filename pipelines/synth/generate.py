@@ -172,9 +172,7 @@ def generate_dataset(dataset: str, out: str | Path, *, clips: int, seed: int = 0
                     writer.close_video()
                 writer.open_video(plan.video_id, plan.fps)
                 current, n_videos = plan.video_id, n_videos + 1
-            clip = render_fn(clip_id=plan.clip_id, seed=plan.seed, fps=plan.fps, width=width, height=height,
-                             task=plan.task, hand_side=plan.hand_side, has_contact=plan.has_contact,
-                             with_depth=dataset == "hoi4d", object_split=plan.object_split)
+            clip = _render_with_retries(render_fn, plan, width, height, with_depth=dataset == "hoi4d")
             clip.validate()
             placement = writer.add_clip(clip, plan)
             truth.add(clip, plan, placement)
@@ -192,6 +190,26 @@ def generate_dataset(dataset: str, out: str | Path, *, clips: int, seed: int = 0
     files = [p for p in root.rglob("*") if p.is_file()]
     return Summary(dataset, str(root), len(plans), n_videos, len(files), sum(p.stat().st_size for p in files),
                    seconds, corrupt)
+
+
+RENDER_ATTEMPTS = 4  #: the renderer may reject a seed (e.g. no collision-free grasp); retry with new seeds
+
+
+def _render_with_retries(render_fn: Callable, plan: ClipPlan, width: int, height: int, *, with_depth: bool):
+    """Render ``plan``; on a RuntimeError from the renderer retry with derived seeds (recorded in the clip)."""
+    errors = []
+    for attempt in range(RENDER_ATTEMPTS):
+        seed = plan.seed + attempt * 7919
+        try:
+            clip = render_fn(clip_id=plan.clip_id, seed=seed, fps=plan.fps, width=width, height=height,
+                             task=plan.task, hand_side=plan.hand_side, has_contact=plan.has_contact,
+                             with_depth=with_depth, object_split=plan.object_split)
+        except RuntimeError as exc:
+            errors.append(f"seed {seed}: {exc}")
+            continue
+        plan.seed = seed
+        return clip
+    raise RuntimeError(f"{plan.clip_id} ({plan.task}): the renderer failed {RENDER_ATTEMPTS} times: " + "; ".join(errors))
 
 
 def write_demos(root: Path, demo_fn: Callable, *, seed: int, width: int, height: int,
