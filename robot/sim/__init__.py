@@ -1,0 +1,1 @@
+"""MuJoCo simulation of the workcell for the ``sim`` backends (imports mujoco; never imported by ``import robot``)."""

@@ -1,0 +1,76 @@
+"""A scripted grasp prior from the objects' grasp-region sites (``--params auto``): an oracle for quick
+tries and the hand-tuned starting points of the tests, not a learned model.
+
+Grasp frame from a site (origin on the surface, z = outward normal ``n``, x = the region's long axis
+``a``): the palm faces the surface (wrist z = −n), the fingers point along ``a`` turned by ``phi``
+about ``n`` (wrist x), the thumb side is wrist y = z × x. μ = site + ``along``·(finger direction) +
+``lift``·(base z). The hand closes to a power-grasp posture scaled by ``closure`` (0 = flat, 1 = the
+posture below). See docs/robot-sim.md for the wrist/palm convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from deft_core.geometry import axis_angle_to_matrix, matrix_to_euler_xyz
+from deft_core.grasp import GraspParams
+
+#: power-grasp posture (rad, HAND_JOINT_NAMES order) that ``closure`` scales
+POWER_GRASP = np.array([0.0, 1.2, 1.0, 0.6] * 3 + [1.3, 0.6, 0.6, 0.5])
+
+
+@dataclass(frozen=True)
+class SiteGrasp:
+    """Parameters of a site-relative grasp (m, rad)."""
+
+    region: str
+    phi: float = 0.0
+    along: float = 0.0
+    lift: float = 0.0
+    closure: float = 1.0
+    tilt: float = 0.0  #: extra rotation of the wrist about its y (thumb) axis, rad
+
+
+#: per task: the oracle grasp (tuned in simulation; see tests/robot_sim/fixtures)
+ORACLE: dict[str, SiteGrasp] = {
+    "pick_cup": SiteGrasp("body", phi=np.pi / 2),
+    "pour_cup": SiteGrasp("handle", phi=np.pi / 2),
+    "open_drawer": SiteGrasp("handle", phi=np.pi / 2),
+    "pick_spoon": SiteGrasp("handle", phi=np.pi / 2),
+    "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
+    "stir_spoon": SiteGrasp("handle_top", phi=np.pi / 2),
+    "pick_grape": SiteGrasp("stem", phi=np.pi / 2),
+    "flip_bagel": SiteGrasp("handle", phi=np.pi / 2),
+    "squeeze_lemon": SiteGrasp("top", phi=np.pi / 2),
+}
+
+
+def site_grasp(site_pos, site_R, g: SiteGrasp) -> GraspParams:
+    """ξ (base frame) for a site pose (``site_pos`` m, ``site_R`` 3×3) and grasp parameters ``g``."""
+    R_site = np.asarray(site_R, dtype=np.float64)
+    n, a = R_site[:, 2], R_site[:, 0]
+    x = axis_angle_to_matrix(n * g.phi) @ a
+    z = -n
+    y = np.cross(z, x)
+    R = np.stack([x, y, z], axis=1)
+    if g.tilt:
+        R = R @ axis_angle_to_matrix(np.array([0.0, g.tilt, 0.0]))
+    mu = np.asarray(site_pos, dtype=np.float64) + g.along * R[:, 0] + np.array([0.0, 0.0, g.lift])
+    return GraspParams(mu=mu, theta=matrix_to_euler_xyz(R), hand=POWER_GRASP * g.closure)
+
+
+def oracle_grasp(world, task: str | None = None, g: SiteGrasp | None = None) -> GraspParams:
+    """The oracle ξ for the world's current task (``g`` overrides the task's default)."""
+    task = task or world.task
+    g = g or ORACLE[task]
+    obj = world.info.objects["object"]
+    if g.region not in obj.mjcf.sites:
+        raise KeyError(f"object {obj.variant!r} has no grasp region {g.region!r}; it has {sorted(obj.mjcf.sites)}")
+    p, R = world.site_pose(obj.mjcf.sites[g.region])
+    return site_grasp(p, R, g)
+
+
+def describe(g: SiteGrasp) -> dict:
+    return asdict(g)
