@@ -94,3 +94,16 @@ def test_update_writes_extrinsics_back(tmp_path):
     with pytest.raises(ConfigError, match="rigid"):
         update_robot_config(p, ("camera", "T_base_camera"), np.zeros((4, 4)))
     np.testing.assert_allclose(load_robot_config(p).camera.T_base_camera, T)  # file untouched on failure
+
+
+def test_interfaces_and_config_import_no_sdk_or_heavy_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, robot.base, robot.config, robot.registry, robot.safety, robot.cli\n"
+            "from robot.config import example_config_path, load_robot_config\n"
+            "load_robot_config(example_config_path('lab_xarm6'))\n"
+            "heavy = ('ray', 'pipelines', 'torch', 'mujoco', 'xarm', 'dynamixel_sdk', 'pyrealsense2', 'cv2')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -2,6 +2,8 @@
 emulated bus (tests/robot/dxl_emulator.py) — no mock of the SDK."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from robot import dynamixel_protocol as dp
 from robot.backends.dynamixel import DynamixelConfig, DynamixelHand
 from robot.base import DeviceError, DeviceNotFoundError
 
-from .dxl_emulator import DxlBusEmulator
+sys.path.insert(0, str(Path(__file__).parent))  # tests/robot is not a package: `robot` is the real one
+from dxl_emulator import DxlBusEmulator  # noqa: E402
 
 IDS = list(range(1, 17))
 
@@ -51,10 +54,10 @@ def test_connect_configures_current_based_position_mode_and_moves():
             np.testing.assert_allclose(hand.read().joints, 0.0, atol=2 * math.pi / 4096)  # 2048 ticks = flat
             q = np.linspace(0.0, 1.0, 16)
             cmd = hand.send(q)
+            state = hand.read()  # the bus is serial: once this reply is in, the (unacknowledged) sync write was applied
             # flat = π = 2048 ticks; joint angle maps 1:1 onto the motor
             for k, i in enumerate(IDS):
                 assert bus.motors[i].get(dp.GOAL_POSITION) == dp.rad_to_ticks(math.pi + cmd.commanded[k])
-            state = hand.read()
             np.testing.assert_allclose(state.joints, cmd.commanded, atol=2 * math.pi / 4096)
             assert any(p.instruction == dp.INST_SYNC_WRITE for p in bus.packets_seen)
             assert any(p.instruction == dp.INST_SYNC_READ for p in bus.packets_seen)
