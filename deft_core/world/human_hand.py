@@ -13,8 +13,9 @@ Structure (see :mod:`deft_core.mano` for the conventions):
   thumb, index, middle, ring, pinky).
 
 The left hand is the mirror image (x ↦ −x in the canonical frame) and takes left-hand MANO poses
-directly. The hand is kinematic: the renderer sets its pose and never steps physics; its geoms collide
-with everything (contype/conaffinity 1) so true hand–object contacts can be read from ``data.contact``.
+directly. The hand is kinematic: the renderer sets its pose and never steps physics. Its geoms have
+``contype=2, conaffinity=1``: they collide with ordinary geoms (contype/conaffinity 1: objects, table)
+but not with each other, so true hand–object contacts can be read from ``data.contact``.
 Units: metres, radians; quaternions (w, x, y, z).
 """
 
@@ -68,7 +69,7 @@ def human_hand_mjcf(prefix: str = "hand_", side: str = "right", skin_rgba=SKIN_R
         into.append(prefix + name)
         q = f' quat="{fmt(quat)}"' if quat is not None else ""
         return (f'<geom name="{prefix}{name}" type="{kind}" size="{fmt(np.asarray(size) * 1.0)}" '
-                f'pos="{fmt(pos)}"{q} material="{material}" contype="1" conaffinity="1" mass="0.01"/>')
+                f'pos="{fmt(pos)}"{q} material="{material}" contype="2" conaffinity="1" mass="0.01"/>')
 
     def capsule(name, p1, p2, r, material=skin, into=hand_geoms):
         p1, p2 = np.asarray(p1, float), np.asarray(p2, float)
@@ -91,7 +92,7 @@ def human_hand_mjcf(prefix: str = "hand_", side: str = "right", skin_rgba=SKIN_R
     wrist_geoms.append(capsule("forearm", J[0] + np.array([0.01, 0.002, -0.003]) * s * m,
                                J[0] + np.array([0.09, 0.004, -0.003]) * s * m, 0.027 * s, into=forearm_geoms))
     wrist_geoms.append(capsule("sleeve", J[0] + np.array([0.085, 0.004, -0.003]) * s * m,
-                               J[0] + np.array([0.30, 0.01, -0.003]) * s * m, 0.037 * s, sleeve, forearm_geoms))
+                               J[0] + np.array([0.30, 0.01, -0.003]) * s * m, 0.033 * s, sleeve, forearm_geoms))
     sites = [f'<site name="{prefix}kp0" pos="0 0 0" size="0.003" group="4"/>']
 
     # --- fingers: one body per MANO joint, nested along each finger

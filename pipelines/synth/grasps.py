@@ -46,7 +46,8 @@ class GraspType:
     name: str
     open: np.ndarray    #: (15, 3) anatomical angles the closure starts from (flat-ish, thumb abducted)
     closed: np.ndarray  #: (15, 3) the fully closed limit of the closure
-    anchor: str         #: "palm" (palm centre on the site) or "pinch" (midpoint of thumb and index tips)
+    anchor: str         #: "palm" (palm centre on the site) or "pinch" (where thumb and index tips meet when closed)
+    depth: float = 0.0  #: the anchor aims this far (m) below the surface, along −normal (thin handles)
 
 
 _OPEN = hand_angles((0.1, 0.1, 0.05), (0.1, 0.1, 0.05), (0.12, 0.1, 0.05), (0.15, 0.1, 0.05), (0.1, 0.05, 0.05),
@@ -59,10 +60,10 @@ GRASP_TYPES: dict[str, GraspType] = {g.name: g for g in [
               hand_angles((0.7, 1.9, 1.3), (0.7, 1.9, 1.3), (0.8, 1.9, 1.3), (0.8, 1.9, 1.3), (0.6, 0.6, 0.6)), "palm"),
     GraspType("pinch", hand_angles((0.25, 0.2, 0.1), (0.35, 0.4, 0.2), (0.9, 1.3, 0.8), (1.0, 1.4, 0.8), (0.4, 0.1, 0.1),
                                    thumb_spread=-0.4),
-              hand_angles((1.1, 1.2, 0.6), (1.2, 1.3, 0.7), (1.1, 1.5, 0.9), (1.2, 1.5, 0.9), (1.2, 0.8, 0.9)), "pinch"),
+              hand_angles((1.1, 1.2, 0.6), (1.2, 1.3, 0.7), (1.1, 1.5, 0.9), (1.2, 1.5, 0.9), (1.2, 0.8, 0.9)), "pinch", 0.006),
     GraspType("tripod", hand_angles((0.3, 0.2, 0.1), (0.3, 0.25, 0.1), (0.6, 0.9, 0.6), (0.7, 1.0, 0.6), (0.3, 0.1, 0.1),
                                     thumb_spread=-0.4),
-              hand_angles((1.0, 1.0, 0.5), (1.1, 1.2, 0.6), (1.0, 1.4, 0.9), (1.1, 1.4, 0.9), (1.1, 0.8, 0.8)), "pinch"),
+              hand_angles((1.0, 1.0, 0.5), (1.1, 1.2, 0.6), (1.0, 1.4, 0.9), (1.1, 1.4, 0.9), (1.1, 0.8, 0.8)), "pinch", 0.006),
     GraspType("spherical", hand_angles((0.3, 0.2, 0.1), (0.3, 0.2, 0.1), (0.3, 0.2, 0.1), (0.35, 0.2, 0.1), (0.4, 0.1, 0.1),
                                        thumb_spread=-0.5, spread=(-0.2, -0.05, 0.12, 0.3)),
               hand_angles((1.2, 1.4, 0.9), (1.2, 1.4, 0.9), (1.2, 1.4, 0.9), (1.2, 1.4, 0.9), (1.1, 0.8, 0.8),
@@ -76,7 +77,7 @@ class TaskGrasp:
     yaw that presents the grasp region to an approaching right hand."""
 
     grasp: str
-    normal: str = "site"          #: "site" (site z), "up" (world up), or "site+up" (site z tilted 35° up)
+    normal: str = "site"          #: "site" (site z), "up" (world up), or "site+up" (site z tilted 55° up)
     forearm: str = "bar_perp"     #: "bar_perp" (⟂ the site's x axis), "axis" (−object x), "body"
     present: tuple | None = None  #: world direction (human frame, right hand) that ``present_vec`` should face
     present_vec: str = "normal"   #: "normal" (site normal, horizontal part) or "axis" (−object x)
@@ -85,7 +86,7 @@ class TaskGrasp:
 TASK_GRASPS: dict[str, TaskGrasp] = {
     "pick_cup": TaskGrasp("power_wrap", present=(1.0, -0.35, 0.0)),
     "pour_cup": TaskGrasp("hook", present=(1.0, -0.35, 0.0)),
-    "open_drawer": TaskGrasp("hook", normal="site+up", present=(0.0, -1.0, 0.0)),
+    "open_drawer": TaskGrasp("hook", normal="site+up", present=(0.0, -1.0, 0.0)),  # overhand, fingers over the bar
     "pick_spoon": TaskGrasp("pinch", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
     "scoop_grape": TaskGrasp("tripod", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
     "stir_spoon": TaskGrasp("pinch", normal="up", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
@@ -147,34 +148,50 @@ class GraspSynth:
 
     def anchor_point(self, grasp: GraspType) -> np.ndarray:
         """The grasp's anchor in the hand's canonical frame (metres, wrist at the origin)."""
-        kp = mano.mano_joint_positions(np.r_[np.zeros(3), mano.anatomical_to_pose(grasp.open)], np.zeros(3))
         if grasp.anchor == "pinch":
+            kp = mano.mano_joint_positions(np.r_[np.zeros(3), mano.anatomical_to_pose(grasp.closed)], np.zeros(3))
             a = 0.5 * (kp[16] + kp[17])
         else:  # palm surface: centre of wrist and the four MCPs, pushed to the palm side
+            kp = mano.mano_joint_positions(np.r_[np.zeros(3), mano.anatomical_to_pose(grasp.open)], np.zeros(3))
             a = kp[[0, 1, 4, 7, 10]].mean(0) * [0.9, 1.0, 1.0] + np.array([0.0, -0.016, 0.0])
         return a * [-1.0, 1.0, 1.0] if self.side == "left" else a
 
-    def synthesise(self, grasp: GraspType, site_pos, R: np.ndarray, max_backoff: float = 0.12):
-        """Place and close the hand. Returns (wrist_pos, angles (15, 3), standoff m)."""
+    def _search(self, place, angles, geoms, stop, hi: float) -> float:
+        """Smallest offset in [0, hi] at which ``geoms`` touch nothing in ``stop`` (bisection)."""
+        saved, self.stop = self.stop, stop
+        try:
+            self._pose(*place(0.0), angles)
+            if not self._touching(geoms):
+                return 0.0
+            self._pose(*place(hi), angles)
+            if self._touching(geoms):
+                raise RuntimeError(f"the open hand still touches the scene when moved {hi:.2f} m away")
+            lo = 0.0
+            for _ in range(14):
+                mid = 0.5 * (lo + hi)
+                self._pose(*place(mid), angles)
+                lo, hi = (mid, hi) if self._touching(geoms) else (lo, mid)
+            return hi + 0.0005
+        finally:
+            self.stop = saved
+
+    def synthesise(self, grasp: GraspType, site_pos, R: np.ndarray, table_geom: int, max_backoff: float = 0.12):
+        """Place and close the hand: back off along the normal until the open hand clears the object,
+        lift it until it clears the table, then close each finger joint by joint until it touches the
+        object or the table. Returns (wrist_pos, angles (15, 3), standoff m)."""
         anchor = self.anchor_point(grasp)
         normal = R[:, 1]
         all_geoms = np.concatenate(list(self.body_geoms.values()))
-
-        def wrist_at(d):
-            return site_pos + normal * d - R @ anchor
-
-        lo, hi = 0.0, max_backoff
-        self._pose(R, wrist_at(lo), grasp.open)
-        if self._touching(all_geoms):
-            self._pose(R, wrist_at(hi), grasp.open)
-            if self._touching(all_geoms):
-                raise RuntimeError("the open hand touches the scene even when backed off 12 cm")
-            for _ in range(14):
-                mid = 0.5 * (lo + hi)
-                self._pose(R, wrist_at(mid), grasp.open)
-                lo, hi = (mid, hi) if self._touching(all_geoms) else (lo, mid)
-        d = hi + 0.0005
-        wrist = wrist_at(d)
+        base = site_pos - normal * grasp.depth - R @ anchor
+        no_table = self.stop.copy()
+        no_table[table_geom] = False
+        only_table = np.zeros_like(self.stop)
+        only_table[table_geom] = True
+        d = self._search(lambda x: (R, base + normal * x), grasp.open, all_geoms, no_table, max_backoff)
+        wrist = base + normal * d
+        up = np.array([0.0, 0.0, 1.0])
+        dz = self._search(lambda x: (R, wrist + up * x), grasp.open, all_geoms, only_table, 0.15)
+        wrist = wrist + up * dz
         angles = grasp.open.copy()
         for finger, rows in _FINGER_ROWS.items():
             names = [mano.JOINT_NAMES[r + 1] for r in rows]
@@ -199,6 +216,22 @@ class GraspSynth:
                     slo, shi = (mid, shi) if not self._touching(geoms) else (slo, mid)
                 angles[rows[level]] = at(shi)[rows[level]]  # freeze this joint just past first touch
                 angles[moving[1:]] = at(slo)[moving[1:]]
+        # if only the table was reached, slide the closed hand in along −normal until it touches the object
+        saved, self.stop = self.stop, self.target
+        try:
+            self._pose(R, wrist, angles)
+            if not self._touching(all_geoms):
+                lo, hi = 0.0, 0.04
+                self._pose(R, wrist - normal * hi, angles)
+                if self._touching(all_geoms):
+                    for _ in range(12):
+                        mid = 0.5 * (lo + hi)
+                        self._pose(R, wrist - normal * mid, angles)
+                        lo, hi = (lo, mid) if self._touching(all_geoms) else (mid, hi)
+                    wrist = wrist - normal * hi
+                    d -= hi
+        finally:
+            self.stop = saved
         return wrist, angles, d
 
 

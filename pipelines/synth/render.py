@@ -50,7 +50,7 @@ def _approach(site_R: np.ndarray, how: str) -> np.ndarray:
     if how == "up":
         return up
     if how == "site+up":
-        n = site_R[:, 2] + np.tan(np.deg2rad(35.0)) * up
+        n = site_R[:, 2] + np.tan(np.deg2rad(55.0)) * up
         return n / np.linalg.norm(n)
     return site_R[:, 2].copy()
 
@@ -70,7 +70,7 @@ def _forearm(how: str, site_R, obj_R, n, side) -> np.ndarray:
 
 def _jitter(g: GraspType, rng) -> GraspType:
     noise = rng.normal(0, 0.05, g.closed.shape) * [0.3, 1.0, 1.0]
-    return GraspType(g.name, g.open + rng.normal(0, 0.02, g.open.shape) * [0, 1, 1], g.closed + noise, g.anchor)
+    return GraspType(g.name, g.open + rng.normal(0, 0.02, g.open.shape) * [0, 1, 1], g.closed + noise, g.anchor, g.depth)
 
 
 def render_clip(*, clip_id: str, seed: int, fps: float, width: int, height: int, task: str,
@@ -110,7 +110,7 @@ def render_clip(*, clip_id: str, seed: int, fps: float, width: int, height: int,
     R_grasp = noisy_rotation(wrist_rotation(n, _forearm(tg.forearm, site_R, obj_R0, n, hand_side), hand_side), rng, 0.12, 0.06)
     grasp_type = _jitter(GRASP_TYPES[tg.grasp], rng)
     synth = GraspSynth(model, data, poser, hand_side, stop, tgt_geoms)
-    p_grasp, a_grasp, standoff = synth.synthesise(grasp_type, site_pos, R_grasp)
+    p_grasp, a_grasp, standoff = synth.synthesise(grasp_type, site_pos, R_grasp, table)
     if not has_contact:  # hover: stop short of the object with a half-open hand
         p_grasp = p_grasp + R_grasp[:, 1] * rng.uniform(0.03, 0.06)
         a_grasp = grasp_type.open + 0.3 * (a_grasp - grasp_type.open)

@@ -146,7 +146,8 @@ def build_scene(task: TaskSpec, rng: np.random.Generator, side: str, object_spli
     assets_xml = "".join(o.mjcf.assets for o in placed)
     f = lambda v: " ".join(f"{x:.4g}" for x in np.atleast_1d(v))  # noqa: E731
     xml = f"""<mujoco model="synth_scene">
-<visual><global offwidth="1280" offheight="960"/><quality shadowsize="1024"/>
+<statistic extent="0.9" center="0 0.05 0.05"/>
+<visual><global offwidth="1280" offheight="960"/><quality shadowsize="2048"/><map shadowclip="0.6"/>
 <headlight ambient="{f([ambient] * 3)}" diffuse="0.25 0.25 0.25" specular="0.05 0.05 0.05"/></visual>
 <asset>{hand.assets}{assets_xml}
 <texture name="table_tex" type="2d" builtin="{builtin}" rgb1="{f(c1)}" rgb2="{f(c2)}" width="128" height="128" mark="random" random="0.02" markrgb="{f(c2 * 0.9)}"/>
