@@ -307,6 +307,10 @@ class Arm(Device):
     def home(self) -> None:
         self._home()
 
+    def recover(self) -> None:
+        """Clear a controller error and re-enable motion after a stop (the operator's decision)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support recover()")
+
     def stop(self) -> None:
         """Stop and disable motion. Safe to call at any time (no-op when disconnected)."""
         if self.is_connected:
