@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from deft_core.geometry import (axis_angle_to_matrix, euler_xyz_to_matrix, invert_transform, look_at,
+from deft_core.geometry import (euler_xyz_to_matrix, invert_transform, look_at,
                                 make_transform, project_points, transform_points, intrinsics_matrix)
 from deft_core.grasp import HAND_JOINT_NAMES
 from deft_core.retarget import (RetargetConfig, affordance_to_grasp, anatomical_to_hand, hand_joint_limits,
