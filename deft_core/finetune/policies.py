@@ -11,9 +11,12 @@ explicit table :data:`POLICY_KINDS`:
 - ``direct``: a VAE that predicts ξ itself from the image (:mod:`.cvae`); ``act`` returns ξ̂ − ξ
 
 Inputs and outputs are normalised with statistics computed at fit time and stored as buffers in the
-checkpoint (:mod:`.policy_checkpoint`). Per-dimension standard deviations are floored at
-``0.1 × σ₀`` (Table 4: 2 mm, 0.02 rad, 0.005 rad) so a dimension that barely varies in 10 episodes is
-not blown up into noise.
+checkpoint (:mod:`.policy_checkpoint`). Per-dimension standard deviations are floored so a dimension
+that barely varies in 10 episodes is not blown up: at σ₀ (Table 4: 2 cm, 0.2 rad, 0.05 rad) for the
+input ξ — so a new object whose prior differs from the training priors by a few σ₀ stays within the
+range the network saw — and at 0.1 σ₀ for the output δ. Normalised ξ is also clipped to ±5.
+With a trainable image encoder, training images are randomly shifted by up to ``augment_shift``
+pixels (replicate padding) each step.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ class DistillEpisode:
 class PolicyConfig:
     """Hyper-parameters. ``top_k``: train on the k best episodes (None = all); ``hidden``: MLP width;
     ``latent_dim``/``beta``: VAE latent size and KL weight; ``d_model``/``layers``/``heads``: transformer;
-    ``steps``/``lr``: full-batch Adam; ``seed``: initialisation and training noise."""
+    ``steps``/``lr``: full-batch Adam; ``augment_shift``: max random image shift in pixels (trainable
+encoder only); ``seed``: initialisation and training noise."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     top_k: int | None = 10
@@ -69,6 +73,7 @@ class PolicyConfig:
     layers: int = 2
     heads: int = 4
     steps: int = 600
+    augment_shift: int = 4
     lr: float = 1e-3
     seed: int = 0
 
@@ -90,8 +95,9 @@ class PolicyConfig:
 class Normalizer(nn.Module):
     """y = (x − mean) / std with ``mean``/``std`` buffers (saved in the checkpoint)."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, clip: float | None = None) -> None:
         super().__init__()
+        self.clip = clip
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -101,7 +107,8 @@ class Normalizer(nn.Module):
         self.std.copy_(torch.as_tensor(np.maximum(x.std(axis=0), floor), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        y = (x - self.mean) / self.std
+        return y if self.clip is None else y.clamp(-self.clip, self.clip)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std + self.mean
@@ -111,9 +118,25 @@ def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
-def grasp_floor() -> np.ndarray:
-    """Normalisation std floor for ξ and δ: 0.1 × Table 4's σ₀."""
+XI_CLIP = 5.0
+
+
+def xi_floor() -> np.ndarray:
+    """Normalisation std floor for the input ξ: Table 4's σ₀."""
+    return initial_sigma()
+
+
+def delta_floor() -> np.ndarray:
+    """Normalisation std floor for the output δ (or ξ̂): 0.1 × Table 4's σ₀."""
     return 0.1 * initial_sigma()
+
+
+def random_shift(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift each image (B × C × H × W) by an integer offset in [−max_shift, max_shift]² (edge-padded)."""
+    b, _, h, w = images.shape
+    padded = nn.functional.pad(images, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (b, 2), generator=gen)
+    return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
 class ResidualPolicy(ABC):
@@ -139,7 +162,7 @@ class ResidualPolicy(ABC):
             torch.manual_seed(self.config.seed)
             net = nn.Module()
             net.encoder = build_encoder(enc_cfg)
-            net.xi_norm = Normalizer(GRASP_DIM)
+            net.xi_norm = Normalizer(GRASP_DIM, clip=XI_CLIP)
             net.target_norm = Normalizer(GRASP_DIM)
             net.reward_norm = Normalizer(1)
             self.net = net
@@ -187,8 +210,8 @@ class ResidualPolicy(ABC):
         target = np.stack([self.target_of(x, d) for x, d in zip(xi, delta)])
         t0 = time.perf_counter()
         net = self.build()
-        net.xi_norm.set_stats(xi, grasp_floor())
-        net.target_norm.set_stats(target, grasp_floor())
+        net.xi_norm.set_stats(xi, xi_floor())
+        net.target_norm.set_stats(target, delta_floor())
         net.reward_norm.set_stats(reward, 1e-3)
         images = preprocess_images([e.image for e in data], self.config.encoder.image_size)
         xi_n = net.xi_norm(torch.as_tensor(xi, dtype=torch.float32))
@@ -202,7 +225,11 @@ class ResidualPolicy(ABC):
         losses = []
         net.train()
         for _ in range(self.config.steps):
-            feats = net.encoder(images) if trainable_encoder else frozen_feats
+            if trainable_encoder:
+                shift = self.config.augment_shift
+                feats = net.encoder(random_shift(images, shift, gen) if shift > 0 else images)
+            else:
+                feats = frozen_feats
             loss = self.loss(feats, xi_n, target_n, reward_n, gen)
             opt.zero_grad()
             loss.backward()

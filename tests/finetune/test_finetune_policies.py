@@ -208,3 +208,27 @@ def test_fitting_is_deterministic_in_the_seed(image_conditioned):
         policy.fit(image_conditioned)
         outs.append(policy.act(_image(220), np.zeros(GRASP_DIM), np.random.default_rng(0)))
     assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+def test_far_out_of_range_prior_stays_bounded(image_conditioned):
+    """A prior ξ far from every training ξ (a new object) is clipped in normalised space, so δ̂ stays
+    in the range of the training residuals instead of extrapolating linearly."""
+    policy = tiny("mlp", steps=100)
+    policy.fit(image_conditioned)
+    train_max = max(np.linalg.norm(e.delta / S0) for e in image_conditioned)
+    for scale in (30.0, 1000.0):
+        out = policy.act(_image(220), scale * S0)
+        assert np.all(np.isfinite(out)) and np.linalg.norm(out / S0) < 3 * train_max
+    assert np.array_equal(policy.act(_image(220), 30.0 * S0), policy.act(_image(220), 1000.0 * S0))
+
+
+def test_random_shift_moves_content_within_bounds():
+    from deft_core.finetune.policies import random_shift
+
+    img = torch.zeros(3, 1, 16, 16)
+    img[:, :, 8, 8] = 1.0
+    out = random_shift(img, 2, torch.Generator().manual_seed(0))
+    assert out.shape == img.shape
+    for b in range(3):
+        y, x = map(int, torch.nonzero(out[b, 0] == 1.0)[0])
+        assert abs(y - 8) <= 2 and abs(x - 8) <= 2
