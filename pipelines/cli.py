@@ -14,6 +14,7 @@ from deft_core.cli_util import dispatch
 
 #: command → (module, help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pipelines.cli_demo", "run the whole chain on the embedded default world (what `make demo` runs)"),
     "data synth": ("pipelines.synth.cli_synth", "render a synthetic egocentric dataset in a real dataset's native layout"),
     "data show": ("pipelines.synth.cli_show", "draw a contact sheet of clips with their annotations"),
 }
