@@ -216,3 +216,16 @@ def test_env_reported_void_is_redone_without_asking_for_a_reward(tmp_path, toy_e
     records = read_records(tmp_path / "run" / "episodes.jsonl")
     assert records[1].status == "void" and records[1].void_reason == "arm safety stop"
     assert env.calls["reward"] == N and len(records) == N + 1
+
+
+def test_run_curves_and_plot(reference, tmp_path):
+    from deft_core.finetune.plots import plot_run, run_curves
+
+    c = run_curves(reference.records, CFG.cem)
+    assert np.allclose(c["reward"], reference.rewards)
+    assert c["elite_mean"][-1] == pytest.approx(np.mean(np.sort(reference.rewards)[-CFG.cem.num_elites:]))
+    # D only changes after episode M + 1: the first M + 1 episodes were sampled from σ₀
+    assert np.allclose(c["sigma_mu"][: CFG.cem.warmup_episodes + 1], 0.02)
+    assert not np.isclose(c["sigma_mu"][-1], 0.02)
+    png = plot_run(reference.records, CFG.cem, tmp_path / "curves.png", title="pick_cup")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
