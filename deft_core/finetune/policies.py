@@ -77,6 +77,16 @@ encoder only); ``seed``: initialisation and training noise."""
     lr: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("hidden", "latent_dim", "d_model", "layers", "heads", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PolicyConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"PolicyConfig.top_k must be >= 1 or None (all episodes), got {self.top_k}")
+        if not self.lr > 0 or self.beta < 0 or self.augment_shift < 0:
+            raise ValueError(f"PolicyConfig needs lr > 0, beta >= 0, augment_shift >= 0; got lr={self.lr}, "
+                             f"beta={self.beta}, augment_shift={self.augment_shift}")
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["encoder"] = self.encoder.to_dict()
@@ -143,7 +153,8 @@ class ResidualPolicy(ABC):
     """Common machinery: data selection, normalisation, the image encoder, training, acting.
 
     A subclass defines ``kind``, ``build_heads(cond_dim)`` (adds modules to ``self.net``),
-    ``loss(feats, xi_n, target_n, reward_n, gen)`` and ``predict(feats, xi_n, gen)`` (normalised target).
+    ``loss(feats, xi_n, target_n, reward_n, gen)`` and ``predict(feats, xi_n, z)`` (the normalised target;
+``z`` is the latent noise for stochastic policies, None for their mode).
     The target is δ for residual policies; :class:`DirectVAEPolicy` overrides :meth:`target_of`.
     """
 

@@ -143,6 +143,10 @@ def test_bad_inputs_are_named(image_conditioned):
         policy.act(_image(1), np.zeros(5))
     with pytest.raises(ValueError, match="unknown policy kind"):
         make_policy("gan")
+    with pytest.raises(ValueError, match="PolicyConfig.steps"):
+        PolicyConfig(steps=0)
+    with pytest.raises(ValueError, match="unknown image encoder"):
+        EncoderConfig(kind="vit")
     bad = [DistillEpisode(_image(1), np.zeros(3), np.zeros(GRASP_DIM), 1.0, episode=4)]
     with pytest.raises(ValueError, match="episode 4: xi"):
         tiny("mlp").fit(bad)
