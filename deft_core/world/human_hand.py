@@ -90,8 +90,8 @@ def human_hand_mjcf(prefix: str = "hand_", side: str = "right", skin_rgba=SKIN_R
     wrist_geoms.append(capsule("thenar", J[0] + np.array([-0.012, -0.004, 0.006]) * s * m,
                                0.5 * (J[13] + J[14]) + np.array([0.0, 0.003, -0.004]) * s, 0.0125 * s))
     wrist_geoms.append(capsule("forearm", J[0] + np.array([0.01, 0.002, -0.003]) * s * m,
-                               J[0] + np.array([0.09, 0.004, -0.003]) * s * m, 0.027 * s, into=forearm_geoms))
-    wrist_geoms.append(capsule("sleeve", J[0] + np.array([0.085, 0.004, -0.003]) * s * m,
+                               J[0] + np.array([0.06, 0.004, -0.003]) * s * m, 0.027 * s, into=forearm_geoms))
+    wrist_geoms.append(capsule("sleeve", J[0] + np.array([0.055, 0.004, -0.003]) * s * m,
                                J[0] + np.array([0.30, 0.01, -0.003]) * s * m, 0.033 * s, sleeve, forearm_geoms))
     sites = [f'<site name="{prefix}kp0" pos="0 0 0" size="0.003" group="4"/>']
 

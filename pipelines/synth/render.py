@@ -170,6 +170,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
     if "drawer" in target.mjcf.joints:
         drawer_adr = model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, target.mjcf.joints["drawer"])]
         drawer0 = float(data.qpos[drawer_adr])
+    root_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, target.mjcf.root_body)
     cam_mocap = model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "headcam")]
     camera = HeadCamera(rng, target.pos)
     K = intrinsics_from_fovy(CAMERA_FOVY, width, height)
@@ -217,6 +218,9 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
                 pc = pc[pc[:, 2] > 1e-3]
                 uv = project_points(pc, K)
                 pts = uv[(uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)]
+            if hit.any() and not in_contact.any():  # first touch: keep the 3-D points in the object frame
+                Rr, pr = data.xmat[root_id].reshape(3, 3), data.xpos[root_id]
+                extra["contact_points_object"] = ((data.contact.pos[:data.ncon][hit] - pr) @ Rr).round(5).tolist()
             in_contact[i] = bool(hit.any())
             contact_pts.append(np.asarray(pts, np.float32).reshape(-1, 2))
             r.update_scene(data, camera="head")

@@ -136,7 +136,7 @@ def build_scene(task: TaskSpec, rng: np.random.Generator, side: str, object_spli
 
     skin = skin_rgba(rng)
     sleeve = (*colorsys.hsv_to_rgb(rng.uniform(0.45, 1.0), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.7)), 1.0)
-    hand = human_hand_mjcf("hand_", side, skin, sleeve, scale=float(rng.uniform(0.92, 1.08)))
+    hand = human_hand_mjcf("hand_", side, skin, sleeve)  # scale 1: the MANO template (betas = 0) is exact GT
     c1, c2 = _table_rgb(rng)
     builtin = ["flat", "checker", "gradient"][rng.integers(3)]
     ambient = rng.uniform(0.25, 0.45)
@@ -163,6 +163,5 @@ def build_scene(task: TaskSpec, rng: np.random.Generator, side: str, object_spli
 {objects_xml}{hand.body}
 </worldbody></mujoco>"""
     info = {"table_rgb": c1.round(3).tolist(), "table_texture": builtin, "ambient": round(float(ambient), 3),
-            "key_light_dir": key_dir.round(3).tolist(), "skin_rgba": [round(float(c), 3) for c in skin],
-            "hand_scale": None}
+            "key_light_dir": key_dir.round(3).tolist(), "skin_rgba": [round(float(c), 3) for c in skin]}
     return Scene(xml, hand, side, placed, info)
