@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("robot.cli_world", "describe the procedural MuJoCo world (scenes, objects, hands)"),
     "calibrate-camera": ("robot.cli_calibrate", "camera extrinsics T_base_camera from checkerboard/ArUco images"),
     "calibrate-hand": ("robot.cli_calibrate", "fit the hand's joint→motor mapping from calibration pairs"),
+    "tasks": ("robot.cli_tasks", "list the nine tasks: objects by split, success criteria, rewards"),
+    "run-episode": ("robot.cli_run_episode", "execute one grasp (sim or robot) and save initial/final images, optional MP4"),
 }
 
 
