@@ -51,12 +51,9 @@ class EpisodeOutcome:
 
 
 def default_executor_config(world, **overrides) -> ExecutorConfig:
-    """Executor geometry from the simulated hand: μ = palm centre + ``PALM_STANDOFF_M`` along the palm
-    normal, expressed in the wrist (``hand/tcp``) frame; approach along the palm normal (+z)."""
-    p_tcp, R_tcp = world.site_pose(world.info.tcp_site)
-    p_palm, _ = world.site_pose(world.info.palm_site)
-    offset = R_tcp.T @ (p_palm - p_tcp) + np.array([0.0, 0.0, PALM_STANDOFF_M])
-    return ExecutorConfig(approach_axis=(0.0, 0.0, 1.0), contact_offset=tuple(np.round(offset, 6)), **overrides)
+    """Executor geometry of the simulated hand: the arm's wrist frame is the palm centre (``SimArm``), so
+    μ = palm centre + ``PALM_STANDOFF_M`` along the palm normal (wrist +z), the approach axis."""
+    return ExecutorConfig(approach_axis=(0.0, 0.0, 1.0), contact_offset=(0.0, 0.0, PALM_STANDOFF_M), **overrides)
 
 
 class SimEpisodeRunner:

@@ -1,7 +1,8 @@
 """``sim`` arm: the xArm6 of the MuJoCo workcell (:class:`robot.sim.world.SimWorld`).
 
-The commanded wrist pose is the hand's tool-centre site (``hand/tcp``; x = finger direction, z = palm
-normal, 4 cm in front of the palm, see :mod:`deft_core.world.robot_hand`) in the robot base frame.
+The commanded wrist pose is the hand's **palm centre** site (``hand/palm_center``: origin on the palm
+surface, x = finger direction, z = palm normal, y = thumb side; see :mod:`deft_core.world.robot_hand`)
+in the robot base frame, so the safety table clearance keeps the palm itself above the table.
 A move solves damped-least-squares IK (:func:`deft_core.world.kinematics.solve_ik`) from the current
 joints and executes a linearly interpolated joint trajectory on the arm's position servos with
 physics stepping, timed by the commanded Cartesian speed (and ``max_joint_speed_rad_s``). The
@@ -70,7 +71,7 @@ class SimArm(Arm):
 
     def _read_state(self) -> ArmState:
         w = self.world
-        p, R = w.site_pose(w.info.tcp_site)
+        p, R = w.site_pose(w.info.palm_site)
         return ArmState(Pose(p, R), w.arm_q(), now())
 
     def _command_pose(self, pose: Pose, speed_m_s: float, wait: bool) -> None:
@@ -82,7 +83,7 @@ class SimArm(Arm):
             raise DeviceError("SimArm: motion is disabled after a stop; call home()")
         w, cfg = self.world, self.config
         q0 = w.arm_q()
-        ik = solve_ik(w.model, w.data, w.info.tcp_site, pose.position, pose.rotation, joints=w.info.arm_joints,
+        ik = solve_ik(w.model, w.data, w.info.palm_site, pose.position, pose.rotation, joints=w.info.arm_joints,
                       q_init=q0, restarts=0, max_iters=100)
         self.last_ik = ik
         if ik.pos_error > cfg.ik_tolerance_m or ik.rot_error > cfg.ik_tolerance_rad:
