@@ -6,11 +6,11 @@ frame (native numbering) and the hand and object boxes there, in pixels of the d
 model-based detector for raw video can be added under a new name with the same interface.
 
 - ``epic_kitchens``: the release's hand-object detections, HOI-Forecast's rule: a frame is in contact
-  when a RIGHT hand in state PORTABLE_OBJECT scores ≥ ``hand_threshold`` and an object scores ≥
-  ``object_threshold``; the 0/1 series is smoothed with a 3-tap box filter thresholded at 0.5 (a
+  when a RIGHT hand in state PORTABLE_OBJECT scores ≥ ``hand_threshold``; the 0/1 series is smoothed with a 3-tap box filter thresholded at 0.5 (a
   one-frame glitch is removed, a one-frame gap is filled); the first frame of the first contact run in
-  the clip is the contact frame. The active object is the one whose centre is nearest the hand's
-  predicted object point (hand-box centre + ``object_offset``).
+  the clip is the contact frame. The active object (score ≥ ``object_threshold``) is the one whose
+  centre is nearest the hand's predicted object point (hand-box centre + ``object_offset``), taken
+  from the first frame of the contact run where an object is detected (the hand often occludes it).
 - ``ego4d``: the annotated ``contact_frame`` (falling back to ``pnr_frame``) and the ``right_hand`` and
   ``object_of_change`` (else ``tool``) boxes of that frame.
 - ``hoi4d``: geometry: the right hand's 2-D keypoints (``kps2D`` of the refined hand-pose pickles) against
@@ -79,22 +79,27 @@ class EpicDetectionsContact:
     object_threshold: float = 0.1
     smooth_threshold: float = 0.5
 
-    def frame_contact(self, det) -> tuple | None:
-        """(hand, object, hand_score, object_score) in contact at one frame (normalised boxes), or None."""
+    def frame_hand(self, det):
+        """The best-scoring RIGHT hand in PORTABLE_OBJECT contact above threshold at one frame, or None."""
         from pipelines.formats.epic_hoa import HandSide, HandState
 
         hands = [h for h in det.hands if h.side == HandSide.RIGHT and h.state == HandState.PORTABLE_OBJECT
                  and h.score >= self.hand_threshold]
+        return max(hands, key=lambda h: h.score) if hands else None
+
+    def active_object(self, det, hand):
+        """The object (score ≥ threshold) whose centre is nearest the hand's predicted object point."""
         objects = [o for o in det.objects if o.score >= self.object_threshold]
-        if not hands or not objects:
+        if not objects:
             return None
-        hand = max(hands, key=lambda h: h.score)
         hb = hand.bbox
         target = np.array([(hb.left + hb.right) / 2 + hand.object_offset.x, (hb.top + hb.bottom) / 2 + hand.object_offset.y])
-        obj = min(objects, key=lambda o: float(np.sum((_box_center([o.bbox.left, o.bbox.top, o.bbox.right, o.bbox.bottom]) - target) ** 2)))
-        return hand, obj
+        return min(objects, key=lambda o: float(np.sum((_box_center([o.bbox.left, o.bbox.top, o.bbox.right, o.bbox.bottom]) - target) ** 2)))
 
     def detect(self, record: ClipRecord, frame_size: tuple[int, int]) -> ContactResult:
+        """Contact = the hand's state (as HOI-Forecast's ``compute_contact``); the object box comes from the
+        contact frame or, when the object is not detected there (occluded by the hand), from the nearest
+        frame of the same contact run that has one."""
         from pipelines.formats.epic_hoa import read_hand_object_pickle
 
         path = record.contact.get("detections_path")
@@ -106,18 +111,31 @@ class EpicDetectionsContact:
         lo, hi = record.first_frame, min(record.last_frame, len(dets))  # 1-based frame numbers
         if hi < lo:
             raise ContactError(f"{path}: {len(dets)} frames of detections, clip starts at frame {lo}")
-        per_frame = [self.frame_contact(dets[f - 1]) for f in range(lo, hi + 1)]
-        smoothed = smooth_contact(np.array([p is not None for p in per_frame]), self.smooth_threshold)
+        hands = [self.frame_hand(dets[f - 1]) for f in range(lo, hi + 1)]
+        smoothed = smooth_contact(np.array([h is not None for h in hands]), self.smooth_threshold)
         start = first_run_start(smoothed)
         if start is None:
             raise ContactError(f"no right-hand portable-object contact in frames {lo}-{hi}")
-        # boxes from the first raw contact at or after the run start (a filled gap has no detection)
-        k = next(i for i in range(start, len(per_frame)) if per_frame[i] is not None)
-        hand, obj = per_frame[k]
+        end = start
+        while end + 1 < len(smoothed) and smoothed[end + 1]:
+            end += 1
+        # frames of the run with a raw hand detection, nearest the run start first
+        candidates = [i for i in range(start, end + 1) if hands[i] is not None]
+        if not candidates:
+            raise ContactError(f"contact run at frame {lo + start} has no hand detection")
+        k = obj = None
+        for i in candidates:
+            obj = self.active_object(dets[lo + i - 1], hands[i])
+            if obj is not None:
+                k = i
+                break
+        if obj is None:
+            raise ContactError(f"no object scoring >= {self.object_threshold} during the contact run at frames {lo + start}-{lo + end}")
+        hand = hands[candidates[0]]
         w, h = frame_size
         scale = np.array([w, h, w, h], dtype=np.float64)
         to_px = lambda b: np.array([b.left, b.top, b.right, b.bottom]) * scale  # noqa: E731
-        others = [to_px(x.bbox) for x in dets[lo + k - 1].hands if x is not hand]
+        others = [to_px(x.bbox) for x in dets[lo + candidates[0] - 1].hands if x is not hand]
         return ContactResult(lo + start, to_px(hand.bbox), to_px(obj.bbox), float(hand.score), float(obj.score),
                              other_boxes=others)
 

@@ -74,11 +74,16 @@ def _inside(pts: np.ndarray, box: np.ndarray, tol: float = 0.0) -> np.ndarray:
 
 
 def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5, num_sampling: int = 20,
-                      mask: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+                      mask: np.ndarray | None = None, touch_tolerance_px: float = 4.0) -> tuple[np.ndarray, str]:
     """Contact points (≤ ``num_points``, 2) in pixels of the contact frame, and which path produced them
-    ("contour", "skin" or "box"). Raises :class:`ContactPointsError` if the boxes do not overlap."""
+    ("contour", "skin" or "box"). Boxes that only touch (a gap ≤ ``touch_tolerance_px``, common for
+    detector boxes of a hand on an object) are grown by that much before intersecting. Raises
+    :class:`ContactPointsError` if the boxes do not overlap even then."""
     hb, ob = np.asarray(hand_box, float), np.asarray(object_box, float)
     inter = intersect(hb, ob)
+    if inter is None and touch_tolerance_px > 0:
+        grow = np.array([-1, -1, 1, 1]) * touch_tolerance_px
+        inter = intersect(hb + grow, ob + grow)
     if inter is None:
         raise ContactPointsError(f"hand box {hb.round(1).tolist()} and object box {ob.round(1).tolist()} do not overlap")
     h, w = rgb.shape[:2]

@@ -105,7 +105,7 @@ class ClipProcessor:
             pts1 = cp.apply_homography(H, pts)
             obj1 = cp.map_box(H, contact.object_box)
             obj1 = np.clip(obj1, 0, [w, h, w, h])
-            keep = cp._inside(pts1, obj1, tol=1.0)
+            keep = cp._inside(pts1, obj1, tol=4.0)  # points on the touching edge of boxes that only touch
             if not keep.any():
                 raise cp.ContactPointsError(f"all {len(pts1)} contact points fall outside the object box in v1")
             return pts1[keep], obj1, inliers

@@ -121,7 +121,7 @@ def test_minilm_embeds_offline():
 
 
 # ------------------------------------------------------------------------------- contact frame
-def _dets(path, contact_frames, n=12, glitch=()):
+def _dets(path, contact_frames, n=12, glitch=(), no_objects=()):
     out = []
     for i in range(n):
         f = i + 1
@@ -131,8 +131,9 @@ def _dets(path, contact_frames, n=12, glitch=()):
                                      object_offset=FloatVector(x=0.12, y=0.0), side=HandSide.RIGHT))
         d.hands.append(HandDetection(bbox=BBox(left=0.05, top=0.4, right=0.15, bottom=0.6), score=0.9,
                                      state=HandState.PORTABLE_OBJECT, side=HandSide.LEFT))  # left hand never counts
-        d.objects.append(ObjectDetection(bbox=BBox(left=0.42, top=0.35, right=0.6, bottom=0.65), score=0.8))
-        d.objects.append(ObjectDetection(bbox=BBox(left=0.8, top=0.1, right=0.9, bottom=0.2), score=0.9))
+        if f not in no_objects:
+            d.objects.append(ObjectDetection(bbox=BBox(left=0.42, top=0.35, right=0.6, bottom=0.65), score=0.8))
+            d.objects.append(ObjectDetection(bbox=BBox(left=0.8, top=0.1, right=0.9, bottom=0.2), score=0.9))
         out.append(d)
     write_hand_object_pickle(path, out)
 
@@ -153,6 +154,16 @@ def test_epic_contact_smoothing_drops_a_glitch_and_fills_a_gap(tmp_path):
     series = np.zeros(12, bool)
     series[[2, 5, 6, 8, 9, 10]] = True
     assert smooth_contact(series).tolist() == [False] * 5 + [True] * 6 + [False]
+
+
+def test_epic_contact_with_the_object_occluded_at_first_contact(tmp_path):
+    p = tmp_path / "P01_01.pkl"
+    _dets(p, contact_frames=set(range(5, 13)), no_objects={5, 6, 7})  # object hidden by the hand at first
+    res = EpicDetectionsContact().detect(_epic_record(p), (W, H))
+    assert res.frame == 5 and np.allclose(res.object_box, [0.42 * W, 0.35 * H, 0.6 * W, 0.65 * H])
+    _dets(p, contact_frames=set(range(5, 13)), no_objects=set(range(1, 13)))
+    with pytest.raises(ContactError, match="no object"):
+        EpicDetectionsContact().detect(_epic_record(p), (W, H))
 
 
 def test_epic_contact_respects_clip_range_and_thresholds(tmp_path):
