@@ -7,9 +7,9 @@ model-based detector for raw video can be added under a new name with the same i
 
 - ``epic_kitchens``: the release's hand-object detections, HOI-Forecast's rule: a frame is in contact
   when a RIGHT hand in state PORTABLE_OBJECT scores ≥ ``hand_threshold``; the 0/1 series is smoothed with a 3-tap box filter thresholded at 0.5 (a
-  one-frame glitch is removed, a one-frame gap is filled); the first frame of the first contact run in
-  the clip is the contact frame. The active object (score ≥ ``object_threshold``) is the one whose
-  centre is nearest the hand's predicted object point (hand-box centre + ``object_offset``), taken
+  one-frame glitch is removed, a one-frame gap is filled); the first frame of the first contact run of
+  at least ``min_run`` frames in the clip is the contact frame. The active object (score ≥ ``object_threshold``, box overlapping the
+  hand box) is the one whose centre is nearest the hand's predicted object point (hand-box centre + ``object_offset``), taken
   from the first frame of the contact run where an object is detected (the hand often occludes it).
 - ``ego4d``: the annotated ``contact_frame`` (falling back to ``pnr_frame``) and the ``right_hand`` and
   ``object_of_change`` (else ``tool``) boxes of that frame.
@@ -67,6 +67,13 @@ def first_run_start(smoothed: np.ndarray) -> int | None:
     return int(idx[0]) if idx.size else None
 
 
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs, inclusive, of the True runs of a boolean series."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    d = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(d[::2], d[1::2])]
+
+
 def _box_center(b) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64)
     return np.array([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0])
@@ -78,6 +85,8 @@ class EpicDetectionsContact:
     hand_threshold: float = 0.1
     object_threshold: float = 0.1
     smooth_threshold: float = 0.5
+    min_run: int = 3           #: a contact run shorter than this (after smoothing) is noise
+    touch_margin: float = 0.01  #: object must overlap the hand box grown by this (normalised units)
 
     def frame_hand(self, det):
         """The best-scoring RIGHT hand in PORTABLE_OBJECT contact above threshold at one frame, or None."""
@@ -88,11 +97,15 @@ class EpicDetectionsContact:
         return max(hands, key=lambda h: h.score) if hands else None
 
     def active_object(self, det, hand):
-        """The object (score ≥ threshold) whose centre is nearest the hand's predicted object point."""
-        objects = [o for o in det.objects if o.score >= self.object_threshold]
+        """Among objects (score ≥ threshold) overlapping the hand box, the one whose centre is nearest the
+        hand's predicted object point (hand-box centre + offset); None if no object touches the hand."""
+        hb = hand.bbox
+        m = self.touch_margin
+        objects = [o for o in det.objects if o.score >= self.object_threshold
+                   and o.bbox.left <= hb.right + m and o.bbox.right >= hb.left - m
+                   and o.bbox.top <= hb.bottom + m and o.bbox.bottom >= hb.top - m]
         if not objects:
             return None
-        hb = hand.bbox
         target = np.array([(hb.left + hb.right) / 2 + hand.object_offset.x, (hb.top + hb.bottom) / 2 + hand.object_offset.y])
         return min(objects, key=lambda o: float(np.sum((_box_center([o.bbox.left, o.bbox.top, o.bbox.right, o.bbox.bottom]) - target) ** 2)))
 
@@ -113,14 +126,16 @@ class EpicDetectionsContact:
             raise ContactError(f"{path}: {len(dets)} frames of detections, clip starts at frame {lo}")
         hands = [self.frame_hand(dets[f - 1]) for f in range(lo, hi + 1)]
         smoothed = smooth_contact(np.array([h is not None for h in hands]), self.smooth_threshold)
-        start = first_run_start(smoothed)
+        start = end = None
+        for a, b in runs(smoothed):
+            if b - a + 1 >= self.min_run:
+                start, end = a, b
+                break
         if start is None:
-            raise ContactError(f"no right-hand portable-object contact in frames {lo}-{hi}")
-        end = start
-        while end + 1 < len(smoothed) and smoothed[end + 1]:
-            end += 1
-        # frames of the run with a raw hand detection, nearest the run start first
-        candidates = [i for i in range(start, end + 1) if hands[i] is not None]
+            raise ContactError(f"no right-hand portable-object contact run of >= {self.min_run} frames in frames {lo}-{hi}")
+        # frames of the run (and its smoothing window) with a raw hand detection, nearest the run start first
+        window = range(max(0, start - 1), min(len(hands), end + 2))
+        candidates = sorted((i for i in window if hands[i] is not None), key=lambda i: (abs(i - start), i))
         if not candidates:
             raise ContactError(f"contact run at frame {lo + start} has no hand detection")
         k = obj = None
@@ -130,7 +145,7 @@ class EpicDetectionsContact:
                 k = i
                 break
         if obj is None:
-            raise ContactError(f"no object scoring >= {self.object_threshold} during the contact run at frames {lo + start}-{lo + end}")
+            raise ContactError(f"no object scoring >= {self.object_threshold} touches the hand during the contact run at frames {lo + start}-{lo + end}")
         hand = hands[candidates[0]]
         w, h = frame_size
         scale = np.array([w, h, w, h], dtype=np.float64)

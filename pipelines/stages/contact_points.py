@@ -133,10 +133,13 @@ def _feature_mask(shape, boxes, pad: float = 8.0) -> np.ndarray:
     return m
 
 
-def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes, min_inliers: int = 8,
+def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes, min_inliers: int = 15,
                         n_features: int = 2000) -> Homography:
     """Homography from ``src`` (contact frame) to ``dst`` (v1) with ORB features outside ``exclude_boxes``
-    (hand and object boxes, in both frames) and RANSAC (reprojection threshold 4 px)."""
+    (hand and object boxes, in both frames) and RANSAC (reprojection threshold 4 px).
+
+    A fit with fewer than ``min_inliers`` inliers, or a degenerate one (area scale of the linear part outside
+    [0.25, 4], a mirror flip, or strong perspective terms — what RANSAC returns on a few chance matches), is refused."""
     g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
     g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
     mask = _feature_mask(g1.shape, exclude_boxes)
@@ -154,6 +157,10 @@ def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes,
     n_in = int(inl.sum()) if inl is not None else 0
     if H is None or n_in < min_inliers:
         raise ContactPointsError(f"homography: {n_in} RANSAC inliers of {len(matches)} matches (< {min_inliers})")
+    H = H / H[2, 2]
+    det = float(np.linalg.det(H[:2, :2]))
+    if not (0.25 <= det <= 4.0) or np.abs(H[2, :2]).max() > 5e-3:
+        raise ContactPointsError(f"homography: degenerate fit (det {det:.2f}, perspective {np.abs(H[2, :2]).max():.1e}) from {n_in} inliers")
     return Homography(H, n_in, len(matches))
 
 

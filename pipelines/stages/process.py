@@ -41,7 +41,7 @@ class ExtractConfig:
     gmm_components: int = 5
     crop_pad_px: float = 20.0
     jpeg_quality: int = 90
-    min_homography_inliers: int = 8
+    min_homography_inliers: int = 15
     seed: int = 0
 
     def resolved_hand_pose_backend(self) -> str:

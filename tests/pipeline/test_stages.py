@@ -54,6 +54,8 @@ def test_homography_recovered_from_background_features():
     assert err.max() < 1.0
     with pytest.raises(cp.ContactPointsError):
         cp.estimate_homography(np.full_like(img, 90), np.full_like(img, 90), [hand, obj])
+    with pytest.raises(cp.ContactPointsError):  # unrelated views: few chance matches, refused
+        cp.estimate_homography(img, scene(seed=11)[0][::-1].copy(), [hand, obj])
 
 
 def test_gmm_is_deterministic_and_sorted():
@@ -151,6 +153,8 @@ def test_epic_contact_smoothing_drops_a_glitch_and_fills_a_gap(tmp_path):
     assert np.allclose(res.hand_box, [0.3 * W, 0.4 * H, 0.45 * W, 0.6 * H])
     assert np.allclose(res.object_box, [0.42 * W, 0.35 * H, 0.6 * W, 0.65 * H])  # nearest to hand centre + offset
     assert res.hand_score == pytest.approx(0.9)
+    _dets(p, contact_frames={2, 4, 9, 10, 11})  # frames 2 and 4 smooth into a 1-frame run: too short
+    assert EpicDetectionsContact().detect(_epic_record(p), (W, H)).frame == 9
     series = np.zeros(12, bool)
     series[[2, 5, 6, 8, 9, 10]] = True
     assert smooth_contact(series).tolist() == [False] * 5 + [True] * 6 + [False]
@@ -162,7 +166,7 @@ def test_epic_contact_with_the_object_occluded_at_first_contact(tmp_path):
     res = EpicDetectionsContact().detect(_epic_record(p), (W, H))
     assert res.frame == 5 and np.allclose(res.object_box, [0.42 * W, 0.35 * H, 0.6 * W, 0.65 * H])
     _dets(p, contact_frames=set(range(5, 13)), no_objects=set(range(1, 13)))
-    with pytest.raises(ContactError, match="no object"):
+    with pytest.raises(ContactError, match="no object scoring"):
         EpicDetectionsContact().detect(_epic_record(p), (W, H))
 
 
