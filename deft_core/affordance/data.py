@@ -93,12 +93,14 @@ class ShardDecoder:
 
     ``augment``: colour jitter and a random crop of 85–100 % of the side (the contact targets move with
     it; rotations are unchanged). Augmentation is seeded from (``seed``, sample_id, call count), so a plain
-    loop is reproducible and each pass over the data sees new augmentations.
+    loop is reproducible and each pass over the data sees new augmentations; ``seed=None`` draws fresh
+    entropy (used under Ray Data, which re-creates its decode actors on every pass).
     """
 
-    def __init__(self, image_size: int, text_encoder: str, max_targets: int = 8, augment: bool = False, seed: int = 0):
+    def __init__(self, image_size: int, text_encoder: str, max_targets: int = 8, augment: bool = False, seed: int | None = 0):
         self.image_size, self.text_encoder_id = int(image_size), text_encoder
-        self.max_targets, self.augment, self.seed = int(max_targets), bool(augment), int(seed)
+        self.max_targets, self.augment = int(max_targets), bool(augment)
+        self.seed = None if seed is None else int(seed)
         self._encoder = None
         self._cache: dict[str, np.ndarray] = {}
         self._calls = 0
@@ -126,7 +128,8 @@ class ShardDecoder:
             img = decode_jpeg(jpegs[i])
             pts = _points(means[i])[:T]
             if self.augment:
-                rng = np.random.default_rng([self.seed, zlib.crc32(str(ids[i]).encode()), self._calls])
+                rng = (np.random.default_rng() if self.seed is None
+                       else np.random.default_rng([self.seed, zlib.crc32(str(ids[i]).encode()), self._calls]))
                 h, w = img.shape[:2]
                 scale = rng.uniform(0.85, 1.0)
                 ox, oy = rng.uniform(0, 1 - scale, size=2)

@@ -1,0 +1,63 @@
+"""Train the DEFT affordance model on affordance shards with Ray Train, fed by Ray Data.
+
+    ray job submit --working-dir . -- python jobs/train.py --shards /data/shards --out /data/ckpt/affordance --preset paper --num-workers 4 --use-gpu
+    python jobs/train.py --shards data/shards --out runs/affordance --preset tiny          # local Ray
+
+Re-submitting the same command with the same --out resumes from the newest checkpoint. The exported
+checkpoint (config.json, model.safetensors, metrics.json) lands in OUT/model; load it with
+deft_core.affordance.load_affordance(OUT/model). TensorBoard: tensorboard --logdir OUT/tensorboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a --working-dir checkout
+
+from pipelines.train_affordance import run  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shards", nargs="+", required=True, help="shard directories (searched recursively for *.parquet)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, export); reuse it to resume")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-fraction", type=float, help="fraction of videos held out for validation")
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--text-encoder", help="minilm | clip:ARCH (DEFT_CLIP_WEIGHTS=file) | hash:DIM (test stand-in)")
+    p.add_argument("--text-dim", type=int, help="embedding width of --text-encoder (minilm 384, clip 512)")
+    p.add_argument("--visual-encoder", choices=["resnet", "r3m"])
+    p.add_argument("--visual-arch", choices=["resnet18", "resnet50"])
+    p.add_argument("--visual-weights", help="local weights file (R3M model.pt for r3m; torchvision .pth/.safetensors)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers")
+    p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--decode-concurrency", type=int, default=1, help="Ray Data decode actors")
+    p.add_argument("--max-failures", type=int, default=2, help="worker failures retried from the last checkpoint")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    overrides = {
+        "model": {"image_size": a.image_size, "text_encoder": a.text_encoder, "text_dim": a.text_dim,
+                  "visual_encoder": a.visual_encoder, "visual_arch": a.visual_arch, "visual_weights": a.visual_weights},
+        "train": {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
+                  "val_fraction": a.val_fraction, "augment": False if a.no_augment else None},
+    }
+    result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
+                 cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Ray wiring of affordance training: Ray Data input, Ray Train ``TorchTrainer``, resume, export.
+
+The loop itself is :func:`deft_core.affordance.train_loop.train_func` (no Ray); here it gets
+``get_dataset_shard(...).iter_torch_batches`` as its batch source and ``ray.train.report`` as its report.
+
+Run directory ``--out`` (absolute on shared storage for multi-node clusters)::
+
+    out/ray/<name>/checkpoint_*/   one checkpoint per epoch (export files + optimiser state), Ray storage
+    out/tensorboard/               TensorBoard scalars (written by the chief worker)
+    out/run.json                   the resolved configuration and the data summary
+    out/model/                     the exported checkpoint (config.json, model.safetensors, metrics.json)
+
+Resume: a worker failure is retried up to ``max_failures`` times from the last reported checkpoint
+(``FailureConfig``); re-running with the same ``out`` resumes from the newest checkpoint under
+``out/ray/<name>`` (``resume_from_checkpoint``), so a killed job can simply be submitted again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deft_core.affordance.config import get_preset
+from deft_core.affordance.data import ShardDecoder, is_validation, list_shard_files
+
+RUN_NAME = "affordance"
+_READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
+                 "hand_pose", "text_embedding", "text_encoder"]
+
+
+def select_split(batch: dict[str, np.ndarray], split: str, val_fraction: float) -> dict[str, np.ndarray]:
+    """Keep the rows of ``split`` (``train``/``val``) from a numpy batch; the split is by video."""
+    keep = np.array([is_validation(str(d), str(v), val_fraction) == (split == "val")
+                     for d, v in zip(batch["dataset"], batch["video_id"])], dtype=bool)
+    return {k: v[keep] for k, v in batch.items()}
+
+
+def summarise_data(files: list[str], val_fraction: float) -> dict[str, Any]:
+    """Row / video counts per split and per dataset (reads only the identity columns)."""
+    t = pa.concat_tables([pq.read_table(f, columns=["dataset", "video_id", "text"]) for f in files])
+    ds, vid = t.column("dataset").to_pylist(), t.column("video_id").to_pylist()
+    val = [is_validation(d, v, val_fraction) for d, v in zip(ds, vid)]
+    per_ds: dict[str, int] = {}
+    for d in ds:
+        per_ds[d] = per_ds.get(d, 0) + 1
+    return {"files": len(files), "rows": len(ds), "train_rows": len(ds) - sum(val), "val_rows": sum(val),
+            "train_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if not x}),
+            "val_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if x}), "rows_per_dataset": per_ds,
+            "distinct_texts": len(set(t.column("text").to_pylist())), "val_fraction": val_fraction,
+            "split": "sha1(salt, dataset, video_id) < val_fraction"}
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint directory under ``run_dir`` with the highest completed epoch, or None."""
+    best, best_epoch = None, -1
+    for state in run_dir.glob("**/train_state.json"):
+        try:
+            epoch = int(json.loads(state.read_text())["epoch"])
+        except (ValueError, KeyError, json.JSONDecodeError):
+            continue
+        if epoch > best_epoch and (state.parent / "model.safetensors").is_file():
+            best, best_epoch = state.parent, epoch
+    return best
+
+
+def resolve_config(preset: str, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Preset dataclasses with ``{"model": {...}, "train": {...}}`` overrides applied (None = keep)."""
+    p = get_preset(preset)
+    for section, obj in (("model", p.model), ("train", p.train)):
+        for k, v in overrides.get(section, {}).items():
+            if v is None:
+                continue
+            if not hasattr(obj, k):
+                raise ValueError(f"unknown {section} option {k!r}")
+            setattr(obj, k, v)
+        obj.__post_init__() if hasattr(obj, "__post_init__") else None
+    return {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train)}
+
+
+def _ray_train_loop(config: dict) -> None:
+    """Per-worker entry point of the TorchTrainer (runs in the Ray Train worker processes)."""
+    import tempfile
+
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    from deft_core.affordance.train_loop import train_func
+
+    rank = ray.train.get_context().get_world_rank()
+    bs = int(config["train"]["batch_size"])
+    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
+    ckpt = ray.train.get_checkpoint()
+    resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else None
+    fail_at, marker = config.get("simulate_failure_at_epoch"), config.get("failure_marker")
+
+    def report(metrics: dict, ckpt_dir: str | None) -> None:
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
+        if rank == 0:
+            print(f"[train] epoch {metrics['epoch'] + 1}/{config['train']['epochs']} "
+                  f"loss {metrics['train_loss']:.4f} val_contact {metrics.get('val_contact_px', float('nan')):.1f}px "
+                  f"(centre {metrics.get('val_baseline_centre_contact_px', float('nan')):.1f}px) "
+                  f"wrist {metrics.get('val_wrist_deg', float('nan')):.1f}° pose {metrics.get('val_pose_deg', float('nan')):.1f}° "
+                  f"{metrics['train_samples_per_s']:.1f} samples/s", flush=True)
+        if fail_at is not None and metrics["epoch"] == fail_at and marker and not Path(marker).exists():
+            Path(marker).write_text("failed once")  # test instrumentation: one simulated worker crash
+            raise RuntimeError(f"simulated worker failure after epoch {fail_at}")
+
+    def train_batches(epoch: int):
+        return train_shard.iter_torch_batches(batch_size=bs, local_shuffle_buffer_size=4 * bs,
+                                              local_shuffle_seed=int(config["train"]["seed"]) + epoch)
+
+    def val_batches():
+        return val_shard.iter_torch_batches(batch_size=bs)
+
+    train_func(config, train_batches, val_batches if config.get("has_val") else None, report, resume_dir=resume,
+               device=ray.train.torch.get_device(), wrap_model=ray.train.torch.prepare_model, is_chief=rank == 0)
+
+
+def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_concurrency: int = 1,
+                   decode_cpus: float = 0.5, read_cpus: float = 0.25):
+    """Ray Data pipelines: read_parquet → split by video → decode (+ augment for train).
+
+    The decode actors and read tasks ask for fractional CPUs so that, next to the Train workers, the
+    Data pipeline can always schedule both (on a 2-CPU machine a whole-CPU actor plus a whole-CPU read
+    task would wait on each other forever)."""
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch comes from train
+    common = {"image_size": model_cfg["image_size"], "text_encoder": model_cfg["text_encoder"],
+              "max_targets": train_cfg["max_targets"]}
+    raw = ray.data.read_parquet(files, columns=_READ_COLUMNS, ray_remote_args={"num_cpus": read_cpus})
+    out = {}
+    for split in ("train", "val"):
+        ds = raw.map_batches(select_split, fn_kwargs={"split": split, "val_fraction": train_cfg["val_fraction"]},
+                             batch_format="numpy")
+        # seed=None for training: fresh augmentations on every pass (Ray re-executes the pipeline per epoch)
+        kwargs = common | ({"augment": train_cfg["augment"], "seed": None} if split == "train" else {"augment": False})
+        out[split] = ds.map_batches(ShardDecoder, fn_constructor_kwargs=kwargs, batch_format="numpy",
+                                    batch_size=train_cfg["batch_size"], num_cpus=decode_cpus,
+                                    compute=ray.data.ActorPoolStrategy(size=decode_concurrency))
+    return out
+
+
+def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | None = None, num_workers: int = 1,
+        use_gpu: bool = False, cpus_per_worker: float = 1.0, max_failures: int = 2, decode_concurrency: int = 1,
+        extra_config: dict | None = None) -> dict:
+    """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last}."""
+    import ray
+    from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = list_shard_files(shards)
+    cfg = resolve_config(preset, overrides or {})
+    summary = summarise_data(files, cfg["train"]["val_fraction"])
+    if summary["train_rows"] == 0:
+        raise ValueError(f"no training rows in {shards} after the video split (val_fraction {cfg['train']['val_fraction']})")
+    steps = -(-summary["train_rows"] // (cfg["train"]["batch_size"] * max(1, num_workers)))
+    config = cfg | {"steps_per_epoch": steps, "data_summary": summary, "has_val": summary["val_rows"] > 0,
+                    "tensorboard_dir": str(out_dir / "tensorboard"), "preset": preset} | (extra_config or {})
+    run_json = out_dir / "run.json"
+    if run_json.exists():
+        prev = json.loads(run_json.read_text())
+        if prev.get("model") != config["model"]:
+            raise ValueError(f"{out_dir} holds a run with a different model config; use a new --out to start afresh")
+    run_json.write_text(json.dumps(config | {"shards": [str(s) for s in shards], "num_workers": num_workers}, indent=2))
+    if not ray.is_initialized():
+        # Under `ray job submit` (RAY_ADDRESS set) this joins the cluster; locally it starts Ray with at
+        # least 4 logical CPUs so a Train worker and the Data pipeline (list, read, decode) can all be
+        # scheduled on a small machine — they share the physical cores.
+        local = not os.environ.get("RAY_ADDRESS")
+        ray.init(num_cpus=max(4, os.cpu_count() or 1) if local else None)
+    resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
+    trainer = TorchTrainer(
+        _ray_train_loop, train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker}),
+        run_config=RunConfig(name=RUN_NAME, storage_path=str(out_dir / "ray"),
+                             failure_config=FailureConfig(max_failures=max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=3)),
+        datasets=build_datasets(files, cfg["model"], cfg["train"], decode_concurrency),
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        resume_from_checkpoint=Checkpoint.from_directory(str(resume)) if resume else None)
+    trainer.fit()
+    final = latest_checkpoint(out_dir / "ray" / RUN_NAME)
+    if final is None:
+        raise RuntimeError(f"training finished without a checkpoint under {out_dir / 'ray'}")
+    export = out_dir / "model"
+    export.mkdir(exist_ok=True)
+    for name in ("config.json", "model.safetensors", "metrics.json"):
+        shutil.copy2(final / name, export / name)
+    metrics = json.loads((export / "metrics.json").read_text())
+    return {"export": str(export), "checkpoint": str(final), "metrics": metrics.get("final", {}), "resumed_from": str(resume) if resume else None}
