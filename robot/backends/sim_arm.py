@@ -8,7 +8,8 @@ joints and executes a linearly interpolated joint trajectory on the arm's positi
 physics stepping, timed by the commanded Cartesian speed (and ``max_joint_speed_rad_s``). The
 driver-side safety limits (:class:`robot.safety.ArmSafety`) apply exactly as on the real arm. An
 unreachable pose raises :class:`robot.base.ControllerError` (code 1, like a controller's planning
-error) and stops the arm.
+error) and a wrist blocked by a collision raises code 31 (the xArm's collision detection); both stop
+the arm.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from robot.base import Arm, ArmState, ControllerError, DeviceAlreadyConnectedErr
 @dataclass
 class SimArmConfig:
     """``world``: name of the shared :class:`SimWorld`; ``max_joint_speed_rad_s``; ``max_rot_speed_rad_s``;
-    ``ik_tolerance_m`` beyond which a target counts as unreachable; ``settle_s`` after each move."""
+    ``ik_tolerance_m`` beyond which a target counts as unreachable; ``settle_s`` after each move;
+    ``collision_tolerance_m``: a wrist left further than this from its commanded position after a move
+    is blocked by a collision, reported like the xArm's collision detection (controller error 31)."""
 
     world: str = "default"
     max_joint_speed_rad_s: float = 2.0
@@ -32,9 +35,10 @@ class SimArmConfig:
     ik_tolerance_m: float = 0.005
     ik_tolerance_rad: float = 0.05
     settle_s: float = 0.02
+    collision_tolerance_m: float = 0.03
 
     def __post_init__(self) -> None:
-        for n in ("max_joint_speed_rad_s", "max_rot_speed_rad_s", "ik_tolerance_m", "ik_tolerance_rad"):
+        for n in ("max_joint_speed_rad_s", "max_rot_speed_rad_s", "ik_tolerance_m", "ik_tolerance_rad", "collision_tolerance_m"):
             if not float(getattr(self, n)) > 0:
                 raise ValueError(f"{n} must be positive, got {getattr(self, n)!r}")
         if float(self.settle_s) < 0:
@@ -99,6 +103,15 @@ class SimArm(Arm):
             w.set_arm_targets(q0 + (ik.q - q0) * k / n)
             w.advance(w.control_dt)
         w.advance(cfg.settle_s)
+        err = float(np.linalg.norm(self._read_state().pose.position - pose.position))
+        for _ in range(10):  # servo lag after a fast move is not a collision: let it settle (≤ 0.5 s)
+            if err <= cfg.collision_tolerance_m:
+                break
+            w.advance(0.05)
+            err = float(np.linalg.norm(self._read_state().pose.position - pose.position))
+        if err > cfg.collision_tolerance_m:  # like the xArm's collision detection (controller error 31)
+            raise ControllerError("SimArm", 31, f"collision: the wrist is blocked {err * 1000:.0f} mm from its commanded pose",
+                                  hint=f"commanded {np.round(pose.position, 3).tolist()}")
 
     def _stop(self) -> None:
         self.world.set_arm_targets(self.world.arm_q())

@@ -35,9 +35,9 @@ class SiteGrasp:
 
 #: per task: the oracle grasp (tuned in simulation; see tests/robot_sim/fixtures)
 ORACLE: dict[str, SiteGrasp] = {
-    "pick_cup": SiteGrasp("body", phi=np.pi / 2),
+    "pick_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.03),
     "pour_cup": SiteGrasp("handle", phi=np.pi / 2),
-    "open_drawer": SiteGrasp("handle", phi=np.pi / 2),
+    "open_drawer": SiteGrasp("handle", phi=np.pi),
     "pick_spoon": SiteGrasp("handle", phi=np.pi / 2),
     "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
     "stir_spoon": SiteGrasp("handle_top", phi=np.pi / 2),

@@ -1,0 +1,66 @@
+"""End-to-end episodes in the simulator: hand-tuned grasps (JSON fixtures) succeed; a far-off grasp
+fails; the CLI writes images; importing robot / deft-robot --help stays free of mujoco and ray."""
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deft_core.grasp import GraspParams
+
+FIXTURES = Path(__file__).parent / "fixtures"
+logging.getLogger("robot.safety").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    pytest.importorskip("mujoco")
+    from robot.episode import SimEpisodeRunner
+
+    with SimEpisodeRunner(image_size=(160, 120)) as r:
+        yield r
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.glob("*.json")))
+def test_hand_tuned_grasp_succeeds(runner, fixture):
+    fx = json.loads((FIXTURES / fixture).read_text())
+    runner.reset(fx["task"], fx["seed"], fx["split"])
+    out = runner.run(GraspParams.from_dict(fx["grasp"]))
+    assert out.error is None
+    assert out.success and out.reward == 1.0, out.metrics
+    assert out.final_image.shape == (120, 160, 3) and not np.array_equal(out.initial_image, out.final_image)
+
+
+def test_grasp_far_from_the_object_fails(runner):
+    fx = json.loads((FIXTURES / "pick_cup.json").read_text())
+    runner.reset(fx["task"], fx["seed"], fx["split"])
+    g = GraspParams.from_dict(fx["grasp"])
+    out = runner.run(GraspParams(g.mu + [0.0, 0.12, 0.0], g.theta, g.hand))
+    assert not out.success and out.reward < 0.9
+
+
+def test_import_robot_and_help_do_not_import_mujoco_or_ray():
+    code = ("import sys, robot, robot.tasks, robot.executor, robot.cli; robot.cli.main(['--help']);"
+            "bad = [m for m in ('mujoco', 'ray') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_cli_run_episode_writes_images(tmp_path):
+    pytest.importorskip("mujoco")
+    fx = FIXTURES / "pick_cup.json"
+    params = tmp_path / "g.json"
+    params.write_text(json.dumps(json.loads(fx.read_text())["grasp"]))
+    seed = str(json.loads(fx.read_text())["seed"])
+    res = subprocess.run([sys.executable, "-m", "robot.cli", "run-episode", "--task", "pick_cup", "--params", str(params),
+                          "--seed", seed, "--out", str(tmp_path / "ep"), "--size", "96x72"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "success=True" in res.stdout
+    assert (tmp_path / "ep" / "initial.png").is_file() and (tmp_path / "ep" / "final.png").is_file()
+    assert json.loads((tmp_path / "ep" / "result.json").read_text())["success"] is True
+    bad = subprocess.run([sys.executable, "-m", "robot.cli", "run-episode", "--task", "pick_cup", "--params", str(tmp_path / "nope.json")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
