@@ -39,7 +39,7 @@ def test_grasp_far_from_the_object_fails(runner):
     fx = json.loads((FIXTURES / "pick_cup.json").read_text())
     runner.reset(fx["task"], fx["seed"], fx["split"])
     g = GraspParams.from_dict(fx["grasp"])
-    out = runner.run(GraspParams(g.mu + [0.0, 0.12, 0.0], g.theta, g.hand))
+    out = runner.run(GraspParams(g.mu + [0.0, 0.0, 0.15], g.theta, g.hand))
     assert not out.success and out.reward < 0.9
 
 
