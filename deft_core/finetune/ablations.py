@@ -9,6 +9,9 @@ tokens are the image feature, the prior's three parts (μ, θ, P), the episode's
 query token; a transformer encoder mixes them and the query token's output is read out as δ̂. It is
 trained on *all* episodes of the run (low rewards included: that is what the reward conditioning
 learns from); at test time it is queried with the maximum reward seen in training.
+
+``mean``: δ̂ = the mean residual of the top-k episodes for every input — no learning, no conditioning;
+the mean lives in the checkpoint's target normaliser, so it saves and loads like the others.
 """
 
 from __future__ import annotations
@@ -74,3 +77,17 @@ class RewardTransformerPolicy(ResidualPolicy):
     def predict(self, feats, xi_n, z):
         reward_n = self.net.query_reward.expand(len(feats)).reshape(-1, 1)
         return self._forward(feats, xi_n, reward_n)
+
+
+class EliteMeanPolicy(ResidualPolicy):
+    kind = "mean"
+    needs_training = False
+
+    def build_heads(self, feature_dim: int) -> None:
+        pass
+
+    def loss(self, feats, xi_n, target_n, reward_n, gen):
+        raise RuntimeError("the elite-mean policy has nothing to train")
+
+    def predict(self, feats, xi_n, z):
+        return torch.zeros(len(feats), GRASP_DIM)  # de-normalised: exactly the elites' mean residual

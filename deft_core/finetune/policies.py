@@ -9,6 +9,8 @@ explicit table :data:`POLICY_KINDS`:
 - ``mlp``: an MLP residual regressor (:mod:`.ablations`)
 - ``transformer``: a reward-conditioned transformer, queried with the maximum reward (:mod:`.ablations`)
 - ``direct``: a VAE that predicts ξ itself from the image (:mod:`.cvae`); ``act`` returns ξ̂ − ξ
+- ``mean``: the mean residual of the top-k episodes, whatever the image (:mod:`.ablations`) — the
+  "mean values of the top N trajectories" alternative §3.2 mentions, as a reference point
 
 Inputs and outputs are normalised with statistics computed at fit time and stored as buffers in the
 checkpoint (:mod:`.policy_checkpoint`). Per-dimension standard deviations are floored so a dimension
@@ -42,6 +44,7 @@ POLICY_KINDS: dict[str, str] = {
     "mlp": "deft_core.finetune.ablations:MLPPolicy",
     "transformer": "deft_core.finetune.ablations:RewardTransformerPolicy",
     "direct": "deft_core.finetune.cvae:DirectVAEPolicy",
+    "mean": "deft_core.finetune.ablations:EliteMeanPolicy",
 }
 
 
@@ -62,7 +65,8 @@ class PolicyConfig:
     """Hyper-parameters. ``top_k``: train on the k best episodes (None = all); ``hidden``: MLP width;
     ``latent_dim``/``beta``: VAE latent size and KL weight; ``d_model``/``layers``/``heads``: transformer;
     ``steps``/``lr``: full-batch Adam; ``augment_shift``: max random image shift in pixels (trainable
-encoder only); ``seed``: initialisation and training noise."""
+encoder only); ``xi_noise``: std of Gaussian noise added to the normalised ξ at each training step (a
+regulariser: 10 episodes are easy to memorise by their ξ); ``weight_decay``: AdamW; ``seed``: initialisation and training noise."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     top_k: int | None = 10
@@ -74,6 +78,8 @@ encoder only); ``seed``: initialisation and training noise."""
     heads: int = 4
     steps: int = 600
     augment_shift: int = 4
+    xi_noise: float = 0.5
+    weight_decay: float = 0.0
     lr: float = 1e-3
     seed: int = 0
 
@@ -159,6 +165,7 @@ class ResidualPolicy(ABC):
     """
 
     kind: ClassVar[str]
+    needs_training: ClassVar[bool] = True  #: False for policies fully determined by the data statistics
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self.config = config or PolicyConfig()
@@ -228,20 +235,23 @@ class ResidualPolicy(ABC):
         xi_n = net.xi_norm(torch.as_tensor(xi, dtype=torch.float32))
         target_n = net.target_norm(torch.as_tensor(target, dtype=torch.float32))
         reward_n = net.reward_norm(torch.as_tensor(reward, dtype=torch.float32))
-        trainable_encoder = self.config.encoder.trainable
+        trainable_encoder = self.config.encoder.trainable and self.needs_training
         frozen_feats = None if trainable_encoder else net.encoder(images)
         params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=self.config.lr)
+        opt = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay) if params else None
         gen = torch.Generator().manual_seed(self.config.seed)
-        losses = []
+        losses: list[float] = []
         net.train()
-        for _ in range(self.config.steps):
+        for _ in range(self.config.steps if self.needs_training else 0):
             if trainable_encoder:
                 shift = self.config.augment_shift
                 feats = net.encoder(random_shift(images, shift, gen) if shift > 0 else images)
             else:
                 feats = frozen_feats
-            loss = self.loss(feats, xi_n, target_n, reward_n, gen)
+            xi_in = xi_n
+            if self.config.xi_noise > 0:
+                xi_in = xi_n + self.config.xi_noise * torch.randn(xi_n.shape, generator=gen)
+            loss = self.loss(feats, xi_in, target_n, reward_n, gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -251,7 +261,8 @@ class ResidualPolicy(ABC):
             "episodes": [int(e.episode) for e in data], "rewards": [float(e.reward) for e in data],
             "num_available": len(episodes), "max_reward": float(reward.max())}
         return {"kind": self.kind, "num_train": len(data), "steps": self.config.steps,
-                "initial_loss": losses[0], "final_loss": float(np.mean(losses[-10:])),
+                "initial_loss": losses[0] if losses else None,
+                "final_loss": float(np.mean(losses[-10:])) if losses else None,
                 "loss_curve": losses[:: max(1, len(losses) // 50)], "train_seconds": time.perf_counter() - t0}
 
     # ----------------------------------------------------------------- acting

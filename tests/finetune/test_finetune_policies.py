@@ -14,6 +14,7 @@ from deft_core.grasp import GRASP_DIM, initial_sigma
 
 S0 = initial_sigma()
 A = 2 * S0 * np.where(np.arange(GRASP_DIM) % 3 == 0, -1.0, 1.0)  # a residual of 2 σ₀ per dimension
+TRAINED_KINDS = [k for k in POLICY_KINDS if k != "mean"]
 TINY = dict(encoder=EncoderConfig(image_size=32, feature_dim=16), hidden=64, d_model=32, layers=1, steps=250)
 
 
@@ -43,7 +44,7 @@ def image_conditioned():
     return episodes
 
 
-@pytest.mark.parametrize("kind", list(POLICY_KINDS))
+@pytest.mark.parametrize("kind", TRAINED_KINDS)
 def test_policy_trains_and_conditions_on_the_image(kind, image_conditioned):
     torch.set_num_threads(1)
     policy = tiny(kind)
@@ -89,6 +90,16 @@ def test_transformer_follows_the_reward_it_is_conditioned_on():
     out = policy.act(_image(100), np.zeros(GRASP_DIM))
     assert np.linalg.norm((out - A) / S0) < 0.25 * np.linalg.norm(2 * A / S0)
     assert policy.training_summary["episodes"] == list(range(1, 13))  # trained on all episodes
+
+
+def test_elite_mean_policy_returns_the_mean_of_the_top_k(image_conditioned):
+    eps = [DistillEpisode(e.image, e.xi, e.delta, reward=float(i), episode=e.episode) for i, e in enumerate(image_conditioned)]
+    policy = tiny("mean", top_k=4)
+    metrics = policy.fit(eps)
+    expected = np.mean([e.delta for e in eps[-4:]], axis=0)
+    for img in (_image(220), _image(30)):
+        assert np.allclose(policy.act(img, np.ones(GRASP_DIM)), expected, atol=1e-6)
+    assert metrics["final_loss"] is None and policy.training_summary["episodes"] == [10, 9, 8, 7]
 
 
 def test_top_k_selects_the_best_episodes(image_conditioned):
