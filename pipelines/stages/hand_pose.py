@@ -10,6 +10,7 @@ Backends, chosen by name from :data:`HAND_POSE_BACKENDS` (import strings, import
   ``poseCoeff[:3]`` is the global (wrist) rotation in the camera frame, ``poseCoeff[3:48]`` the finger
   pose with ``flat_hand_mean=True`` — already our convention, copied unchanged.
 - ``frankmocap``: :mod:`pipelines.stages.hand_pose_frankmocap` (a local FrankMocap checkout).
+- ``mediapipe``: :mod:`pipelines.stages.hand_pose_mediapipe` (MediaPipe landmarks + MANO skeleton fit).
 
 A backend's ``estimate(record, frame_rgb, contact)`` returns a :class:`HandPose`; ``frame_rgb`` is the
 decoded contact frame (backends that read annotations ignore it).
@@ -84,6 +85,7 @@ class HOI4DHandPose:
 HAND_POSE_BACKENDS: dict[str, str] = {
     "hoi4d": "pipelines.stages.hand_pose:HOI4DHandPose",
     "frankmocap": "pipelines.stages.hand_pose_frankmocap:FrankMocapHandPose",
+    "mediapipe": "pipelines.stages.hand_pose_mediapipe:MediaPipeHandPose",
 }
 
 
