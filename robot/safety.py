@@ -12,7 +12,10 @@ Arm (robot base frame, metres / radians):
 Hand: joint targets (16, rad, 0 = flat) are clipped to ``[lower, upper]``; non-finite targets are rejected.
 Motor current limits are hardware settings of the hand backend (e.g. Dynamixel Goal Current).
 
-Every clamp is logged (WARNING, logger ``robot.safety``) with the original and the clamped value.
+Every clamp is logged (logger ``robot.safety``) with the original and the clamped value: clamps of the
+workspace box / table plane and of the hand's joint limits at WARNING (the caller asked for something
+unsafe); the expected per-command step, rotation-step and speed limiting at DEBUG (long moves are
+always split this way, so it is not news).
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ class ArmSafety:
 
     def limit(self, target, current, speed_m_s: float | None = None):
         """Apply every arm limit to ``target`` (a :class:`robot.base.Pose`) given the ``current`` wrist pose.
-        Returns a :class:`robot.base.ArmCommand`; logs each clamp with original and clamped values."""
+        Returns a :class:`robot.base.ArmCommand`; logs each clamp with original and clamped values
+        (workspace/table at WARNING, step/rotation-step/speed limiting at DEBUG)."""
         from robot.base import ArmCommand, Pose
 
         pos, notes = self.clamp_position(target.position)
@@ -113,7 +117,8 @@ class ArmSafety:
             notes.append(f"speed: {speed:.4f} -> {self.max_speed_m_s:.4f} m/s")
             speed = self.max_speed_m_s
         for n in notes:
-            log.warning("arm target clamped: %s (requested position %s)", n, np.round(target.position, 4).tolist())
+            level = logging.WARNING if n.startswith(("table", "workspace")) else logging.DEBUG
+            log.log(level, "arm target clamped: %s (requested position %s)", n, np.round(target.position, 4).tolist())
         return ArmCommand(requested=target, commanded=Pose(pos, R), speed_m_s=speed, clamps=tuple(notes))
 
 
