@@ -1,0 +1,107 @@
+"""Export → load round trip with identical outputs; bad checkpoint directories rejected with clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deft_core.affordance import CheckpointError, load_affordance, save_export
+from deft_core.affordance.model import AffordanceModel
+from deft_core.affordance.predictor import fit_heatmap_gmm
+from tests.affordance.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = AffordanceModel(tiny_config(64).model).eval()
+    d = tmp_path_factory.mktemp("ckpt")
+    save_export(d, model, {"rows": 3}, {"note": "test"}, {"final": {"val_contact_px": 1.0}})
+    return model, d
+
+
+def _image(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+
+
+def test_round_trip_gives_identical_outputs(exported):
+    model, d = exported
+    pred = load_affordance(d)
+    assert json.loads((d / "config.json").read_text())["text_encoder"] == "hash:64"
+    image, box = _image(), (40, 20, 104, 84)  # 64×64 box: the crop needs no resampling
+    res = pred.predict(image, box, "pick up the cup")
+    with torch.no_grad():
+        crop = torch.from_numpy(image[20:84, 40:104][None].copy())
+        emb = torch.from_numpy(pred.text_encoder.encode(["pick up the cup"]))
+        ref = model(crop, emb)
+    np.testing.assert_array_equal(res.points_normalised, ref["points"][0].numpy().astype(np.float64))
+    np.testing.assert_array_equal(res.wrist_rotation, ref["wrist"][0].numpy().astype(np.float64))
+    np.testing.assert_array_equal(res.hand_pose, ref["pose"][0].numpy().astype(np.float64))
+    # image pixels: inside the box, consistent with the normalised points
+    np.testing.assert_allclose(res.contact_points, np.array([40, 20]) + res.points_normalised * 64)
+    assert res.gmm_means.shape == (3, 2) and res.gmm_vars.shape == (3, 2) and res.hand_pose.shape == (45,)
+    assert np.all((res.contact_mean >= [40, 20]) & (res.contact_mean <= [104, 84]))
+
+
+def test_predictor_rejects_bad_input(exported):
+    pred = load_affordance(exported[1])
+    with pytest.raises(ValueError, match="uint8"):
+        pred.predict(_image().astype(np.float32), (0, 0, 10, 10), "x")
+    with pytest.raises(ValueError, match="empty"):
+        pred.predict(_image(), (300, 10, 320, 40), "x")
+
+
+def _copy(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_missing_file_is_named(exported, tmp_path):
+    d = _copy(exported[1], tmp_path / "c")
+    (d / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_affordance(d)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_affordance(tmp_path / "absent")
+
+
+def test_wrong_schema_version_is_refused(exported, tmp_path):
+    d = _copy(exported[1], tmp_path / "c")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["schema_version"] = 99
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="schema_version 99"):
+        load_affordance(d)
+
+
+def test_shape_mismatch_is_named(exported, tmp_path):
+    d = _copy(exported[1], tmp_path / "c")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model"]["num_points"] = 4
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"tensor 'heat\.3\.(weight|bias)' has shape \(5"):
+        load_affordance(d)
+
+
+def test_unknown_config_field_is_named(exported, tmp_path):
+    d = _copy(exported[1], tmp_path / "c")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model"]["wings"] = 2
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="wings"):
+        load_affordance(d)
+
+
+def test_gmm_fit_recovers_two_modes():
+    h = w = 40
+    ys, xs = np.mgrid[0:h, 0:w]
+    u, v = (xs + 0.5) / w, (ys + 0.5) / h
+    prob = np.exp(-((u - 0.2) ** 2 + (v - 0.3) ** 2) / 0.002) + np.exp(-((u - 0.7) ** 2 + (v - 0.8) ** 2) / 0.002)
+    prob /= prob.sum()
+    means, var, pi = fit_heatmap_gmm(prob, np.array([[0.5, 0.5], [0.1, 0.1], [0.9, 0.9]]), k=2)
+    got = means[np.argsort(means[:, 0])]
+    np.testing.assert_allclose(got, [[0.2, 0.3], [0.7, 0.8]], atol=0.02)
+    np.testing.assert_allclose(pi, [0.5, 0.5], atol=0.05)
