@@ -7,6 +7,9 @@ Prints one JSON object. Run: ``python benchmarks/bench_finetune.py [--threads 1]
 - ``distill``: ``policy.fit`` on the 10 elites of a 30-episode run (64 × 64 input images, the default
   PolicyConfig: 600 full-batch Adam steps) for the cVAE and each Table 3 ablation; ``act`` latency.
   ``resnet18`` rows use a frozen, randomly initialised ResNet-18 (weights are never downloaded).
+- ``toy_quality`` (with ``--quality``): on :mod:`deft_core.finetune.toy_env`, three default 30-episode
+  runs, then each policy kind (default config) distilled and evaluated on 20 held-out resets per run
+  (mean task reward, z = 0), next to the prior alone.
 """
 
 from __future__ import annotations
@@ -82,10 +85,45 @@ def bench_distill(kinds: list[str], encoders: list[str], steps: int | None) -> l
     return rows
 
 
+def bench_toy_quality(seeds: int = 3, heldout: int = 20) -> dict:
+    import tempfile
+
+    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+    from deft_core.finetune.policies import POLICY_KINDS, episodes_from_log, make_policy
+    from deft_core.finetune.toy_env import ToyEnv
+
+    env = ToyEnv()
+
+    def evaluate(seed, residual_fn):
+        rewards = []
+        for k in range(heldout):
+            obs = env.reset(1000 + k, 10_000 + 100 * seed + k)
+            xi = env.prior(obs)
+            rewards.append(env.execute(xi + residual_fn(obs, xi)).task_reward)
+        return round(float(np.mean(rewards)), 4)
+
+    out: dict = {"prior_only": [], "cem_warmup_mean": [], "cem_last10_mean": []}
+    out.update({kind: [] for kind in POLICY_KINDS})
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            result = run_finetune(env, lambda q: q.result.task_reward, FinetuneConfig(task="pick_cup", seed=seed),
+                                  f"{tmp}/run{seed}")
+            episodes = episodes_from_log(f"{tmp}/run{seed}")
+            out["cem_warmup_mean"].append(round(float(result.rewards[:10].mean()), 4))
+            out["cem_last10_mean"].append(round(float(result.rewards[-10:].mean()), 4))
+            out["prior_only"].append(evaluate(seed, lambda obs, xi: np.zeros(22)))
+            for kind in POLICY_KINDS:
+                policy = make_policy(kind)
+                policy.fit(episodes)
+                out[kind].append(evaluate(seed, lambda obs, xi: policy.act(obs.image, xi.to_vector(), None)))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="cVAE only, small_cnn only, 100 steps")
+    parser.add_argument("--quality", action="store_true", help="also distil and evaluate every policy on the toy env (minutes)")
     args = parser.parse_args(argv)
     import torch
 
@@ -100,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         "cem": bench_cem(repeats=20 if args.quick else 200),
         "distill": bench_distill(kinds, encoders, 100 if args.quick else None),
     }
+    if args.quality:
+        result["toy_quality"] = bench_toy_quality()
     print(json.dumps(result, indent=2))
     return 0
 

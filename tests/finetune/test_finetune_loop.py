@@ -42,11 +42,12 @@ def test_uninterrupted_run_logs_every_episode(reference, tmp_path):
     assert [e.episode for e in reference.elites] == [records[i].episode for i in state.elites()]
 
 
-def test_images_round_trip(reference, tmp_path):
+def test_images_round_trip(reference, tmp_path, toy_env_cls):
     log = EpisodeLog(tmp_path / "ref", CFG.run_meta())
     rec = log.ok_records()[0]
     img = log.load_image(rec, "initial")
-    assert img.shape == (24, 32, 3) and img.dtype == np.uint8 and img[0, 0, 1] == 0
+    expected = toy_env_cls().reset(rec.episode, rec.env_seed).image
+    assert img.dtype == np.uint8 and np.array_equal(img, expected)  # lossless, RGB order kept
 
 
 CRASH_POINTS = [(m, n) for m in ("reset", "prior", "execute", "reward") for n in range(1, N + 1)]
