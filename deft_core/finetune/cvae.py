@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from deft_core.finetune.policies import ResidualPolicy, mlp
 from deft_core.grasp import GRASP_DIM
