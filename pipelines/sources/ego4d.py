@@ -98,6 +98,8 @@ class Ego4DSource:
         cf = a.get("critical_frames")
         if not cf:
             return "no critical frames"
+        if not isinstance(cf, dict):
+            return None  # malformed: parse_action raises and the action becomes an errors-table row
         if cf.get("contact_frame") is None and cf.get("pnr_frame") is None:
             return "no contact or pnr frame"
         return None
@@ -107,6 +109,8 @@ class Ego4DSource:
         uid = str(video["video_uid"])
         meta = video.get("video_metadata") or {}
         fps = float(meta.get("fps") or DEFAULT_FPS)
+        if not isinstance(action["critical_frames"], dict):
+            raise TypeError(f"critical_frames is a {type(action['critical_frames']).__name__}, expected an object")
         cf = {k: int(v) for k, v in action["critical_frames"].items() if v is not None}
         contact = cf.get("contact_frame", cf.get("pnr_frame"))
         boxes: dict[str, dict[str, Any]] = {}

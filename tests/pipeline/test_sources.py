@@ -142,7 +142,8 @@ def _ego4d_json(path: Path) -> None:
     nopnr = action("a6", "#C C opens tap", critical_frames={"pre_45": 110, "contact_frame": None, "pnr_frame": 170})
     acts = [action("a1", "#C C picks up the cup"), action("a2", "#O man picks a cup"), action("a3", "#C C x", is_rejected=True),
             action("a4", "#C C y", stage=None), action("a5", "#C C z", critical_frames=None), nopnr,
-            action("a7", "#C C broken", frames=[{"frame_type": "contact_frame", "frame_number": 150, "boxes": [{"object_type": "tool"}]}])]
+            action("a7", "#C C broken", frames=[{"frame_type": "contact_frame", "frame_number": 150, "boxes": [{"object_type": "tool"}]}]),
+            action("a8", "#C C malformed", critical_frames="pnr_frame=160")]
     path.write_text(json.dumps({"version": "2", "videos": [{"video_uid": "vid0", "video_metadata": {"fps": 30, "width": 1920, "height": 1080},
                                                             "annotated_intervals": [{"narrated_actions": acts}]}]}))
 
@@ -157,7 +158,8 @@ def test_ego4d_source_filters_and_fallbacks(tmp_path):
     assert recs["a1"].contact["boxes"]["contact_frame"]["right_hand"] == [[10.0, 20.0, 40.0, 60.0]]
     assert recs["a1"].hand_hint == "right" and recs["a1"].video_path.endswith("v2/full_scale/vid0.mp4")
     assert src.skipped == {"not a camera-wearer narration": 1, "rejected": 1, "stage is None": 1, "no critical frames": 1}
-    assert [e["stage"] for e in src.bad_rows] == ["source"] and "a7" in src.bad_rows[0]["error"]
+    assert [e["stage"] for e in src.bad_rows] == ["source", "source"] and "a7" in src.bad_rows[0]["error"]
+    assert "a8" in src.bad_rows[1]["error"] and "critical_frames is a str" in src.bad_rows[1]["error"]
     back = ClipRecord.from_row(recs["a1"].to_row())
     assert back == recs["a1"]
 
