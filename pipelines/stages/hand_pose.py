@@ -90,8 +90,10 @@ HAND_POSE_BACKENDS: dict[str, str] = {
 
 
 def make_hand_pose_backend(name: str, **options) -> HandPoseBackend:
-    try:
-        module, cls = HAND_POSE_BACKENDS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown hand-pose backend {name!r}; known: {', '.join(HAND_POSE_BACKENDS)}") from None
+    """Instantiate a backend by its name in :data:`HAND_POSE_BACKENDS`, or by an explicit
+    ``"module:Class"`` import string (an out-of-tree backend)."""
+    target = HAND_POSE_BACKENDS.get(name) or (name if ":" in name else None)
+    if target is None:
+        raise ValueError(f"unknown hand-pose backend {name!r}; known: {', '.join(HAND_POSE_BACKENDS)} (or module:Class)")
+    module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)(**options)

@@ -1,0 +1,203 @@
+"""Shared wiring of the three extraction jobs (``jobs/extract_{ego4d,epic_kitchens,hoi4d}.py``).
+
+records (metadata) → Appendix D filters → ``--limit`` → skip finished ids (resume) → Ray Data
+``from_items`` → ``map_batches(ExtractBatch)`` (an actor pool: each actor loads the detector and
+hand-pose model once, processes its batch and writes it idempotently) → manifest + summary.
+
+With ``--text-encoder`` the embedding runs in a second Ray Data stage (its own actors, hence its own
+processes: MiniLM crashed when run in a process that had already used the video/image libraries):
+stage 1 returns the processed rows, stage 2 embeds them and writes.
+
+Runs against a cluster (``ray job submit``: ``RAY_ADDRESS`` is set for the driver) or, with plain
+``python jobs/...``, on a local Ray started by ``ray.init()`` (``--address`` to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pipelines.sources.base import open_source
+from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
+from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
+from pipelines.stages.text import make_text_encoder
+from pipelines.stages.writer import done_ids, error_row, pending, write_batch, write_manifest
+
+
+def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", required=True, help=f"{dataset} dataset root (native layout)")
+    p.add_argument("--out", required=True, help="output folder (shards, errors, manifest.json); reuse it to resume")
+    p.add_argument("--hand-pose", default=None,
+                   help="hand-pose backend: hoi4d | mediapipe | frankmocap | module:Class (default: hoi4d for HOI4D, else required)")
+    p.add_argument("--hand-pose-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable (e.g. fov_deg=90, checkout=/opt/frankmocap); values parsed as JSON when possible")
+    p.add_argument("--text-encoder", default="none", help="minilm | clip:ARCH | none (default none: embed at training)")
+    p.add_argument("--limit", type=int, default=None, help="process at most N clips after filtering (this run)")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per extraction actor")
+    p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per extraction actor (model backends)")
+    p.add_argument("--text-num-gpus", type=float, default=0.0, help="GPUs per text-embedding actor")
+    p.add_argument("--concurrency", type=int, default=2, help="extraction actors")
+    p.add_argument("--batch-size", type=int, default=4, help="clips per map_batches batch (one shard write each)")
+    p.add_argument("--max-rows-per-shard", type=int, default=256)
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--ray-num-cpus", type=int, default=None, help="CPUs of the local Ray when one is started here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    return p
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for kv in pairs:
+        if "=" not in kv:
+            raise SystemExit(f"--hand-pose-option {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
+    text = None if a.text_encoder in (None, "", "none") else a.text_encoder
+    cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
+                        text_encoder=text, seed=a.seed)
+    cfg.resolved_hand_pose_backend()  # fail in the driver, before any worker starts
+    return cfg
+
+
+class ProcessRows:
+    """Stage 1 when a text encoder is configured: process clips, return rows (pickled) + error rows."""
+
+    def __init__(self, config: ExtractConfig):
+        self.processor = ClipProcessor(ExtractConfig(**{**config.as_dict(), "text_encoder": None}))
+
+    def __call__(self, batch):
+        rows, errors = self.processor.process_many(batch.to_dict("records"))
+        items = [("ok", r) for r in rows] + [("error", e) for e in errors]
+        return {"sample_id": [x[1]["sample_id"] for x in items], "payload": [pickle.dumps(x) for x in items]}
+
+
+class EmbedAndWrite:
+    """Stage 2: embed the texts of a batch of processed rows (its own process) and write the batch."""
+
+    def __init__(self, config: ExtractConfig, out: str, max_rows: int):
+        self.encoder = make_text_encoder(config.text_encoder, **config.text_encoder_options)
+        self.out, self.max_rows = out, max_rows
+
+    def __call__(self, batch):
+        items = [pickle.loads(p) for p in batch["payload"]]
+        rows = [r for k, r in items if k == "ok"]
+        errors = [r for k, r in items if k == "error"]
+        if rows:
+            try:
+                emb = self.encoder.encode([r["text"] for r in rows])
+                for r, e in zip(rows, emb):
+                    r["text_embedding"], r["text_encoder"] = [float(x) for x in e], self.encoder.encoder_id
+            except Exception as exc:  # the whole batch fails its text stage, visibly
+                errors += [error_row(r["sample_id"], r["dataset"], r["video_id"], "text", f"embedding: {exc}") for r in rows]
+                rows = []
+        write_batch(self.out, rows, errors, self.max_rows)
+        return {"sample_id": [r["sample_id"] for r in rows] + [e["sample_id"] for e in errors],
+                "status": ["ok"] * len(rows) + ["error"] * len(errors),
+                "stage": [""] * len(rows) + [e["stage"] for e in errors]}
+
+
+def run_job(dataset: str, a: argparse.Namespace) -> dict:
+    """Run one extraction job; returns the manifest (also written to OUT/manifest.json)."""
+    import ray
+
+    out = Path(a.out)
+    config = make_config(dataset, a)
+    source = open_source(dataset, a.root)
+    stats = FilterStats()
+    records = apply_filters(source.records(), FilterConfig(), stats)
+    if a.limit is not None:
+        records = itertools.islice(records, a.limit)
+    already = len(done_ids(out))
+    todo = [r.to_row() for r in pending(records, out)]
+    statuses: Counter = Counter()
+    stages: Counter = Counter()
+    t0 = time.perf_counter()
+    if todo:
+        if not ray.is_initialized():
+            ray.init(address=a.address, num_cpus=a.ray_num_cpus if a.address is None else None,
+                     log_to_driver=False, ignore_reinit_error=True)
+        t0 = time.perf_counter()  # throughput excludes starting Ray
+        pool = ray.data.ActorPoolStrategy(size=a.concurrency)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = not a.no_progress
+        ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // max(1, a.batch_size)))
+        if config.text_encoder is None:
+            ds = ds.map_batches(ExtractBatch, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
+                                batch_size=a.batch_size, batch_format="pandas", compute=pool,
+                                num_cpus=a.num_cpus, num_gpus=a.num_gpus)
+        else:
+            ds = ds.map_batches(ProcessRows, fn_constructor_args=(config,), batch_size=a.batch_size, batch_format="pandas",
+                                compute=pool, num_cpus=a.num_cpus, num_gpus=a.num_gpus)
+            ds = ds.map_batches(EmbedAndWrite, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
+                                batch_size=a.batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
+                                num_cpus=1, num_gpus=a.text_num_gpus)
+        for row in ds.iter_rows():
+            statuses[row["status"]] += 1
+            if row["stage"]:
+                stages[row["stage"]] += 1
+    elapsed = time.perf_counter() - t0
+    finished = done_ids(out)
+    bad = [e for e in getattr(source, "bad_rows", []) if e["sample_id"] not in finished]
+    if bad:
+        write_batch(out, [], [error_row(**{k: e[k] for k in ("sample_id", "dataset", "video_id", "stage", "error")}) for e in bad])
+    extra = {"filters": stats.as_dict(), "source_skipped": dict(getattr(source, "skipped", {}) or {}),
+             "this_run": {"runner": "ray_data", "clips_pending": len(todo), "already_done": already,
+                          "samples_written": statuses["ok"], "errors": statuses["error"], "errors_by_stage": dict(stages),
+                          "source_errors": len(bad), "seconds": round(elapsed, 3),
+                          "clips_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
+                          "concurrency": a.concurrency, "batch_size": a.batch_size, "limit": a.limit}}
+    return write_manifest(out, config.as_dict(), extra)
+
+
+def print_summary(dataset: str, manifest: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    f, run, counts = manifest["filters"], manifest["this_run"], manifest["counts"]
+    t = Table(title=f"extract {dataset}", show_header=False)
+    t.add_row("clips read (annotations)", str(f["read"]))
+    for name, n in sorted(f["removed"].items()):
+        t.add_row(f"  filtered: {name}", str(n))
+    for name, n in sorted(manifest.get("source_skipped", {}).items()):
+        t.add_row(f"  skipped by source: {name}", str(n))
+    t.add_row("already done (resume)", str(run["already_done"]))
+    t.add_row("processed this run", str(run["clips_pending"]))
+    t.add_row("samples written this run", str(run["samples_written"]))
+    for stage, n in sorted(run["errors_by_stage"].items()):
+        t.add_row(f"  errors this run: {stage}", str(n))
+    t.add_row("source rows unreadable", str(run["source_errors"]))
+    t.add_row("throughput", f"{run['clips_per_s']} clips/s ({run['seconds']} s)")
+    t.add_row("total samples in OUT", str(counts["samples"]))
+    t.add_row("total errors in OUT", f"{counts['errors']} {counts['errors_by_stage']}")
+    Console(stderr=True).print(t)
+
+
+def main(dataset: str, doc: str | None = None, argv=None) -> int:
+    a = build_parser(dataset, doc).parse_args(argv)
+    if not Path(a.root).is_dir():
+        print(f"--root {a.root}: not a directory", file=sys.stderr)
+        return 2
+    try:
+        manifest = run_job(dataset, a)
+    except ValueError as exc:
+        print(f"extract {dataset}: error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(dataset, manifest)
+    print(json.dumps({"out": str(Path(a.out).resolve()), "counts": manifest["counts"], "this_run": manifest["this_run"]}))
+    return 0

@@ -1,0 +1,20 @@
+"""Extract ego4d into versioned Parquet affordance shards (Ray Data).
+
+    ray job submit --working-dir . -- python jobs/extract_ego4d.py --root /data/ego4d --out /data/shards/ego4d
+    python jobs/extract_ego4d.py --root DIR --out DIR [--hand-pose mediapipe] [--limit N] [--concurrency 2]
+
+Re-running with the same --out resumes (finished and failed clips are skipped). Wiring only: see
+jobs/_extract_common.py and docs/extraction-jobs.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a --working-dir checkout
+
+from jobs._extract_common import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main("ego4d", __doc__))
