@@ -91,7 +91,7 @@ TASK_GRASPS: dict[str, TaskGrasp] = {
     "scoop_grape": TaskGrasp("tripod", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
     "stir_spoon": TaskGrasp("pinch", normal="up", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
     "pick_grape": TaskGrasp("pinch", forearm="body"),
-    "flip_bagel": TaskGrasp("power_wrap", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
+    "flip_bagel": TaskGrasp("tripod", forearm="axis", present=(0.45, -1.0, 0.0), present_vec="axis"),
     "squeeze_lemon": TaskGrasp("spherical", forearm="body"),
 }
 BODY_DIRECTION = np.array([0.3, -1.0, 0.5])  #: wrist → shoulder of the right arm, human frame (x right, y forward, z up)
@@ -183,8 +183,7 @@ class GraspSynth:
         normal = R[:, 1]
         all_geoms = np.concatenate(list(self.body_geoms.values()))
         base = site_pos - normal * grasp.depth - R @ anchor
-        no_table = self.stop.copy()
-        no_table[table_geom] = False
+        no_table = self.target.copy()  # back off from the grasped object only (distractors stand apart)
         only_table = np.zeros_like(self.stop)
         only_table[table_geom] = True
         d = self._search(lambda x: (R, base + normal * x), grasp.open, all_geoms, no_table, max_backoff)
@@ -218,16 +217,17 @@ class GraspSynth:
                 angles[moving[1:]] = at(slo)[moving[1:]]
         # if only the table was reached, slide the closed hand in along −normal until it touches the object
         saved, self.stop = self.stop, self.target
+        hand = self.poser.hand_geom_ids  # the hand proper: forearm contacts are not grasp contacts
         try:
             self._pose(R, wrist, angles)
-            if not self._touching(all_geoms):
+            if not self._touching(hand):
                 lo, hi = 0.0, 0.04
                 self._pose(R, wrist - normal * hi, angles)
-                if self._touching(all_geoms):
+                if self._touching(hand):
                     for _ in range(12):
                         mid = 0.5 * (lo + hi)
                         self._pose(R, wrist - normal * mid, angles)
-                        lo, hi = (lo, mid) if self._touching(all_geoms) else (mid, hi)
+                        lo, hi = (lo, mid) if self._touching(hand) else (mid, hi)
                     wrist = wrist - normal * hi
                     d -= hi
         finally:

@@ -111,9 +111,15 @@ def render_clip(*, clip_id: str, seed: int, fps: float, width: int, height: int,
     grasp_type = _jitter(GRASP_TYPES[tg.grasp], rng)
     synth = GraspSynth(model, data, poser, hand_side, stop, tgt_geoms)
     p_grasp, a_grasp, standoff = synth.synthesise(grasp_type, site_pos, R_grasp, table)
-    if not has_contact:  # hover: stop short of the object with a half-open hand
-        p_grasp = p_grasp + R_grasp[:, 1] * rng.uniform(0.03, 0.06)
+    if not has_contact:  # hover: stop short of the object with a half-open hand, clear of it
         a_grasp = grasp_type.open + 0.3 * (a_grasp - grasp_type.open)
+        p_grasp = p_grasp + R_grasp[:, 1] * rng.uniform(0.03, 0.06)
+        synth.stop = synth.target
+        for _ in range(10):
+            synth._pose(R_grasp, p_grasp, a_grasp)
+            if not synth._touching(poser.geom_ids):
+                break
+            p_grasp = p_grasp + R_grasp[:, 1] * 0.01
 
     # ---- timeline and trajectories
     tl = make_timeline(fps, rng, duration_s, min_use_frames)
@@ -147,9 +153,9 @@ def render_clip(*, clip_id: str, seed: int, fps: float, width: int, height: int,
             sup_top = sup.pos + np.array([0.0, 0.0, se.hi[2]])
         pull = obj_R0 @ np.array([-1.0, 0.0, 0.0]) if spec.object_kind == "drawer" else None
         up_p, up_R, slide = use_motion(spec.verb.split()[0], n_use, p_grasp, R_grasp, centre, sup_top, pull, hand_side, rng)
-    else:  # give up and withdraw towards the rest pose
+    else:  # give up and withdraw: away from the object and up
         k = min_jerk(np.linspace(0, 1, n_use + 1)[1:])[:, None]
-        up_p = p_grasp + k * (p_rest - p_grasp) * 0.6
+        up_p = p_grasp + k * (R_grasp[:, 1] * 0.05 + np.array([0.0, -0.04, 0.05]))
         up_R, slide = np.repeat(R_grasp[None], n_use, 0), np.zeros(n_use)
     P[tl.use_start:], Rw[tl.use_start:], drawer_slide[tl.use_start:] = up_p, up_R, slide
 
@@ -246,7 +252,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
             cam_T[i], wrist_T[i] = Tc, _tf(Rw[i], P[i])
     contact_frame = int(np.argmax(in_contact)) if in_contact.any() else None
     if has_contact and (contact_frame is None or contact_frame < tl.reach_start):
-        raise RuntimeError(f"{clip_id}: the synthesised grasp never touched the {spec.noun} (seed {seed})")
+        raise RuntimeError(f"{clip_id}: the synthesised grasp never touched the {spec.object_kind} (seed {seed})")
     if not has_contact and contact_frame is not None:
         raise RuntimeError(f"{clip_id}: a no-contact clip touched the object at frame {contact_frame} (seed {seed})")
     extra.update(scene.info, mano_pose_side=scene.side, phases=dict(reach_start=tl.reach_start, grasp=tl.grasp,
