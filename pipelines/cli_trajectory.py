@@ -1,0 +1,92 @@
+"""Turn one human demo video into the post-grasp trajectory τ (paper §3.1): 40 wrist displacements.
+
+Examples::
+
+    deft data trajectory --video demo.mp4 --out pick_cup.npz --task pick_cup --intrinsics K.npy
+    deft data trajectory --video _demos/pick_cup.mp4 --out pick_cup.npz --task pick_cup \\
+        --intrinsics _demos/pick_cup_wrist.npz --camera-poses _demos/pick_cup_wrist.npz --compare _demos/pick_cup_wrist.npz
+    deft data trajectory --video _demos/pick_cup.mp4 --out pick_cup.npz --hand-pose truth   # synthetic demos only
+
+--intrinsics: a .npy 3x3 K or an .npz with 'K' (else --fov-deg); --camera-poses: camera→base transforms
+(T_world_camera in an .npz, or a (T,4,4)/(4,4) .npy; default: the camera frame is the base frame).
+--hand-pose truth reads the synthetic demo's <task>_wrist.npz next to the video.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from deft_core.cli_util import CommandError
+
+HELP = "one human demo video → post-grasp trajectory τ (.npz)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", required=True, help="demo video (RGB)")
+    p.add_argument("--out", required=True, help="output .npz (deft_core.trajectory.PostGraspTrajectory)")
+    p.add_argument("--hand-pose", default="mediapipe", choices=["mediapipe", "truth"])
+    p.add_argument("--task", default="", help="task name stored with τ (deft_core.tasks)")
+    p.add_argument("--intrinsics", help="K: .npy 3x3 or .npz with 'K'")
+    p.add_argument("--fov-deg", type=float, default=None, help="horizontal field of view when no --intrinsics")
+    p.add_argument("--camera-poses", help="camera→base poses (.npz T_world_camera or .npy)")
+    p.add_argument("--grasp-frame", type=int, default=None, help="0-based grasp frame (default: detected)")
+    p.add_argument("--smooth", type=int, default=5, help="moving-average window for positions, frames")
+    p.add_argument("--model", help="MediaPipe .task bundle (default: the installed one)")
+    p.add_argument("--compare", help="true wrist .npz (T_world_wrist, grasp_frame) to report the error against")
+
+
+def _intrinsics(a, width: int, height: int):
+    import numpy as np
+
+    from pipelines.trajectory import load_intrinsics
+    if a.intrinsics:
+        return load_intrinsics(a.intrinsics)
+    if a.fov_deg is None:
+        raise CommandError("--intrinsics or --fov-deg is needed to place the wrist in metres")
+    f = (width / 2.0) / np.tan(np.radians(a.fov_deg) / 2.0)
+    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
+
+
+def run(a: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from pipelines.trajectory import (TrajectoryError, detect_grasp_frame, estimate_track, extract_trajectory,
+                                      load_camera_poses, trajectory_error, truth_track)
+
+    con = Console(stderr=True)
+    video = Path(a.video)
+    try:
+        if a.hand_pose == "truth":
+            wrist = video.with_name(f"{video.stem}_wrist.npz")
+            track, true_grasp = truth_track(wrist)
+            grasp = a.grasp_frame if a.grasp_frame is not None else true_grasp
+            meta = {"source": "truth", "wrist_file": str(wrist)}
+        else:
+            import av
+            if not video.is_file():
+                raise CommandError(f"--video {video}: file not found")
+            with av.open(str(video)) as c:
+                s = c.streams.video[0]
+                K = _intrinsics(a, s.width, s.height)
+            cams = load_camera_poses(a.camera_poses) if a.camera_poses else None
+            with Progress(console=con, transient=True) as bar:
+                task = bar.add_task("hand pose per frame", total=None)
+                track = estimate_track(video, K, cams, a.model, a.smooth, progress=lambda i, n: bar.update(task, completed=i, total=n))
+            grasp = a.grasp_frame if a.grasp_frame is not None else detect_grasp_frame(track)
+            meta = {"source": "mediapipe", "detected_fraction": float(track.detected.mean()),
+                    "base_frame": "camera_poses" if cams is not None else "camera"}
+        tau = extract_trajectory(track, grasp, a.task, {"video": str(video), **meta})
+    except TrajectoryError as exc:
+        raise CommandError(str(exc)) from exc
+    tau.save(a.out)
+    result = {"out": str(a.out), "grasp_frame": int(grasp), **meta}
+    if a.compare:
+        true_track, true_grasp = truth_track(a.compare)
+        true_tau = extract_trajectory(true_track, true_grasp, a.task)
+        result["true_grasp_frame"] = true_grasp
+        result["error"] = trajectory_error(tau, true_tau)
+    print(json.dumps(result, indent=2))
+    return 0

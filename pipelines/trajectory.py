@@ -1,0 +1,190 @@
+"""One human demo video → the post-grasp trajectory τ (paper §3.1): the first 40 wrist displacements
+after the grasp, as :class:`deft_core.trajectory.PostGraspTrajectory`.
+
+Steps (:func:`extract_trajectory`):
+
+1. **Wrist pose per frame** in the camera frame (OpenCV axes), from a hand-pose estimator:
+   ``mediapipe`` — MediaPipe landmarks → MANO skeleton fit → PnP of the fitted skeleton on the 2-D
+   landmarks with the camera intrinsics K (rotation + metric position; the hand is assumed MANO-sized);
+   frames without a detection are filled by linear interpolation (positions) / nearest (rotations), and
+   positions are smoothed with a centred moving average (``smooth`` frames).
+2. **Base frame**: with ``camera_poses`` (T_base_camera per frame, e.g. a fixed calibrated camera or a
+   SLAM track) the wrist poses are mapped into the base frame; without, the camera frame is the base.
+3. **Grasp frame**: given, or detected as the frame where the wrist's speed is lowest between the
+   approach and the lift (the hand decelerates to close on the object, then carries it): the minimum
+   of the smoothed speed within the middle 80 % of the video before the last 41 frames.
+4. τ = first 40 differences of position and extrinsic-xyz Euler angles after the grasp frame.
+
+``truth`` reads the synthetic demo's ``<task>_wrist.npz`` (``T_world_wrist``, ``grasp_frame``) instead of
+estimating: the reference the estimate is compared with (:func:`trajectory_error`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deft_core.geometry import axis_angle_to_matrix, matrix_to_euler_xyz, wrap_angle
+from deft_core.trajectory import TRAJECTORY_STEPS, PostGraspTrajectory
+
+
+class TrajectoryError(ValueError):
+    """A demo that cannot be turned into τ (the message names the file / reason)."""
+
+
+@dataclass
+class WristTrack:
+    positions: np.ndarray   #: (T, 3) m, base frame
+    rotations: np.ndarray   #: (T, 3, 3) wrist frame → base frame
+    detected: np.ndarray    #: (T,) bool, frame had a hand detection (all True for truth)
+    fps: float
+
+
+def load_camera_poses(path: str | Path) -> np.ndarray:
+    """(T, 4, 4) camera → base transforms from ``.npz`` (key ``T_world_camera``) or ``.npy``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrajectoryError(f"camera poses file not found: {path}")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "T_world_camera" not in z:
+                raise TrajectoryError(f"{path}: no 'T_world_camera' array")
+            T = z["T_world_camera"]
+    else:
+        T = np.load(path, allow_pickle=False)
+    if T.ndim == 2:
+        T = T[None]
+    if T.shape[1:] != (4, 4):
+        raise TrajectoryError(f"{path}: camera poses must be (T, 4, 4), got {T.shape}")
+    return T.astype(np.float64)
+
+
+def load_intrinsics(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise TrajectoryError(f"intrinsics file not found: {path}")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "K" not in z:
+                raise TrajectoryError(f"{path}: no 'K' array")
+            K = z["K"]
+    else:
+        K = np.load(path, allow_pickle=False)
+    if K.shape != (3, 3):
+        raise TrajectoryError(f"{path}: K must be 3x3, got {K.shape}")
+    return K.astype(np.float64)
+
+
+def truth_track(wrist_npz: str | Path) -> tuple[WristTrack, int]:
+    """The synthetic demo's true wrist track (world frame) and grasp frame."""
+    path = Path(wrist_npz)
+    if not path.is_file():
+        raise TrajectoryError(f"demo wrist file not found: {path}")
+    with np.load(path, allow_pickle=False) as z:
+        T = z["T_world_wrist"].astype(np.float64)
+        return WristTrack(T[:, :3, 3], T[:, :3, :3], np.ones(len(T), bool), float(z["fps"])), int(z["grasp_frame"])
+
+
+def _fill(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        raise TrajectoryError("no frame of the demo has a hand detection")
+    t = np.arange(len(values))
+    out = values.copy()
+    if values.ndim == 2:  # positions: linear interpolation
+        for d in range(values.shape[1]):
+            out[:, d] = np.interp(t, idx, values[idx, d])
+    else:  # rotations: nearest detected frame
+        near = idx[np.abs(t[:, None] - idx[None]).argmin(1)]
+        out = values[near]
+    return out
+
+
+def smooth_positions(p: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1:
+        return p
+    k = np.ones(window) / window
+    pad = np.pad(p, ((window // 2, window - 1 - window // 2), (0, 0)), mode="edge")
+    return np.stack([np.convolve(pad[:, d], k, mode="valid") for d in range(3)], 1)
+
+
+def video_length(path: Path) -> tuple[int, float]:
+    """(frame count, fps) of a video (PyAV header, counting frames when the header has none)."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        fps = float(s.average_rate or s.guessed_rate or 0)
+        n = s.frames or sum(1 for _ in c.decode(video=0))
+    return int(n), fps
+
+
+def estimate_track(video: str | Path, K: np.ndarray, camera_poses: np.ndarray | None = None,
+                   model_path: str | None = None, smooth: int = 5, progress=None) -> WristTrack:
+    """Per-frame wrist poses of the demo with the mediapipe backend (see module docstring)."""
+    from pipelines.stages.hand_pose import HandPoseError
+    from pipelines.stages.hand_pose_mediapipe import MediaPipeHandPose
+    from pipelines.stages.video import read_frames
+
+    video = Path(video)
+    if not video.is_file():
+        raise TrajectoryError(f"demo video not found: {video}")
+    n, fps = video_length(video)
+    frames = read_frames(video, list(range(n)))
+    backend = MediaPipeHandPose(model_path=model_path)
+    pos, rot, ok = np.zeros((n, 3)), np.tile(np.eye(3), (n, 1, 1)), np.zeros(n, bool)
+    for t in range(n):
+        try:
+            est = backend.estimate_frame(frames[t], None, K)
+            pos[t], rot[t], ok[t] = est.wrist_position, axis_angle_to_matrix(est.wrist_rotation), True
+        except HandPoseError:
+            pass
+        if progress is not None:
+            progress(t + 1, n)
+    backend.landmarker.close()
+    pos, rot = _fill(pos, ok), _fill(rot, ok)
+    if camera_poses is not None:
+        if len(camera_poses) not in (1, n):
+            raise TrajectoryError(f"camera poses: {len(camera_poses)} poses for {n} frames")
+        Tc = np.broadcast_to(camera_poses, (n, 4, 4))
+        pos = np.einsum("tij,tj->ti", Tc[:, :3, :3], pos) + Tc[:, :3, 3]
+        rot = Tc[:, :3, :3] @ rot
+    return WristTrack(smooth_positions(pos, smooth), rot, ok, fps)
+
+
+def detect_grasp_frame(track: WristTrack) -> int:
+    """Frame of minimum smoothed wrist speed between the approach and the lift (see module docstring)."""
+    n = len(track.positions)
+    last = n - (TRAJECTORY_STEPS + 1)
+    if last < 1:
+        raise TrajectoryError(f"demo has {n} frames; τ needs at least {TRAJECTORY_STEPS + 1} after the grasp")
+    speed = np.linalg.norm(np.diff(smooth_positions(track.positions, 7), axis=0), axis=1)
+    lo = max(1, int(0.1 * n))
+    hi = max(lo + 1, min(last, int(0.9 * n)))
+    return int(lo + np.argmin(speed[lo:hi]))
+
+
+def extract_trajectory(track: WristTrack, grasp_frame: int, task: str = "", meta: dict | None = None) -> PostGraspTrajectory:
+    n = len(track.positions)
+    if grasp_frame < 0 or grasp_frame + TRAJECTORY_STEPS >= n:
+        raise TrajectoryError(f"grasp frame {grasp_frame}: need {TRAJECTORY_STEPS + 1} frames from it, the demo has {n}")
+    g = slice(grasp_frame, None)
+    return PostGraspTrajectory.from_wrist_poses(track.positions[g], track.rotations[g], task=task,
+                                                meta={"grasp_frame": int(grasp_frame), "fps": track.fps, **(meta or {})})
+
+
+def trajectory_error(pred: PostGraspTrajectory, true: PostGraspTrajectory) -> dict:
+    """Position / rotation errors of τ: per-step delta RMSE (mm, deg) and end-point error after 40 steps."""
+    d = pred.deltas - true.deltas
+    cp, ct = pred.cumulative(), true.cumulative()
+    return {"delta_pos_rmse_mm": float(1000 * np.sqrt(np.mean(np.sum(d[:, :3] ** 2, 1)))),
+            "delta_rot_rmse_deg": float(np.degrees(np.sqrt(np.mean(np.sum(wrap_angle(d[:, 3:]) ** 2, 1))))),
+            "endpoint_pos_error_mm": float(1000 * np.linalg.norm(cp[-1, :3] - ct[-1, :3])),
+            "true_path_length_mm": float(1000 * np.sum(np.linalg.norm(true.deltas[:, :3], axis=1))),
+            "endpoint_rot_error_deg": float(np.degrees(np.linalg.norm(wrap_angle(cp[-1, 3:] - ct[-1, 3:]))))}
+
+
+def euler_track(track: WristTrack) -> np.ndarray:
+    return matrix_to_euler_xyz(track.rotations)

@@ -1,0 +1,69 @@
+"""deft data trajectory: τ from a wrist track, grasp detection, camera→base mapping, errors, CLI (truth)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deft_core.geometry import axis_angle_to_matrix
+from deft_core.trajectory import PostGraspTrajectory
+from pipelines.cli import main
+from pipelines.trajectory import (TrajectoryError, WristTrack, detect_grasp_frame, extract_trajectory, smooth_positions,
+                                  trajectory_error, truth_track)
+
+
+def _track(n=90, grasp=35, seed=0):
+    """Reach (decelerating), a pause at the grasp, then a lift with a turn."""
+    t = np.arange(n, dtype=float)
+    x = np.where(t < grasp, 0.3 * (1 - ((grasp - t) / grasp) ** 2) ** 0 * (t / grasp) * (2 - t / grasp), 0.3)
+    z = np.where(t > grasp + 2, 0.004 * (t - grasp - 2), 0.0)
+    pos = np.stack([x, np.zeros(n), z], 1) + np.random.default_rng(seed).normal(scale=1e-4, size=(n, 3))
+    rot = axis_angle_to_matrix(np.stack([np.zeros(n), np.zeros(n), np.clip(t - grasp, 0, None) * 0.01], 1))
+    return WristTrack(pos, rot, np.ones(n, bool), 30.0)
+
+
+def test_detect_grasp_frame_near_the_pause():
+    tr = _track()
+    assert abs(detect_grasp_frame(tr) - 36) <= 3
+
+
+def test_extract_trajectory_deltas_and_errors():
+    tr = _track()
+    tau = extract_trajectory(tr, 35, "pick_cup")
+    assert tau.deltas.shape == (40, 6) and tau.task == "pick_cup" and tau.meta["grasp_frame"] == 35
+    np.testing.assert_allclose(tau.cumulative()[-1, :3], tr.positions[75] - tr.positions[35], atol=1e-12)
+    np.testing.assert_allclose(tau.deltas[5:, 5], 0.01, atol=1e-9)  # yaw turns 0.01 rad per frame after the grasp
+    err = trajectory_error(tau, tau)
+    assert err["endpoint_pos_error_mm"] == 0 and err["delta_rot_rmse_deg"] == 0
+    shifted = extract_trajectory(tr, 30)
+    assert trajectory_error(shifted, tau)["endpoint_pos_error_mm"] > 5
+    with pytest.raises(TrajectoryError, match="need 41 frames"):
+        extract_trajectory(tr, 60)
+
+
+def test_smoothing_keeps_linear_motion():
+    p = np.stack([np.linspace(0, 1, 20)] * 3, 1)
+    np.testing.assert_allclose(smooth_positions(p, 5)[2:-2], p[2:-2], atol=1e-12)
+
+
+def test_cli_truth_matches_file_and_reports_zero_error(tmp_path, capsys):
+    tr = _track()
+    T = np.tile(np.eye(4), (len(tr.positions), 1, 1))
+    T[:, :3, :3], T[:, :3, 3] = tr.rotations, tr.positions
+    np.savez(tmp_path / "pick_cup_wrist.npz", T_world_wrist=T, T_world_camera=np.tile(np.eye(4), (len(T), 1, 1)),
+             fps=30.0, grasp_frame=35, K=np.eye(3))
+    out = tmp_path / "tau.npz"
+    assert main(["data", "trajectory", "--video", str(tmp_path / "pick_cup.mp4"), "--out", str(out), "--hand-pose", "truth",
+                 "--task", "pick_cup", "--compare", str(tmp_path / "pick_cup_wrist.npz")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["grasp_frame"] == 35 and res["error"]["endpoint_pos_error_mm"] == 0
+    tau = PostGraspTrajectory.load(out)
+    track, g = truth_track(tmp_path / "pick_cup_wrist.npz")
+    np.testing.assert_allclose(tau.deltas, extract_trajectory(track, g).deltas)
+
+
+def test_cli_errors_name_the_file(tmp_path, capsys):
+    assert main(["data", "trajectory", "--video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "t.npz"), "--hand-pose", "truth"]) == 2
+    assert "nope_wrist.npz" in capsys.readouterr().err
