@@ -1,0 +1,168 @@
+"""Extraction quality against the synthetic ground truth (``<root>/_groundtruth/``, evaluation only).
+
+Metrics per dataset and hand-pose backend (:func:`evaluate`):
+
+- ``valid_extracted_fraction``: valid clips (right hand, contact, not deliberately corrupted) that became
+  samples / valid clips;
+- ``contact_frame_error_frames``: |predicted − true contact frame| (dataset numbering);
+- ``contact_point_error_pct``: mean distance from each predicted contact point to the nearest true
+  contact point, in % of the crop side. True points are those of the true contact frame, carried to v1
+  by the object box's displacement between the two frames (the object is static before contact; the
+  head camera's motion between them is close to a translation over the clip's short span);
+  ``gmm_mean_error_pct`` the same for the GMM means;
+- ``wrist_rotation_error_deg``: geodesic angle between predicted and true wrist rotation at the
+  predicted contact frame (so it measures the pose estimator, not the contact detector);
+- ``hand_pose_error_deg``: mean over the 15 joints of the geodesic angle between predicted and true
+  joint rotations; ``hand_pose_max_abs`` the largest absolute difference of the 45 values.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
+from deft_core.schema import make_sample_id
+
+
+def load_truth(root: str | Path) -> dict[str, dict]:
+    """sample_id → sidecar clip record (with ``_npz`` path) for a generated dataset root."""
+    root = Path(root)
+    path = root / "_groundtruth" / "clips.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"ground-truth sidecar not found: {path}")
+    out = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        rec["_npz"] = str(root / "_groundtruth" / f"{rec['clip_id']}.npz")
+        ds = rec["dataset"]
+        action = "seq" if ds == "hoi4d" else rec["annotation_id"]
+        out[make_sample_id(ds, rec["video_id"], action)] = rec
+    return out
+
+
+def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
+    shards = Path(shards)
+    if not (shards / "data").is_dir() and not (shards / "errors").is_dir():
+        raise FileNotFoundError(f"{shards}: no data/ or errors/ folder (not an extraction output)")
+    rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    errs = [r for p in sorted((shards / "errors").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return rows, errs
+
+
+def is_valid(rec: dict) -> bool:
+    return rec["has_contact"] and rec["hand_side"] == "right" and not rec.get("corrupt")
+
+
+def true_points_in_v1(rec: dict, z, first_frame: int) -> np.ndarray:
+    """True contact points (px) at the true contact frame, moved to v1 with the object box shift."""
+    c = rec["contact_frame_clip"]
+    pts = z["contact_points"][z["contact_points_frame"] == c]
+    t1 = first_frame - rec["frame_offset"]
+    ob = z["object_boxes"]
+    if 0 <= t1 < len(ob) and np.all(np.isfinite(ob[t1])) and np.all(np.isfinite(ob[c])):
+        pts = pts + (ob[t1][:2] + ob[t1][2:]) / 2 - (ob[c][:2] + ob[c][2:]) / 2
+    return pts
+
+
+def _point_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float:
+    d = np.linalg.norm(pred_px[:, None] - true_px[None], axis=2).min(1)
+    return float(100 * d.mean() / side)
+
+
+def per_sample(row: dict, rec: dict) -> dict:
+    z = np.load(rec["_npz"])
+    box = np.asarray(row["crop_box"], float)
+    side = float(box[2] - box[0])
+    to_px = lambda p: box[:2] + np.asarray(p, float).reshape(-1, 2) * side  # noqa: E731
+    tp = true_points_in_v1(rec, z, row["first_frame"])
+    t = int(np.clip(row["contact_frame"] - rec["frame_offset"], 0, len(z["wrist_rotation"]) - 1))
+    Rp, Rt = axis_angle_to_matrix(np.asarray(row["wrist_rotation"])), axis_angle_to_matrix(z["wrist_rotation"][t])
+    Jp = axis_angle_to_matrix(np.asarray(row["hand_pose"]).reshape(15, 3))
+    Jt = axis_angle_to_matrix(z["hand_pose"][t].reshape(15, 3))
+    out = {"sample_id": row["sample_id"], "clip_id": rec["clip_id"], "dataset": row["dataset"], "backend": row["hand_pose_source"],
+           "contact_frame_error_frames": abs(int(row["contact_frame"]) - int(rec["contact_frame"])),
+           "wrist_rotation_error_deg": float(np.degrees(rotation_angle_between(Rp, Rt))),
+           "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
+           "hand_pose_max_abs": float(np.max(np.abs(np.asarray(row["hand_pose"]) - z["hand_pose"][t]))),
+           "contact_point_error_pct": None, "gmm_mean_error_pct": None}
+    if len(tp):
+        out["contact_point_error_pct"] = _point_error(to_px(row["contact_points"]), tp, side)
+        out["gmm_mean_error_pct"] = _point_error(to_px(row["gmm_means"]), tp, side)
+        out["_true_px_in_crop"] = ((tp - box[:2]) / side).tolist()
+    return out
+
+
+def _stats(values) -> dict:
+    v = np.array([x for x in values if x is not None], float)
+    if v.size == 0:
+        return {"n": 0}
+    return {"n": int(v.size), "median": float(np.median(v)), "mean": float(v.mean()), "p90": float(np.percentile(v, 90)),
+            "max": float(v.max())}
+
+
+METRICS = ("contact_frame_error_frames", "contact_point_error_pct", "gmm_mean_error_pct", "wrist_rotation_error_deg",
+           "hand_pose_error_deg", "hand_pose_max_abs")
+
+
+def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dict], list[dict]]:
+    """→ (report dict, per-sample records, rows) for one extraction output against one sidecar."""
+    truth = load_truth(truth_root)
+    rows, errs = load_samples(shards)
+    valid = {sid for sid, rec in truth.items() if is_valid(rec)}
+    samples = [per_sample(r, truth[r["sample_id"]]) for r in rows if r["sample_id"] in truth]
+    groups = defaultdict(list)
+    for s in samples:
+        groups[(s["dataset"], s["backend"])].append(s)
+    extracted = {r["sample_id"] for r in rows} & valid
+    err_by = {e["sample_id"]: f"{e['stage']}: {e['error'][:160]}" for e in errs}
+    report = {
+        "shards": str(shards), "truth": str(truth_root),
+        "clips_in_truth": len(truth), "valid_clips": len(valid), "samples": len(rows),
+        "valid_extracted": len(extracted), "valid_extracted_fraction": len(extracted) / len(valid) if valid else None,
+        "invalid_clips_extracted": len({r["sample_id"] for r in rows} - valid),
+        "valid_missed": {truth[s]["clip_id"]: err_by.get(s, "no sample and no error row") for s in sorted(valid - extracted)},
+        "groups": {f"{d}/{b}": {m: _stats(s[m] for s in g) for m in METRICS} for (d, b), g in groups.items()},
+    }
+    return report, samples, rows
+
+
+def draw_examples(rows: list[dict], samples: list[dict], path: str | Path, max_items: int = 8) -> Path:
+    """PNG grid: crops with predicted contact points (red), GMM means (blue) and true points (green)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    by_id = {r["sample_id"]: r for r in rows}
+    items = [s for s in samples if s["sample_id"] in by_id][:max_items]
+    n = max(1, len(items))
+    cols = min(4, n)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(3 * cols, 3 * ((n + cols - 1) // cols)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, s in zip(axes.ravel(), items):
+        r = by_id[s["sample_id"]]
+        img = np.asarray(Image.open(io.BytesIO(r["crop_jpeg"])).convert("RGB"))
+        h, w = img.shape[:2]
+        ax.imshow(img)
+        cp, gm = np.asarray(r["contact_points"]).reshape(-1, 2), np.asarray(r["gmm_means"]).reshape(-1, 2)
+        ax.scatter(cp[:, 0] * w, cp[:, 1] * h, c="red", s=18, label="predicted")
+        ax.scatter(gm[:, 0] * w, gm[:, 1] * h, c="blue", marker="x", s=30, label="GMM means")
+        if s.get("_true_px_in_crop"):
+            tp = np.asarray(s["_true_px_in_crop"])
+            ax.scatter(tp[:, 0] * w, tp[:, 1] * h, c="lime", s=10, label="true")
+        err = s["contact_point_error_pct"]
+        ax.set_title(f"{s['clip_id']} {r['text'][:18]}\nerr {err:.1f}%" if err is not None else s["clip_id"], fontsize=8)
+    axes.ravel()[0].legend(fontsize=6, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,62 @@
+"""deft data evaluate on a tiny generated EPIC dataset extracted with the plain loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.cli import main
+from pipelines.quality import evaluate
+from pipelines.sources.base import open_source
+from pipelines.stages.loop import run_local
+from pipelines.stages.process import ClipProcessor, ExtractConfig
+from pipelines.stages.writer import write_batch
+from pipelines.synth.generate import generate_dataset
+from tests.jobs.backends import FixedHandPose
+from tests.jobs.conftest import textured_render_clip
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("q") / "epic"
+    generate_dataset("epic_kitchens", root, clips=6, seed=5, corrupt=1, width=192, height=112,
+                     render_fn=textured_render_clip, demos=False)
+    out = root.parent / "out"
+    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed")
+    run_local(open_source("epic_kitchens", str(root)), out, cfg, processor=ClipProcessor(cfg, hand_pose=FixedHandPose()))
+    return root, out
+
+
+def test_report_counts_and_errors(extracted):
+    root, out = extracted
+    rep, samples, rows = evaluate(out, root)
+    assert rep["valid_clips"] == 4  # 6 clips − 1 contact-free − 1 corrupted
+    assert rep["valid_extracted"] == len(rows) - rep["invalid_clips_extracted"] >= 3
+    g = rep["groups"]["epic_kitchens/fixed"]
+    assert g["contact_frame_error_frames"]["max"] <= 2
+    assert g["contact_point_error_pct"]["median"] < 25  # the fake's true points are on the object's edge
+    assert g["wrist_rotation_error_deg"]["median"] > 1  # a fixed pose is not the truth
+
+
+def test_moved_points_raise_the_error(extracted, tmp_path):
+    root, out = extracted
+    rows = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    base = evaluate(out, root)[0]["groups"]["epic_kitchens/fixed"]["contact_point_error_pct"]["median"]
+    for r in rows:
+        r["contact_points"] = (np.clip(np.asarray(r["contact_points"]) + [0.4, 0.4], 0, 1)).tolist()
+    write_batch(tmp_path / "moved", rows)
+    moved = evaluate(tmp_path / "moved", root)[0]["groups"]["epic_kitchens/fixed"]["contact_point_error_pct"]["median"]
+    assert moved > base + 10
+
+
+def test_cli_writes_json_and_png(extracted, tmp_path, capsys):
+    root, out = extracted
+    assert main(["data", "evaluate", "--shards", str(out), "--truth", str(root), "--out", str(tmp_path / "rep")]) == 0
+    rep = json.loads((tmp_path / "rep" / "extraction_quality.json").read_text())
+    assert rep["reports"][0]["valid_clips"] == 4
+    assert (tmp_path / "rep" / "extraction_examples.png").stat().st_size > 1000
+    assert main(["data", "evaluate", "--shards", str(out), "--truth", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
+    assert "clips.jsonl" in capsys.readouterr().err
