@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import pickle
 import sys
 import time
@@ -48,7 +49,8 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--batch-size", type=int, default=4, help="clips per map_batches batch (one shard write each)")
     p.add_argument("--max-rows-per-shard", type=int, default=256)
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--ray-num-cpus", type=int, default=None, help="CPUs of the local Ray when one is started here")
+    p.add_argument("--ray-num-cpus", type=int, default=None,
+                   help="start a fresh local Ray with this many CPUs (ignored with --address / RAY_ADDRESS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
     return p
@@ -130,8 +132,11 @@ def run_job(dataset: str, a: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if todo:
         if not ray.is_initialized():
-            ray.init(address=a.address, num_cpus=a.ray_num_cpus if a.address is None else None,
-                     log_to_driver=False, ignore_reinit_error=True)
+            address = a.address or os.environ.get("RAY_ADDRESS")
+            if address is None and a.ray_num_cpus is not None:  # a fresh local Ray of that size
+                ray.init(address="local", num_cpus=a.ray_num_cpus, log_to_driver=False)
+            else:  # RAY_ADDRESS / --address, else an existing local cluster, else a new one
+                ray.init(address=address, log_to_driver=False)
         t0 = time.perf_counter()  # throughput excludes starting Ray
         pool = ray.data.ActorPoolStrategy(size=a.concurrency)
         ctx = ray.data.DataContext.get_current()
