@@ -13,7 +13,8 @@ model-based detector for raw video can be added under a new name with the same i
   from the first frame of the contact run where an object is detected (the hand often occludes it).
 - ``ego4d``: the annotated ``contact_frame`` (falling back to ``pnr_frame``) and the ``right_hand`` and
   ``object_of_change`` (else ``tool``) boxes of that frame.
-- ``hoi4d``: geometry: the right hand's 2-D keypoints (``kps2D`` of the refined hand-pose pickles) against
+- ``hoi4d``: the annotated ``Grasp`` event start when present (boxes from geometry at that frame), else
+  geometry: the right hand's 2-D keypoints (``kps2D`` of the refined hand-pose pickles) against
   the object's projected 3-D box (``objpose`` + intrinsics); contact when at least ``min_tips`` of the
   five fingertips lie inside the projected box grown by ``margin_px``, smoothed as for EPIC.
 """
@@ -238,6 +239,10 @@ class HOI4DGeometryContact:
     min_tips: int = 2
     margin_px: float = 4.0
     hand_pad: float = 0.1  #: hand box = keypoint bounds grown by this fraction per side
+    #: prefer the annotated ``Grasp`` event start (``action/color.json``) as the contact frame when it lies
+    #: in the clip; the 2-D fingertip-in-box rule fires early (fingertips in front of the object overlap
+    #: its projected box before touching: measured 8 frames early at 15 fps on the synthetic HOI4D data)
+    use_grasp_event: bool = True
 
     def detect(self, record: ClipRecord, frame_size: tuple[int, int]) -> ContactResult:
         c = record.contact
@@ -266,6 +271,11 @@ class HOI4DGeometryContact:
             frames.append(f)
             series.append(hit)
             boxes.append(item)
+        grasp = c.get("grasp_frame")
+        if self.use_grasp_event and grasp is not None and record.first_frame <= grasp <= record.last_frame \
+                and boxes[grasp - record.first_frame] is not None:
+            hand_box, obj_box = boxes[grasp - record.first_frame]
+            return ContactResult(int(grasp), hand_box, obj_box, None, None, other_boxes=[])
         start = first_run_start(smooth_contact(np.array(series)))
         if start is None:
             raise ContactError(f"no fingertip-object contact in frames {record.first_frame}-{record.last_frame}")

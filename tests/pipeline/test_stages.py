@@ -240,6 +240,16 @@ def test_hoi4d_geometry_contact_and_pose(tmp_path):
     assert np.allclose(pose.wrist_rotation, [0.1, -0.2, 0.3]) and np.allclose(pose.hand_pose, 0.05)
 
 
+def test_hoi4d_contact_prefers_the_annotated_grasp_event(tmp_path):
+    rec = _hoi4d_frames(tmp_path)
+    rec.contact["grasp_frame"] = 7
+    res = HOI4DGeometryContact().detect(rec, (W, H))
+    assert res.frame == 7 and res.hand_box[2] > 185
+    assert HOI4DGeometryContact(use_grasp_event=False).detect(rec, (W, H)).frame == 5
+    rec.contact["grasp_frame"] = 42  # outside the clip: geometry decides
+    assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
+
+
 def test_hoi4d_pose_missing_pickle_names_the_file(tmp_path):
     rec = _hoi4d_frames(tmp_path)
     res = HOI4DGeometryContact().detect(rec, (W, H))
