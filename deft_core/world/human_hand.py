@@ -4,7 +4,8 @@ Structure (see :mod:`deft_core.mano` for the conventions):
 
 - a **wrist body** (``<prefix>wrist``), a mocap body whose frame is MANO's canonical frame (fingers
   along −x, palm facing −y, thumb on +z for the right hand), carrying the palm (an ellipsoid over four
-  metacarpal capsules), the thenar pad and the forearm (a skin capsule, then a sleeve);
+  metacarpal capsules) and the thenar pad; the forearm (a skin capsule, then a sleeve) is a second
+  mocap body ``<prefix>forearm`` that the poser aims from the wrist towards the shoulder;
 - **15 finger bodies** (``<prefix>index1`` ... ``<prefix>thumb3``) at the template joint positions, each
   with a **ball joint** (``<prefix>index1_ball`` ...) and a slightly tapered capsule towards its child.
   Bodies are not rotated relative to the wrist at rest, so a ball joint's quaternion equals the MANO
@@ -27,7 +28,7 @@ import mujoco
 import numpy as np
 
 from deft_core import mano
-from deft_core.geometry import axis_angle_to_quaternion
+from deft_core.geometry import axis_angle_to_matrix, axis_angle_to_quaternion
 from deft_core.world.mjcf import fmt, quat_z_to
 
 SKIN_RGBA = (0.87, 0.67, 0.55, 1.0)  #: default skin colour
@@ -89,10 +90,12 @@ def human_hand_mjcf(prefix: str = "hand_", side: str = "right", skin_rgba=SKIN_R
                                J[0] + np.array([-0.005, 0.0, 0.012]) * s * m, 0.016 * s))
     wrist_geoms.append(capsule("thenar", J[0] + np.array([-0.012, -0.004, 0.006]) * s * m,
                                0.5 * (J[13] + J[14]) + np.array([0.0, 0.003, -0.004]) * s, 0.0125 * s))
-    wrist_geoms.append(capsule("forearm", J[0] + np.array([0.01, 0.002, -0.003]) * s * m,
-                               J[0] + np.array([0.06, 0.004, -0.003]) * s * m, 0.027 * s, into=forearm_geoms))
-    wrist_geoms.append(capsule("sleeve", J[0] + np.array([0.055, 0.004, -0.003]) * s * m,
-                               J[0] + np.array([0.30, 0.01, -0.003]) * s * m, 0.033 * s, sleeve, forearm_geoms))
+    # forearm: its own mocap body (z axis from the wrist towards the elbow), so the arm can point to
+    # the shoulder whatever the wrist rotation (the poser aims it; at rest it continues the hand's +x)
+    arm_geoms = [capsule("forearm", np.array([0.0, 0.0, 0.01]) * s, np.array([0.0, 0.0, 0.06]) * s, 0.027 * s,
+                         into=forearm_geoms),
+                 capsule("sleeve", np.array([0.0, 0.0, 0.055]) * s, np.array([0.0, 0.0, 0.30]) * s, 0.033 * s, sleeve,
+                         forearm_geoms)]
     sites = [f'<site name="{prefix}kp0" pos="0 0 0" size="0.003" group="4"/>']
 
     # --- fingers: one body per MANO joint, nested along each finger
@@ -117,7 +120,7 @@ def human_hand_mjcf(prefix: str = "hand_", side: str = "right", skin_rgba=SKIN_R
 
     fingers = "".join(finger_xml(j, mano.FINGER_NAMES[(j - 1) // 3], 0) for j in (1, 4, 7, 10, 13))
     body = (f'<body name="{prefix}wrist" mocap="true">' + "".join(wrist_geoms) + "".join(sites)
-            + fingers + "</body>")
+            + fingers + "</body>" + f'<body name="{prefix}forearm" mocap="true">' + "".join(arm_geoms) + "</body>")
     return HandMJCF(prefix, side, body, assets, tuple(hand_geoms), tuple(forearm_geoms))
 
 
@@ -149,7 +152,12 @@ class HumanHandPoser:
         self.keypoint_sites = np.array([mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"{prefix}kp{i}")
                                         for i in range(21)])
         geom_body = model.geom_bodyid
-        hand_bodies = {bid} | {mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + n) for n in mano.JOINT_NAMES[1:]}
+        arm_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + "forearm")
+        self.forearm_mocap_id = int(model.body_mocapid[arm_body])
+        middle1 = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + "middle1")
+        self.side = "left" if model.body_pos[middle1][0] > 0 else "right"  #: fingers along −x (right) / +x (left)
+        hand_bodies = {bid, arm_body} | {mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + n)
+                                         for n in mano.JOINT_NAMES[1:]}
         self.geom_ids = np.array([g for g in range(model.ngeom) if geom_body[g] in hand_bodies])
         names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or "" for g in self.geom_ids]
         arm = ("forearm", "sleeve")
@@ -157,15 +165,27 @@ class HumanHandPoser:
         self.forearm_geom_ids = np.array([g for g, n in zip(self.geom_ids, names) if n.endswith(arm)])
 
     def set_pose(self, data: mujoco.MjData, pose48: np.ndarray, wrist_pos_world: np.ndarray,
-                 run_kinematics: bool = True) -> None:
+                 run_kinematics: bool = True, shoulder_world: np.ndarray | None = None) -> None:
+        """Pose the hand. ``shoulder_world`` (metres), if given, aims the forearm between the hand's own
+        axis and the direction to the shoulder (a wrist bends, an arm comes from the body)."""
         pose48 = np.asarray(pose48, dtype=np.float64)
         if pose48.shape != (48,) or not np.all(np.isfinite(pose48)):
             raise ValueError(f"pose48 must be 48 finite values, got shape {pose48.shape}")
-        data.mocap_pos[self.mocap_id] = np.asarray(wrist_pos_world, dtype=np.float64)
+        wrist = np.asarray(wrist_pos_world, dtype=np.float64)
+        data.mocap_pos[self.mocap_id] = wrist
         data.mocap_quat[self.mocap_id] = axis_angle_to_quaternion(pose48[:3])
         quats = axis_angle_to_quaternion(pose48[3:].reshape(15, 3))
         for adr, q in zip(self.qpos_adr, quats):
             data.qpos[adr:adr + 4] = q
+        hand_axis = axis_angle_to_matrix(pose48[:3])[:, 0] * (-1.0 if self.side == "left" else 1.0)
+        arm = hand_axis
+        if shoulder_world is not None:
+            to_shoulder = np.asarray(shoulder_world, dtype=np.float64) - wrist
+            arm = 0.4 * hand_axis + 0.6 * to_shoulder / max(np.linalg.norm(to_shoulder), 1e-9)
+            if np.linalg.norm(arm) < 1e-6:
+                arm = hand_axis
+        data.mocap_pos[self.forearm_mocap_id] = wrist
+        data.mocap_quat[self.forearm_mocap_id] = quat_z_to(arm)
         if run_kinematics:
             mujoco.mj_kinematics(self.model, data)
 

@@ -177,6 +177,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
         drawer_adr = model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, target.mjcf.joints["drawer"])]
         drawer0 = float(data.qpos[drawer_adr])
     root_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, target.mjcf.root_body)
+    shoulder = np.array([0.22 if scene.side == "right" else -0.22, -0.45, 0.2])
     cam_mocap = model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "headcam")]
     camera = HeadCamera(rng, target.pos)
     K = intrinsics_from_fovy(CAMERA_FOVY, width, height)
@@ -201,7 +202,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
     with mujoco.Renderer(model, height, width) as r:
         for i in range(T):
             pose48 = np.r_[matrix_to_axis_angle(Rw[i]), angles_to_pose45(A[i], scene.side)]
-            poser.set_pose(data, pose48, P[i], run_kinematics=False)
+            poser.set_pose(data, pose48, P[i], run_kinematics=False, shoulder_world=shoulder)
             if free_adr is not None and has_contact and i >= tl.use_start:
                 To = _tf(Rw[i], P[i]) @ T_grasp_inv @ T_obj0
                 data.qpos[free_adr:free_adr + 3] = To[:3, 3]

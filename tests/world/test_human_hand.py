@@ -24,7 +24,8 @@ def test_zero_pose_is_flat_hand_matching_mano_fk(side):
     poser.set_pose(data, np.zeros(48), t)
     np.testing.assert_allclose(poser.keypoints_world(data), mano.mano_joint_positions(np.zeros(48), t, side=side), atol=1e-9)
     # the finger bodies sit at the joints and are not rotated relative to the wrist at rest
-    np.testing.assert_allclose(data.xquat[poser.wrist_body + 1:], np.tile([1.0, 0, 0, 0], (15, 1)), atol=1e-12)
+    fingers = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "hand_" + n) for n in mano.JOINT_NAMES[1:]]
+    np.testing.assert_allclose(data.xquat[fingers], np.tile([1.0, 0, 0, 0], (15, 1)), atol=1e-12)
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -72,3 +73,14 @@ def test_skin_colour_and_bad_arguments():
     model, data, poser = _hand()
     with pytest.raises(ValueError, match="pose48"):
         poser.set_pose(data, np.zeros(45), [0, 0, 0])
+
+
+def test_forearm_points_towards_the_shoulder_when_asked():
+    model, data, poser = _hand()
+    assert poser.side == "right" and _hand("left")[2].side == "left"
+    poser.set_pose(data, np.r_[PALM_DOWN, np.zeros(45)], [0, 0, 0], shoulder_world=[0.0, -1.0, 0.0])
+    fid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "hand_forearm")
+    z = data.xmat[fid].reshape(3, 3)[:, 2]
+    assert z @ np.array([0.0, -1.0, 0.0]) > 0.5  # between the hand's +x and the shoulder direction
+    poser.set_pose(data, np.r_[PALM_DOWN, np.zeros(45)], [0, 0, 0])
+    np.testing.assert_allclose(data.xmat[fid].reshape(3, 3)[:, 2], [1.0, 0, 0], atol=1e-9)  # continues the hand
