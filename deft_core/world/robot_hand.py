@@ -44,6 +44,11 @@ _FINGER_GEOM = {"index": (0.027, 0.046, 0.030, 0.026), "middle": (0.0, 0.050, 0.
 _THUMB_GEOM = (0.044, 0.036, 0.030)  # metacarpal, proximal, distal
 _R = 0.0095  # finger link radius
 PAD_FRICTION = (1.5, 0.02, 0.002)
+#: thumb opposition (rad): the thumb's flexion plane is turned about the thumb's own long axis, so
+#: flexing the thumb (CMC-forward, MCP, IP > 0) moves its tip out of the palm *and across it* towards the
+#: index/middle fingertips (a human thumb's metacarpal is pronated the same way). At 0 joints the thumb's
+#: links are unchanged (a turn about their own axis), so 0 = flat still holds.
+THUMB_OPPOSITION = -0.5
 
 
 def _link(name: str, length: float, axis, lo: float, hi: float, prefix: str, inner: str, pos=(0, 0, 0), quat=None, tip=False) -> str:
@@ -75,7 +80,8 @@ def _thumb(prefix: str) -> str:
     tip_site = f"<site {attrs(name=f'{prefix}thumb_tip', pos=(0, 0, l3), size=(0.004,), group=4)}/>"
     ip = _link("thumb_dip", l3, (0, 1, 0), lo[3], hi[3], prefix, tip_site, pos=(0, 0, l2), tip=True)
     mcp = _link("thumb_pip", l2, (0, 1, 0), lo[2], hi[2], prefix, ip, pos=(0, 0, l1))
-    fwd = _link("thumb_mcp_forward", l1, (0, 1, 0), lo[1], hi[1], prefix, mcp)
+    c, s_ = np.cos(THUMB_OPPOSITION / 2), np.sin(THUMB_OPPOSITION / 2)
+    fwd = _link("thumb_mcp_forward", l1, (0, 1, 0), lo[1], hi[1], prefix, mcp, quat=(c, 0.0, 0.0, s_))
     # thumb frame at the CMC: z along the flat thumb (55° from the fingers towards +y), x = palm normal
     R = frame_from_xz((1, 0, 0), (0, np.sin(np.radians(55)), np.cos(np.radians(55))))
     return (f"<body {attrs(name=f'{prefix}thumb_mcp_side_link', pos=(0.004, PALM_WIDTH / 2 - 0.008, WRIST + 0.03), quat=quat_from_matrix(R))}>"

@@ -30,7 +30,8 @@ class SiteGrasp:
     along: float = 0.0
     lift: float = 0.0
     closure: float = 1.0
-    tilt: float = 0.0  #: extra rotation of the wrist about its y (thumb) axis, rad
+    tilt: float = 0.0  #: extra rotation of the wrist about its y axis, rad
+    posture: tuple | None = None  #: 16 hand joints (rad) replacing POWER_GRASP (still scaled by ``closure``)
 
 
 #: per task: the oracle grasp (tuned in simulation; see tests/robot_sim/fixtures)
@@ -38,7 +39,7 @@ ORACLE: dict[str, SiteGrasp] = {
     "pick_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.03),
     "pour_cup": SiteGrasp("handle", phi=np.pi / 2),
     "open_drawer": SiteGrasp("handle", phi=np.pi),
-    "pick_spoon": SiteGrasp("handle", phi=np.pi / 2),
+    "pick_spoon": SiteGrasp("handle", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
     "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
     "stir_spoon": SiteGrasp("handle_top", phi=np.pi / 2),
     "pick_grape": SiteGrasp("stem", phi=np.pi / 2),
@@ -58,7 +59,8 @@ def site_grasp(site_pos, site_R, g: SiteGrasp) -> GraspParams:
     if g.tilt:
         R = R @ axis_angle_to_matrix(np.array([0.0, g.tilt, 0.0]))
     mu = np.asarray(site_pos, dtype=np.float64) + g.along * R[:, 0] + np.array([0.0, 0.0, g.lift])
-    return GraspParams(mu=mu, theta=matrix_to_euler_xyz(R), hand=POWER_GRASP * g.closure)
+    posture = POWER_GRASP if g.posture is None else np.asarray(g.posture, dtype=np.float64)
+    return GraspParams(mu=mu, theta=matrix_to_euler_xyz(R), hand=posture * g.closure)
 
 
 def oracle_grasp(world, task: str | None = None, g: SiteGrasp | None = None) -> GraspParams:
