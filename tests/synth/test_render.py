@@ -114,7 +114,7 @@ def test_no_contact_clip_never_touches():
 
 
 def test_depth_and_demo():
-    d = render.render_demo("pick_spoon", seed=3, fps=30, width=96, height=64)
+    d = render.render_demo("pick_spoon", seed=3, fps=12, width=64, height=48)
     d.validate()
     assert d.num_frames - d.contact_frame >= 41 and d.has_contact and d.hand_side == "right"
     c = render.render_clip(clip_id="d0", seed=2, task="open_drawer", with_depth=True, fps=5, width=96, height=64, duration_s=2.0)
