@@ -36,4 +36,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# MediaPipe's hand landmarker comes from the mediapipe==0.10.21 wheel on PyPI (no model hub); skips if built.
+if ! .venv/bin/python scripts/mediapipe_bundle.py >.venv/mediapipe-bundle.log 2>&1; then
+  tail -5 .venv/mediapipe-bundle.log
+  echo "[setup] warning: could not build the MediaPipe hand-landmarker bundle; the 'mediapipe' hand-pose backend is unavailable" >&2
+fi
 echo "[setup] environment ready: .venv/bin/deft, .venv/bin/deft-robot, .venv/bin/python"
