@@ -3,8 +3,9 @@
 At the contact frame (RGB uint8, pixels x right / y down):
 
 1. skin mask: HSV in [(0,40,0),(25,255,255)] ∪ YCrCb in [(0,138,67),(255,173,133)], refined by
-   erode/dilate markers → watershed → Otsu → 20×20 closing (:func:`skin_mask`);
-2. the largest external contour of skin ∩ hand box; its points inside hand box ∩ object box (2 px
+   erode/dilate markers → watershed → Otsu → 20×20 closing (:func:`skin_mask`); inside the object box,
+   pixels nearer an object colour model than the hand's are removed (:func:`separate_from_object`);
+2. the largest external contour of skin ∩ hand box, without the pixels where the box cuts the mask; its points inside hand box ∩ object box (2 px
    tolerance); with ≥ ``num_points`` of them: farthest-point sampling to ``num_sampling`` (20), then
    the ``num_points`` (5) nearest the object-box centre; otherwise fall back to skin pixels inside the
    intersection box, else the intersection box's pixels, sampled the same way (:func:`contact_points_at`);
@@ -73,8 +74,49 @@ def _inside(pts: np.ndarray, box: np.ndarray, tol: float = 0.0) -> np.ndarray:
     return (pts[:, 0] >= box[0] - tol) & (pts[:, 0] <= box[2] + tol) & (pts[:, 1] >= box[1] - tol) & (pts[:, 1] <= box[3] + tol)
 
 
+def _box_mask(shape, box, grow: float = 0.0) -> np.ndarray:
+    h, w = shape
+    m = np.zeros((h, w), bool)
+    x1, y1 = max(0, int(np.floor(box[0] - grow))), max(0, int(np.floor(box[1] - grow)))
+    x2, y2 = min(w, int(np.ceil(box[2] + grow))), min(h, int(np.ceil(box[3] + grow)))
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+def _lab_centres(pixels: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(pixels))
+    cv2.setRNGSeed(0)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    _, _, centres = cv2.kmeans(pixels.astype(np.float32), k, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+    return centres
+
+
+def separate_from_object(rgb: np.ndarray, skin: np.ndarray, hand_box, object_box, min_pixels: int = 30) -> np.ndarray:
+    """Remove object pixels that the colour-threshold skin mask took for skin (warm-coloured objects:
+    wood, lemons, red mugs). Colour models in CIELAB: the hand from skin pixels in the hand box outside
+    the object box (2 k-means centres), the object from object-box pixels outside the hand box (3
+    centres); inside the object box a skin pixel stays skin only when it is nearer the hand model.
+    Returns ``skin`` unchanged when either region has fewer than ``min_pixels`` pixels."""
+    shape = skin.shape
+    in_h, in_o = _box_mask(shape, hand_box), _box_mask(shape, object_box)
+    hand_ref = skin & in_h & ~_box_mask(shape, object_box, 2.0)
+    obj_ref = in_o & ~_box_mask(shape, hand_box, 2.0)
+    if hand_ref.sum() < min_pixels or obj_ref.sum() < min_pixels:
+        return skin
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    ch, co = _lab_centres(lab[hand_ref], 2), _lab_centres(lab[obj_ref], 3)
+    region = skin & in_o
+    px = lab[region]
+    dh = np.min(np.linalg.norm(px[:, None] - ch[None], axis=2), axis=1)
+    do = np.min(np.linalg.norm(px[:, None] - co[None], axis=2), axis=1)
+    out = skin.copy()
+    out[region] = dh < do
+    return out
+
+
 def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5, num_sampling: int = 20,
-                      mask: np.ndarray | None = None, touch_tolerance_px: float = 4.0) -> tuple[np.ndarray, str]:
+                      mask: np.ndarray | None = None, touch_tolerance_px: float = 4.0,
+                      mode: str = "contour") -> tuple[np.ndarray, str]:
     """Contact points (≤ ``num_points``, 2) in pixels of the contact frame, and which path produced them
     ("contour", "skin" or "box"). Boxes that only touch (a gap ≤ ``touch_tolerance_px``, common for
     detector boxes of a hand on an object) are grown by that much before intersecting. Raises
@@ -87,7 +129,7 @@ def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5
     if inter is None:
         raise ContactPointsError(f"hand box {hb.round(1).tolist()} and object box {ob.round(1).tolist()} do not overlap")
     h, w = rgb.shape[:2]
-    skin = skin_mask(rgb) if mask is None else mask
+    skin = separate_from_object(rgb, skin_mask(rgb), hb, ob) if mask is None else mask
     hand_mask = np.zeros((h, w), np.uint8)
     x1, y1 = max(0, int(np.floor(hb[0]))), max(0, int(np.floor(hb[1])))
     x2, y2 = min(w, int(np.ceil(hb[2]))), min(h, int(np.ceil(hb[3])))
@@ -96,9 +138,18 @@ def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5
     contour_pts = np.zeros((0, 2))
     if contours:
         largest = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64)
+        # the mask is cut at the hand box: contour pixels on the box border (not on the image border)
+        # are that cut, not the hand's outline
+        cut = np.zeros(len(largest), bool)
+        for axis, lo_b, hi_b, lim in ((0, x1, x2, w), (1, y1, y2, h)):
+            v = largest[:, axis]
+            cut |= ((v <= lo_b + 1) & (lo_b > 0)) | ((v >= hi_b - 2) & (hi_b < lim))
+        largest = largest[~cut]
         contour_pts = largest[_inside(largest, inter, tol=2.0)]
     centre = np.array([(ob[0] + ob[2]) / 2, (ob[1] + ob[3]) / 2])
-    if len(contour_pts) >= num_points:
+    if mode not in ("contour", "region"):
+        raise ValueError(f"mode must be 'contour' or 'region', got {mode!r}")
+    if mode == "contour" and len(contour_pts) >= num_points:
         cand, how = farthest_point_sampling(contour_pts, num_sampling), "contour"
     else:
         ix1, iy1 = int(np.floor(inter[0])), int(np.floor(inter[1]))
@@ -109,7 +160,8 @@ def contact_points_at(rgb: np.ndarray, hand_box, object_box, num_points: int = 5
         if len(pix) < num_points:
             gx, gy = np.meshgrid(np.linspace(inter[0], inter[2], 8), np.linspace(inter[1], inter[3], 8))
             pix, how = np.stack([gx.ravel(), gy.ravel()], 1), "box"
-        cand = farthest_point_sampling(pix, num_sampling, seed_points=contour_pts if len(contour_pts) else None)
+        seeds = contour_pts if len(contour_pts) and mode == "contour" else None
+        cand = farthest_point_sampling(pix, num_sampling, seed_points=seeds)
     order = np.argsort(np.sum((cand - centre) ** 2, axis=1), kind="stable")
     return cand[order[:num_points]], how
 

@@ -268,3 +268,27 @@ def test_project_object_box_rotated_about_z_is_symmetric():
 
 def test_mirror_axis_angle_negates_y_and_z():
     assert np.allclose(mirror_axis_angle(np.array([0.1, 0.2, 0.3, -1, -2, -3])), [0.1, -0.2, -0.3, -1, 2, 3])
+
+
+def test_hand_box_cut_is_not_a_contour():
+    """A forearm leaving the hand box: the mask is cut at the box border, and that cut must not supply
+    contact points (they belong on the hand's outline over the object)."""
+    img, obj, hand = scene(hand_centre=(215, 140), hand_axes=(40, 18))
+    hb = np.array([190.0, 120.0, 240.0, 160.0])  # cuts the ellipse on the left, right, top and bottom
+    pts, how = cp.contact_points_at(img, hb, obj)
+    assert how in ("contour", "skin")
+    on_border = (np.abs(pts[:, 0] - hb[0]) < 1.5) | (np.abs(pts[:, 0] - hb[2]) < 2.5) | (np.abs(pts[:, 1] - hb[1]) < 1.5) | (np.abs(pts[:, 1] - hb[3]) < 2.5)
+    assert not on_border.all(), pts
+
+
+def test_warm_object_is_not_taken_for_skin():
+    """An orange object passes the colour thresholds of the skin mask; the object colour model removes
+    it, so the contact points stay on the hand's side of the object instead of spreading over it."""
+    img, obj, hand = scene()
+    x1, y1, x2, y2 = obj.astype(int)
+    img[y1:y2, x1:x2] = (235, 140, 40)  # orange
+    assert cp.skin_mask(img)[y1 + 5:y2 - 5, x1 + 40:x2 - 5].mean() > 0.5  # the raw mask takes it for skin
+    refined = cp.separate_from_object(img, cp.skin_mask(img), hand, obj)
+    assert refined[y1 + 5:y2 - 5, x1 + 40:x2 - 5].mean() < 0.05
+    pts, _ = cp.contact_points_at(img, hand, obj)
+    assert np.all(pts[:, 0] <= hand[2] + 2)
