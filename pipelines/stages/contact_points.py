@@ -10,7 +10,7 @@ At the contact frame (RGB uint8, pixels x right / y down):
    the ``num_points`` (5) nearest the object-box centre; otherwise fall back to skin pixels inside the
    intersection box, else the intersection box's pixels, sampled the same way (:func:`contact_points_at`);
 3. a homography contact frame → v1 from ORB features outside the hand and object boxes,
-   ``cv2.findHomography(..., RANSAC, 4.0)`` (:func:`estimate_homography`); points that land outside the
+   ``cv2.findHomography(..., RANSAC, 4.0)``, a similarity fit when that is degenerate (:func:`estimate_homography`); points that land outside the
    (mapped) object box in v1 are discarded;
 4. a diagonal :class:`sklearn.mixture.GaussianMixture` on the kept points, crop-normalised
    (:func:`fit_gmm`): means and variances, components sorted by (x, y) for determinism.
@@ -191,7 +191,9 @@ def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes,
     (hand and object boxes, in both frames) and RANSAC (reprojection threshold 4 px).
 
     A fit with fewer than ``min_inliers`` inliers, or a degenerate one (area scale of the linear part outside
-    [0.25, 4], a mirror flip, or strong perspective terms — what RANSAC returns on a few chance matches), is refused."""
+    [0.25, 4], a mirror flip, or strong perspective terms — what RANSAC returns on a few chance matches), is
+    replaced by a RANSAC similarity fit (``cv2.estimateAffinePartial2D``) if that has ``min_inliers`` and a
+    scale in [0.5, 2]; otherwise refused."""
     g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
     g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
     mask = _feature_mask(g1.shape, exclude_boxes)
@@ -212,7 +214,15 @@ def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes,
     H = H / H[2, 2]
     det = float(np.linalg.det(H[:2, :2]))
     if not (0.25 <= det <= 4.0) or np.abs(H[2, :2]).max() > 5e-3:
-        raise ContactPointsError(f"homography: degenerate fit (det {det:.2f}, perspective {np.abs(H[2, :2]).max():.1e}) from {n_in} inliers")
+        # fall back to a similarity (rotation, uniform scale, translation): 4 DoF cannot collapse the way
+        # an 8-DoF fit on features clustered on a repetitive or near-linear background can
+        A, inl_a = cv2.estimateAffinePartial2D(p1, p2, method=cv2.RANSAC, ransacReprojThreshold=4.0)
+        n_a = int(inl_a.sum()) if inl_a is not None else 0
+        scale = float(np.sqrt(abs(np.linalg.det(A[:, :2])))) if A is not None else 0.0
+        if A is None or n_a < min_inliers or not (0.5 <= scale <= 2.0):
+            raise ContactPointsError(f"homography: degenerate fit (det {det:.2f}, perspective {np.abs(H[2, :2]).max():.1e}) "
+                                     f"from {n_in} inliers; similarity fallback: {n_a} inliers, scale {scale:.2f}")
+        return Homography(np.vstack([A, [0.0, 0.0, 1.0]]), n_a, len(matches))
     return Homography(H, n_in, len(matches))
 
 

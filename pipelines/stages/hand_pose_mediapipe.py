@@ -29,6 +29,7 @@ quality measure.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ class MediaPipeLandmarker:
                                             min_hand_presence_confidence=min_confidence)
         self._lm = vision.HandLandmarker.create_from_options(opts)
         self.model_path = path
+        atexit.register(self.close)  # mediapipe's own __del__ fails at interpreter shutdown
 
     def detect(self, frame_rgb: np.ndarray) -> list[HandDetection]:
         h, w = frame_rgb.shape[:2]
@@ -168,7 +170,9 @@ class MediaPipeLandmarker:
         return out
 
     def close(self) -> None:
-        self._lm.close()
+        if self._lm is not None:
+            self._lm.close()
+            self._lm = None
 
 
 def pick_detection(dets: list[HandDetection], hand_box: np.ndarray | None) -> HandDetection:

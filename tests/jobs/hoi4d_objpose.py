@@ -3,7 +3,7 @@
 The synthetic HOI4D writer does not write ``objpose/`` (real HOI4D does), and the HOI4D contact
 detector needs it. This helper (tests and measurements only, clearly a stand-in for the missing
 annotation) places, per frame, a thin camera-facing box at 0.5 m whose projection is the true 2-D
-object box (``object_boxes`` of the sidecar), in HOI4D's JSON layout (``dataList`` of
+object box (``object_boxes`` of the sidecar; the nearest visible one while the hand hides it), in HOI4D's JSON layout (``dataList`` of
 ``{label, center, rotation, dimensions}``).
 """
 
@@ -27,9 +27,13 @@ def write_objpose_from_truth(root: str | Path, depth_m: float = 0.5) -> int:
         out = seq / "objpose"
         out.mkdir(exist_ok=True)
         K = truth["K"]
-        for t, box in enumerate(truth["object_boxes"]):
-            if not np.all(np.isfinite(box)):
-                continue
+        boxes = truth["object_boxes"]
+        seen = np.flatnonzero(np.all(np.isfinite(boxes), axis=1))
+        if seen.size == 0:
+            continue
+        for t in range(len(boxes)):
+            # an object hidden behind the hand still has a pose (HOI4D's come from 3-D fits): nearest visible box
+            box = boxes[seen[np.abs(seen - t).argmin()]]
             x1, y1, x2, y2 = (float(v) for v in box)
             z = depth_m
             cx, cy = ((x1 + x2) / 2 - K[0, 2]) * z / K[0, 0], ((y1 + y2) / 2 - K[1, 2]) * z / K[1, 1]

@@ -292,3 +292,17 @@ def test_warm_object_is_not_taken_for_skin():
     assert refined[y1 + 5:y2 - 5, x1 + 40:x2 - 5].mean() < 0.05
     pts, _ = cp.contact_points_at(img, hand, obj)
     assert np.all(pts[:, 0] <= hand[2] + 2)
+
+
+def test_degenerate_homography_falls_back_to_similarity(monkeypatch):
+    img, obj, hand = scene(seed=3)
+    M = cv2.getRotationMatrix2D((228, 128), 2.0, 1.0)
+    M[:, 2] += [7.0, -4.0]
+    v1 = cv2.warpAffine(img, M, (W, H))
+    collapsed = np.array([[0.05, 0, 0], [0, 0.05, 0], [0, 0, 1.0]])  # what RANSAC returned on the synthetic HOI4D clip
+    monkeypatch.setattr(cp.cv2, "findHomography", lambda *a, **k: (collapsed, np.ones((200, 1), np.uint8)))
+    hom = cp.estimate_homography(img, v1, [hand, obj])
+    probe = np.array([[100.0, 50.0], [300.0, 200.0]])
+    assert np.linalg.norm(cp.apply_homography(hom.H, probe) - cv2.transform(probe[None], M)[0], axis=1).max() < 1.0
+    with pytest.raises(cp.ContactPointsError, match="similarity fallback"):  # unrelated views still refused
+        cp.estimate_homography(img, scene(seed=11)[0][::-1].copy(), [hand, obj])
