@@ -18,6 +18,16 @@ TRAINED_KINDS = [k for k in POLICY_KINDS if k != "mean"]
 TINY = dict(encoder=EncoderConfig(image_size=32, feature_dim=16), hidden=64, d_model=32, layers=1, steps=250)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The dev/CI machine has 2 shared cores: more torch threads than that only adds contention.
+    Restored afterwards so other test modules see the default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(kind, **kw):
     cfg = PolicyConfig(**{**TINY, **({"top_k": None} if kind == "transformer" else {}), **kw})
     return make_policy(kind, cfg)
@@ -46,7 +56,6 @@ def image_conditioned():
 
 @pytest.mark.parametrize("kind", TRAINED_KINDS)
 def test_policy_trains_and_conditions_on_the_image(kind, image_conditioned):
-    torch.set_num_threads(1)
     policy = tiny(kind)
     metrics = policy.fit(image_conditioned)
     assert metrics["final_loss"] < 0.3 * metrics["initial_loss"]
