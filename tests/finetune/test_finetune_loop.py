@@ -230,3 +230,25 @@ def test_run_curves_and_plot(reference, tmp_path):
     assert not np.isclose(c["sigma_mu"][-1], 0.02)
     png = plot_run(reference.records, CFG.cem, tmp_path / "curves.png", title="pick_cup")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_after_crash_between_images_and_log_line(reference, tmp_path, toy_env_cls, monkeypatch):
+    """Images of episode 3 are on disk but its line is not: the attempt is redone, the images rewritten."""
+    original, calls = EpisodeLog.append, {"n": 0}
+
+    def crashing_append(self, record):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("power cut")
+        original(self, record)
+
+    monkeypatch.setattr(EpisodeLog, "append", crashing_append)
+    env = toy_env_cls()
+    with pytest.raises(OSError, match="power cut"):
+        run_finetune(env, env.reward, CFG, tmp_path / "run")
+    assert (tmp_path / "run" / "images" / "k0003_a0_initial.png").exists()
+    monkeypatch.setattr(EpisodeLog, "append", original)
+    env2 = toy_env_cls()
+    run_finetune(env2, env2.reward, CFG, tmp_path / "run")
+    assert env2.calls["execute"] == N - 2
+    assert _content(read_records(tmp_path / "run" / "episodes.jsonl")) == _content(reference.records)
