@@ -6,13 +6,13 @@ Steps (:func:`extract_trajectory`):
 1. **Wrist pose per frame** in the camera frame (OpenCV axes), from a hand-pose estimator:
    ``mediapipe`` — MediaPipe landmarks → MANO skeleton fit → PnP of the fitted skeleton on the 2-D
    landmarks with the camera intrinsics K (rotation + metric position; the hand is assumed MANO-sized);
-   frames without a detection are filled by linear interpolation (positions) / nearest (rotations), and
-   positions are smoothed with a centred moving average (``smooth`` frames).
+   frames without a detection are filled by linear interpolation (positions) / nearest (rotations);
+   positions get a running median then a moving average, rotations a quaternion moving average
+   (``smooth`` frames each).
 2. **Base frame**: with ``camera_poses`` (T_base_camera per frame, e.g. a fixed calibrated camera or a
    SLAM track) the wrist poses are mapped into the base frame; without, the camera frame is the base.
-3. **Grasp frame**: given, or detected as the frame where the wrist's speed is lowest between the
-   approach and the lift (the hand decelerates to close on the object, then carries it): the minimum
-   of the smoothed speed within the middle 80 % of the video before the last 41 frames.
+3. **Grasp frame**: given, or detected (:func:`detect_grasp_frame`) as the slowest moment of the wrist
+   after the fastest moment of the approach.
 4. τ = first 40 differences of position and extrinsic-xyz Euler angles after the grasp frame.
 
 ``truth`` reads the synthetic demo's ``<task>_wrist.npz`` (``T_world_wrist``, ``grasp_frame``) instead of
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deft_core.geometry import axis_angle_to_matrix, matrix_to_euler_xyz, wrap_angle
+from deft_core.geometry import axis_angle_to_matrix, matrix_to_euler_xyz, matrix_to_quaternion, quaternion_to_matrix, wrap_angle
 from deft_core.trajectory import TRAJECTORY_STEPS, PostGraspTrajectory
 
 
@@ -121,6 +121,33 @@ def video_length(path: Path) -> tuple[int, float]:
     return int(n), fps
 
 
+def median_filter(p: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median per column (edges padded): removes single-frame jumps of the estimator."""
+    if window <= 1:
+        return p
+    pad = np.pad(p, ((window // 2, window - 1 - window // 2), (0, 0)), mode="edge")
+    return np.stack([np.median(pad[i:i + window], axis=0) for i in range(len(p))])
+
+
+def smooth_rotations(R: np.ndarray, window: int) -> np.ndarray:
+    """Moving average of rotations as sign-aligned unit quaternions (chordal mean), renormalised."""
+    if window <= 1:
+        return R
+    q = matrix_to_quaternion(R)
+    for t in range(1, len(q)):  # keep neighbours on the same hemisphere
+        if q[t] @ q[t - 1] < 0:
+            q[t] = -q[t]
+    qs = _smooth_cols(q, window)
+    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+    return quaternion_to_matrix(qs)
+
+
+def _smooth_cols(x: np.ndarray, window: int) -> np.ndarray:
+    k = np.ones(window) / window
+    pad = np.pad(x, ((window // 2, window - 1 - window // 2), (0, 0)), mode="edge")
+    return np.stack([np.convolve(pad[:, d], k, mode="valid") for d in range(x.shape[1])], 1)
+
+
 def estimate_track(video: str | Path, K: np.ndarray, camera_poses: np.ndarray | None = None,
                    model_path: str | None = None, smooth: int = 5, progress=None) -> WristTrack:
     """Per-frame wrist poses of the demo with the mediapipe backend (see module docstring)."""
@@ -151,19 +178,20 @@ def estimate_track(video: str | Path, K: np.ndarray, camera_poses: np.ndarray | 
         Tc = np.broadcast_to(camera_poses, (n, 4, 4))
         pos = np.einsum("tij,tj->ti", Tc[:, :3, :3], pos) + Tc[:, :3, 3]
         rot = Tc[:, :3, :3] @ rot
-    return WristTrack(smooth_positions(pos, smooth), rot, ok, fps)
+    return WristTrack(smooth_positions(median_filter(pos, smooth), smooth), smooth_rotations(rot, smooth), ok, fps)
 
 
 def detect_grasp_frame(track: WristTrack) -> int:
-    """Frame of minimum smoothed wrist speed between the approach and the lift (see module docstring)."""
+    """The grasp: the slowest moment of the wrist after the fastest moment of the approach (the hand
+    accelerates towards the object, decelerates to close on it, then carries it away). Speeds from
+    median-filtered, smoothed positions; the search ends 41 frames before the end (τ needs them)."""
     n = len(track.positions)
     last = n - (TRAJECTORY_STEPS + 1)
-    if last < 1:
+    if last < 2:
         raise TrajectoryError(f"demo has {n} frames; τ needs at least {TRAJECTORY_STEPS + 1} after the grasp")
-    speed = np.linalg.norm(np.diff(smooth_positions(track.positions, 7), axis=0), axis=1)
-    lo = max(1, int(0.1 * n))
-    hi = max(lo + 1, min(last, int(0.9 * n)))
-    return int(lo + np.argmin(speed[lo:hi]))
+    speed = np.linalg.norm(np.diff(smooth_positions(median_filter(track.positions, 5), 7), axis=0), axis=1)
+    peak = int(np.argmax(speed[:last]))
+    return int(peak + np.argmin(speed[peak:last + 1]))
 
 
 def extract_trajectory(track: WristTrack, grasp_frame: int, task: str = "", meta: dict | None = None) -> PostGraspTrajectory:

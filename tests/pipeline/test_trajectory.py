@@ -67,3 +67,27 @@ def test_cli_truth_matches_file_and_reports_zero_error(tmp_path, capsys):
 def test_cli_errors_name_the_file(tmp_path, capsys):
     assert main(["data", "trajectory", "--video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "t.npz"), "--hand-pose", "truth"]) == 2
     assert "nope_wrist.npz" in capsys.readouterr().err
+
+
+def test_grasp_detection_ignores_the_rest_before_the_reach():
+    """Rest, accelerate, decelerate onto the object, short pause, lift: the grasp is the pause."""
+    n, g = 100, 45
+    t = np.arange(n, dtype=float)
+    s = np.clip((t - 10) / (g - 10), 0, 1)
+    x = 0.3 * (3 * s**2 - 2 * s**3)  # smooth start and stop
+    z = np.where(t > g + 3, 0.004 * (t - g - 3), 0.0)
+    tr = WristTrack(np.stack([x, np.zeros(n), z], 1), np.tile(np.eye(3), (n, 1, 1)), np.ones(n, bool), 30.0)
+    assert abs(detect_grasp_frame(tr) - g) <= 4
+
+
+def test_rotation_smoothing_removes_jitter_keeps_rotation():
+    from pipelines.trajectory import smooth_rotations
+    from deft_core.geometry import rotation_angle_between
+    rng = np.random.default_rng(0)
+    n = 60
+    true = axis_angle_to_matrix(np.stack([np.zeros(n), np.zeros(n), np.linspace(0, 1.0, n)], 1))
+    noisy = true @ axis_angle_to_matrix(rng.normal(scale=0.05, size=(n, 3)))
+    sm = smooth_rotations(noisy, 5)
+    e_noisy = np.degrees(rotation_angle_between(noisy, true))[5:-5].mean()
+    e_sm = np.degrees(rotation_angle_between(sm, true))[5:-5].mean()
+    assert e_sm < 0.6 * e_noisy
