@@ -29,7 +29,6 @@ quality measure.
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 from dataclasses import dataclass
@@ -157,7 +156,6 @@ class MediaPipeLandmarker:
                                             min_hand_presence_confidence=min_confidence)
         self._lm = vision.HandLandmarker.create_from_options(opts)
         self.model_path = path
-        atexit.register(self.close)  # mediapipe's own __del__ fails at interpreter shutdown
 
     def detect(self, frame_rgb: np.ndarray) -> list[HandDetection]:
         h, w = frame_rgb.shape[:2]
@@ -236,9 +234,36 @@ class MediaPipeHandPose:
         f = (width / 2.0) / np.tan(np.radians(self.fov_deg) / 2.0)
         return np.array([[f, 0, (width - 1) / 2.0], [0, f, (height - 1) / 2.0], [0, 0, 1.0]])
 
+    def detect_in_box(self, frame_rgb: np.ndarray, hand_box, pad: float = 0.6, size: int = 256) -> list[HandDetection]:
+        """Detect on a square crop around ``hand_box`` (grown by ``pad`` of its larger side per side),
+        resized to ``size`` px: small hands in wide egocentric frames are found more often. Image
+        landmarks are mapped back to frame pixels."""
+        import cv2
+
+        h, w = frame_rgb.shape[:2]
+        b = np.asarray(hand_box, np.float64)
+        c, half = (b[:2] + b[2:]) / 2, (1 + 2 * pad) * max(b[2] - b[0], b[3] - b[1]) / 2
+        x1, y1 = int(max(0, np.floor(c[0] - half))), int(max(0, np.floor(c[1] - half)))
+        x2, y2 = int(min(w, np.ceil(c[0] + half))), int(min(h, np.ceil(c[1] + half)))
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            return []
+        s = size / max(x2 - x1, y2 - y1)
+        crop = cv2.resize(frame_rgb[y1:y2, x1:x2], (max(1, round((x2 - x1) * s)), max(1, round((y2 - y1) * s))),
+                          interpolation=cv2.INTER_LINEAR)
+        dets = self.landmarker.detect(crop)
+        for d in dets:
+            d.image_px = d.image_px / s + [x1, y1]
+        return dets
+
     def estimate_frame(self, frame_rgb: np.ndarray, hand_box=None, K: np.ndarray | None = None) -> FrameEstimate:
-        """Detect, fit and (with intrinsics ``K``) locate the hand in one RGB frame."""
-        det = pick_detection(self.landmarker.detect(frame_rgb), hand_box)
+        """Detect (full frame; then a crop around ``hand_box`` if that fails), fit and (with intrinsics
+        ``K``) locate the hand in one RGB frame."""
+        try:
+            det = pick_detection(self.landmarker.detect(frame_rgb), hand_box)
+        except HandPoseError:
+            if hand_box is None:
+                raise
+            det = pick_detection(self.detect_in_box(frame_rgb, hand_box), hand_box)
         fit = fit_mano_skeleton(det.world_m[list(OPENPOSE_TO_MANO)])
         if K is None:
             return FrameEstimate(det, fit, fit.wrist_rotation, None)

@@ -119,3 +119,21 @@ def test_landmarker_on_rendered_synthetic_hand():
         assert np.all(np.isfinite(est.fit.hand_pose)) and np.all(np.isfinite(est.wrist_position))
     assert found >= 2, f"MediaPipe found the hand in only {found} frames"
     assert np.median(px_err) < 20, px_err
+
+
+def test_crop_detection_maps_landmarks_back_to_frame_pixels():
+    """detect_in_box runs the landmarker on an upscaled crop; landmarks must come back in frame pixels."""
+    from pipelines.stages.hand_pose_mediapipe import HandDetection, MediaPipeHandPose
+
+    class Recorder:
+        def detect(self, img):
+            self.shape = img.shape
+            h, w = img.shape[:2]
+            return [HandDetection(np.array([[w / 2, h / 2]] * 21), np.zeros((21, 3)), "Right", 0.9)]
+
+    be = MediaPipeHandPose.__new__(MediaPipeHandPose)
+    be.landmarker = Recorder()
+    frame = np.zeros((256, 456, 3), np.uint8)
+    (det,) = be.detect_in_box(frame, [200, 100, 240, 140])
+    assert max(be.landmarker.shape[:2]) == 256
+    np.testing.assert_allclose(det.image_px[0], [220, 120], atol=1.0)
