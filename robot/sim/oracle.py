@@ -32,12 +32,16 @@ class SiteGrasp:
     closure: float = 1.0
     tilt: float = 0.0  #: extra rotation of the wrist about its y axis, rad
     posture: tuple | None = None  #: 16 hand joints (rad) replacing POWER_GRASP (still scaled by ``closure``)
+    #: max turn (rad) of the site about the object's vertical axis when the grasp is out of the arm's reach
+    #: (round objects: a cup's body site is opposite its handle and may face away from the arm); the
+    #: smallest turn whose hover and grasp poses the IK reaches is used; 0 = use the site as is
+    reach_turn: float = 0.0
 
 
 #: per task: the oracle grasp (tuned in simulation; see tests/robot_sim/fixtures)
 ORACLE: dict[str, SiteGrasp] = {
-    "pick_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.03),
-    "pour_cup": SiteGrasp("handle", phi=np.pi / 2),
+    "pick_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.02, reach_turn=np.pi / 2),
+    "pour_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.02, reach_turn=np.pi / 2),
     "open_drawer": SiteGrasp("handle", phi=np.pi),
     "pick_spoon": SiteGrasp("handle", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
     "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
@@ -71,8 +75,34 @@ def oracle_grasp(world, task: str | None = None, g: SiteGrasp | None = None) -> 
     if g.region not in obj.mjcf.sites:
         raise KeyError(f"object {obj.variant!r} has no grasp region {g.region!r}; it has {sorted(obj.mjcf.sites)}")
     p, R = world.site_pose(obj.mjcf.sites[g.region])
+    if g.reach_turn <= 0:
+        return site_grasp(p, R, g)
+    centre = world.body_pose(obj.mjcf.root_body)[0]
+    angles = sorted(np.linspace(-g.reach_turn, g.reach_turn, 25), key=abs)
+    for a in angles:
+        Rz = axis_angle_to_matrix(np.array([0.0, 0.0, a]))
+        xi = site_grasp(centre + Rz @ (p - centre), Rz @ R, g)
+        if reachable(world, xi):
+            return xi
     return site_grasp(p, R, g)
 
 
-def describe(g: SiteGrasp) -> dict:
-    return asdict(g)
+def reachable(world, grasp: GraspParams) -> bool:
+    """Whether the sim arm's IK reaches the hover, pre-grasp and grasp wrist poses of ``grasp``
+    (the executor's geometry, :func:`robot.episode.default_executor_config`)."""
+    from deft_core.world.kinematics import solve_ik
+    from robot.episode import default_executor_config
+    from robot.executor import grasp_poses
+
+    cfg = default_executor_config(world)
+    pose, pre = grasp_poses(grasp, cfg)
+    hover = pre.position.copy()
+    hover[2] = max(hover[2], cfg.hover_z_m)
+    q = world.arm_q()
+    for target in (hover, pre.position, pose.position):
+        ik = solve_ik(world.model, world.data, world.info.palm_site, target, pose.rotation,
+                      joints=world.info.arm_joints, q_init=q, restarts=0, max_iters=100)
+        if ik.pos_error > 0.004 or ik.rot_error > 0.04:
+            return False
+        q = ik.q
+    return True

@@ -51,7 +51,7 @@ class PourCup(Task):
     criterion = "the cup is held throughout and turns so its top is lower than its base (tilt > 90°) while held"
     reward_terms = "0.4·hold fraction + 0.6·min(max tilt while held / 90°, 1); 1.0 on success"
     #: rotation of the wrist after lifting (rad, about the base x axis) and the lift (m)
-    pour_angle = 2.2
+    pour_angle = 2.5
     lift = 0.10
 
     def default_trajectory_deltas(self):
