@@ -7,8 +7,7 @@ Metrics per dataset and hand-pose backend (:func:`evaluate`):
 - ``contact_frame_error_frames``: |predicted − true contact frame| (dataset numbering);
 - ``contact_point_error_pct``: mean distance from each predicted contact point to the nearest true
   contact point, in % of the crop side. True points are those of the true contact frame, carried to v1
-  by the object box's displacement between the two frames (the object is static before contact; the
-  head camera's motion between them is close to a translation over the clip's short span);
+  through the true camera motion at the fingertips' depth (:func:`true_points_in_v1`);
   ``gmm_mean_error_pct`` the same for the GMM means;
 - ``wrist_rotation_error_deg``: geodesic angle between predicted and true wrist rotation at the
   predicted contact frame (so it measures the pose estimator, not the contact detector);
@@ -60,14 +59,26 @@ def is_valid(rec: dict) -> bool:
 
 
 def true_points_in_v1(rec: dict, z, first_frame: int) -> np.ndarray:
-    """True contact points (px) at the true contact frame, moved to v1 with the object box shift."""
+    """True contact points (px) of the true contact frame, carried to v1 through the true camera motion:
+    each point is back-projected at the depth of the hand's fingertips (MANO forward kinematics of the
+    true pose; the contacts are under the fingers), moved by the camera poses and projected with K."""
+    from deft_core.mano import mano_joint_positions
+
     c = rec["contact_frame_clip"]
-    pts = z["contact_points"][z["contact_points_frame"] == c]
+    pts = z["contact_points"][z["contact_points_frame"] == c].astype(np.float64)
     t1 = first_frame - rec["frame_offset"]
-    ob = z["object_boxes"]
-    if 0 <= t1 < len(ob) and np.all(np.isfinite(ob[t1])) and np.all(np.isfinite(ob[c])):
-        pts = pts + (ob[t1][:2] + ob[t1][2:]) / 2 - (ob[c][:2] + ob[c][2:]) / 2
-    return pts
+    if len(pts) == 0 or not (0 <= t1 < len(z["camera_pose_world"])) or t1 == c:
+        return pts
+    K = z["K"]
+    pose48 = np.concatenate([z["wrist_rotation"][c], z["hand_pose"][c]]).astype(np.float64)
+    tips = mano_joint_positions(pose48, z["hand_trans"][c].astype(np.float64))[16:]
+    depth = float(np.median(tips[:, 2]))
+    rays = np.linalg.solve(K, np.concatenate([pts, np.ones((len(pts), 1))], 1).T).T
+    X = rays / rays[:, 2:3] * depth
+    T = np.linalg.inv(z["camera_pose_world"][t1]) @ z["camera_pose_world"][c]
+    X1 = X @ T[:3, :3].T + T[:3, 3]
+    uv = X1 @ K.T
+    return uv[:, :2] / uv[:, 2:3]
 
 
 def _point_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float:
