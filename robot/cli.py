@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate-hand": ("robot.cli_calibrate", "fit the hand's joint→motor mapping from calibration pairs"),
     "tasks": ("robot.cli_tasks", "list the nine tasks: objects by split, success criteria, rewards"),
     "run-episode": ("robot.cli_run_episode", "execute one grasp (sim or robot) and save initial/final images, optional MP4"),
+    "finetune": ("robot.cli_finetune", "fine-tune a task's grasps with CEM (Algorithm 1) from a prior; resumable"),
+    "distill": ("robot.cli_distill", "distil a fine-tuning run's best episodes into a residual policy (cVAE or ablation)"),
+    "eval": ("robot.cli_eval", "success rate of a policy on train/test objects over held-out resets"),
+    "report": ("robot.cli_report", "Table 2/3-style tables (markdown + JSON) and improvement curves from the runs"),
 }
 
 

@@ -1,0 +1,81 @@
+"""Distil a fine-tuning run into a residual policy (the last line of Algorithm 1; Table 3's ablations).
+
+Examples::
+
+    deft-robot distill --task pick_cup                              # the task's only DEFT run, cVAE
+    deft-robot distill --task pick_cup --kind all                   # deft, mlp, transformer, direct, mean
+    deft-robot distill --task pick_cup --prior real-world-only      # the baseline's run
+    deft-robot distill --task pick_cup --run runs/pick_cup/oracle --kind mlp
+
+Kinds: ``deft`` (conditional VAE on the top-10 episodes, c = (φ(I₀), ξ)), ``mlp`` (residual regressor),
+``transformer`` (reward-conditioned, all episodes, queried with the best reward), ``direct`` (VAE over ξ
+itself), ``mean`` (the top-10 mean residual). Each is written to ``<run>/policies/<kind>/``
+(config.json, model.safetensors, metrics.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+HELP = "distil a fine-tuning run's best episodes into a residual policy (cVAE or an ablation)"
+KINDS = ("deft", "mlp", "transformer", "direct", "mean")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task name")
+    parser.add_argument("--kind", default="deft", choices=(*KINDS, "all"), help="policy kind (default deft; all = every kind)")
+    parser.add_argument("--run", help="run directory (default: the task's only DEFT run under --out)")
+    parser.add_argument("--prior", help="pick the run by its name under OUT/<task>/ (e.g. real-world-only, oracle)")
+    parser.add_argument("--out", default="runs", help="runs root (default runs/)")
+    parser.add_argument("--steps", type=int, help="training steps (default: the kind's default, 600)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--allow-partial", action="store_true", help="distil a run that has not finished its N episodes")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from deft_core.cli_util import CommandError
+    from robot.cli_finetune import _check_task, limit_threads
+    from robot.runs import RunError, resolve_run
+
+    _check_task(args.task)
+    if args.steps is not None and args.steps < 1:
+        raise CommandError(f"--steps must be >= 1, got {args.steps}")
+    limit_threads(args.threads)
+    try:
+        rd = resolve_run(args.out, args.task, args.run, args.prior)
+        meta = rd.read_meta()
+    except RunError as exc:
+        raise CommandError(str(exc)) from None
+    from deft_core.finetune.episode_log import open_run
+
+    try:
+        _, records = open_run(rd.finetune_dir)
+    except FileNotFoundError as exc:
+        raise CommandError(f"{exc}; run 'deft-robot finetune' for this run first") from None
+    done = sum(r.status == "ok" for r in records)
+    if done < meta.episodes and not args.allow_partial:
+        raise CommandError(f"{rd.finetune_dir} has {done} of {meta.episodes} episodes; finish it by re-running the "
+                           "finetune command (it resumes), or pass --allow-partial")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from dataclasses import replace
+
+    from deft_core.finetune.distill import distill_from_log
+    from deft_core.finetune.policies import policy_class
+
+    for kind in (KINDS if args.kind == "all" else (args.kind,)):
+        config = replace(policy_class(kind).default_config(), seed=args.seed)
+        if args.steps is not None:
+            config = replace(config, steps=args.steps)
+        t0 = time.perf_counter()
+        try:
+            _, metrics = distill_from_log(rd.finetune_dir, rd.policy_dir(kind), kind=kind, config=config)
+        except ValueError as exc:
+            raise CommandError(f"{rd.finetune_dir}: {exc}") from None
+        loss = metrics.get("final_loss")
+        print(f"{args.task} {kind}: trained on {rd.finetune_dir} in {time.perf_counter() - t0:.1f} s"
+              + (f", final loss {loss:.4f}" if isinstance(loss, float) else "") + f" → {rd.policy_dir(kind)}")
+    return 0

@@ -1,0 +1,156 @@
+"""Success rate of a policy on a task, with train or test objects, over fresh held-out resets.
+
+Examples::
+
+    deft-robot eval --task pick_cup --policy deft --objects train --trials 10
+    deft-robot eval --task pick_cup --policy affordance --objects test --checkpoint runs/affordance/model
+    deft-robot eval --task pick_cup --policy real-world-only --objects both
+    deft-robot eval --task pick_cup --policy mlp --run runs/pick_cup/oracle
+
+What each policy executes on every trial (ξ = the prior of that trial's fresh reset):
+
+- ``affordance``: ξ alone — the prior with no residual (the run's prior: ``--checkpoint DIR``,
+  ``--prior oracle``, or the prior of the task's DEFT run);
+- ``deft``, ``mlp``, ``transformer``, ``direct``, ``mean``: ξ + δ̂ with δ̂ from the policy distilled from the
+  run (``<run>/policies/<kind>``; the cVAE samples z ~ N(0, I) seeded per trial, ``--zero-latent`` for z = 0);
+- ``real-world-only``: the §5 baseline after the same CEM budget — ξ = the real-world-only prior of the
+  reset (object box centre, a random downward wrist rotation, half-closed hand) + δ̂ from the cVAE
+  distilled from the ``real-world-only`` run (``deft-robot finetune --prior real-world-only`` then
+  ``deft-robot distill --prior real-world-only``).
+
+Trial resets are drawn from ``--eval-seed`` and skip every reset seed of the fine-tuning log, so no
+evaluated scene was practised on; every policy evaluated with the same ``--eval-seed`` meets the same
+scenes. Results: ``<run>/eval/<policy>_<objects>.json`` (summary + per-trial seed, success, reward, ξ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+HELP = "success rate of a policy on train/test objects over held-out resets (JSON under the run dir)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot.evaluation import EVAL_POLICIES
+
+    parser.add_argument("--task", required=True, help="task name")
+    parser.add_argument("--policy", required=True, choices=EVAL_POLICIES, help="what to evaluate (see above)")
+    parser.add_argument("--objects", default="train", choices=("train", "test", "both"), help="object split")
+    parser.add_argument("--trials", type=int, default=10, help="trials per split (default 10)")
+    parser.add_argument("--checkpoint", help="affordance model directory (policy 'affordance' without a run)")
+    parser.add_argument("--prior", help="the run's name under OUT/<task>/ (e.g. oracle), or the prior for 'affordance'")
+    parser.add_argument("--run", help="run directory (default: found under --out from --policy / --prior)")
+    parser.add_argument("--out", default="runs", help="runs root (default runs/)")
+    parser.add_argument("--robot", default="sim", choices=("sim", "toy"), help="when 'affordance' creates a new run")
+    parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
+    parser.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation resets (default 1000)")
+    parser.add_argument("--zero-latent", action="store_true", help="cVAE/direct: z = 0 instead of z ~ N(0, I)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+
+
+def _resolve(args):
+    """(run dir, run meta, policy checkpoint dir or None, description of what is evaluated)."""
+    from deft_core.cli_util import CommandError
+    from robot.cli_finetune import parse_size
+    from robot.runs import RunDir, RunError, RunMeta, resolve_run
+
+    try:
+        if args.policy == "affordance":
+            if args.checkpoint or (args.prior and not args.run and not (Path(args.out) / args.task / args.prior).exists()):
+                prior = "affordance" if args.checkpoint else args.prior
+                if prior not in ("affordance", "oracle", "real-world-only", "toy"):
+                    raise CommandError(f"--prior {prior!r}: choose oracle or real-world-only, or give --checkpoint DIR")
+                if prior == "affordance" and not args.checkpoint:
+                    raise CommandError("--prior affordance needs --checkpoint DIR")
+                ckpt = str(Path(args.checkpoint).resolve()) if args.checkpoint else None
+                if ckpt and not Path(ckpt, "config.json").is_file():
+                    raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
+                rd = RunDir(args.run or Path(args.out) / args.task / prior)
+                if rd.has_meta():
+                    meta = rd.read_meta()
+                    if meta.checkpoint != ckpt:
+                        raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
+                else:
+                    meta = rd.write_or_check_meta(RunMeta(task=args.task, prior=prior, reward="sim", robot=args.robot,
+                                                          image_size=parse_size(args.size), checkpoint=ckpt))
+            else:
+                rd = resolve_run(args.out, args.task, args.run, args.prior)
+                meta = rd.read_meta()
+            return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual"
+        if args.policy == "real-world-only":
+            rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
+            meta = rd.read_meta()
+            if meta.prior not in ("real-world-only", "toy"):
+                raise CommandError(f"{rd.path} is a {meta.prior!r} run; policy 'real-world-only' needs the "
+                                   "real-world-only run (deft-robot finetune --prior real-world-only)")
+            kind, what = "deft", ("real-world-only prior (box centre, random wrist rotation, half-closed hand) + the cVAE "
+                                  f"distilled from {meta.episodes} CEM episodes from that prior")
+        else:
+            rd = resolve_run(args.out, args.task, args.run, args.prior)
+            meta = rd.read_meta()
+            kind, what = args.policy, f"the {meta.prior} prior ξ + δ̂ of the '{args.policy}' policy distilled from {rd.path.name}"
+    except RunError as exc:
+        raise CommandError(str(exc)) from None
+    ckpt_dir = rd.policy_dir(kind)
+    if not (ckpt_dir / "config.json").is_file():
+        raise CommandError(f"no distilled '{kind}' policy in {ckpt_dir}; run: deft-robot distill --task {args.task} "
+                           f"--kind {kind} --run {rd.path}")
+    return rd, meta, ckpt_dir, what
+
+
+def run(args: argparse.Namespace) -> int:
+    from deft_core.cli_util import CommandError
+    from robot.cli_finetune import _check_task, limit_threads
+    from robot.evaluation import (distilled_policy_fn, eval_record, eval_seeds, evaluate, open_env, summarise,
+                                  zero_residual)
+    from robot.runs import write_json
+
+    _check_task(args.task)
+    if args.trials < 1:
+        raise CommandError(f"--trials must be >= 1, got {args.trials}")
+    limit_threads(args.threads)
+    rd, meta, ckpt_dir, what = _resolve(args)
+    exclude = _finetune_seeds(rd)
+    policy_fn = zero_residual
+    if ckpt_dir is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        policy_fn = distilled_policy_fn(ckpt_dir, args.eval_seed, sample_latent=not args.zero_latent)
+    seeds = eval_seeds(args.eval_seed, args.trials, exclude)
+    splits = ("train", "test") if args.objects == "both" else (args.objects,)
+    runner = None
+    for objects in splits:
+        try:
+            env = open_env(meta, objects, runner=runner)
+        except NotImplementedError as exc:
+            raise CommandError(str(exc)) from None
+        runner = getattr(env, "runner", None)
+        t0 = time.perf_counter()
+        trials = evaluate(env, policy_fn, seeds, progress=lambda r, o=objects: print(
+            f"{args.task} {args.policy} [{o}] trial {r.trial}/{len(seeds)}: {'success' if r.success else 'failure'} "
+            f"reward {r.reward:.3f}" + (f" ({r.error})" if r.error else ""), flush=True))
+        doc = eval_record(args.task, args.policy, objects, trials, run=str(rd.path), run_name=rd.path.name,
+                          prior=meta.prior, prior_checkpoint=meta.checkpoint, reward_source=meta.reward,
+                          policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), eval_seed=args.eval_seed,
+                          latent="zero" if args.zero_latent else "sampled", evaluated=what,
+                          excluded_finetune_seeds=len(exclude), wall_s=time.perf_counter() - t0)
+        path = write_json(rd.eval_path(args.policy, objects), doc)
+        s = summarise(trials)
+        print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
+              f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
+    if runner is not None:
+        runner.close()
+    return 0
+
+
+def _finetune_seeds(rd) -> set[int]:
+    """Reset seeds used by the run's fine-tuning log (empty when there is no log)."""
+    from deft_core.finetune.episode_log import open_run
+
+    if not (rd.finetune_dir / "run.json").is_file():
+        return set()
+    _, records = open_run(rd.finetune_dir)
+    return {int(r.env_seed) for r in records}

@@ -1,0 +1,259 @@
+"""DEFT fine-tuning (paper §3.2, Algorithm 1, Table 4 defaults) of a task's grasps, from a prior.
+
+Examples::
+
+    deft-robot finetune --task pick_cup --checkpoint runs/affordance/model        # sim, sim reward
+    deft-robot finetune --task pick_cup --prior real-world-only                    # the §5 baseline
+    deft-robot finetune --task pick_cup --prior oracle --reward operator           # you score each episode
+    deft-robot finetune --task pick_cup --prior oracle --reward r3m --reward-weights ~/.r3m/model.pt \\
+        --demo-root data/synth                                                      # goal = last demo frame
+
+The run goes to ``--out/<task>/<prior>[-<reward>]/`` (or ``--run DIR``): ``run_meta.json``, the episode
+log ``finetune/`` and ``finetune.png``. Re-running the same command resumes the log: no episode is lost
+or repeated; different settings on an existing run are refused. Priors: ``--checkpoint DIR`` (the
+affordance model), ``--prior oracle`` (the simulator's scripted grasp: development only),
+``--prior real-world-only`` (box centre, random wrist rotation, half-closed hand). ``--robot toy`` is a
+simulator-free test environment (deft_core.finetune.toy_env). Rewards: ``sim`` (the task reward),
+``operator`` (type a score in [0, 1] after each episode, or ``v`` to void and redo it), ``r3m``/``resnet``
+(−‖φ(final) − φ(goal)‖ with local weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HELP = "fine-tune a task's grasps with CEM (Algorithm 1) from a prior; resumable, live display"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task name (see 'deft-robot tasks')")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="exported affordance model directory (prior 'affordance')")
+    src.add_argument("--prior", choices=("affordance", "oracle", "real-world-only"),
+                     help="prior without a checkpoint: oracle (sim's scripted grasp) or real-world-only (§5 baseline)")
+    parser.add_argument("--robot", default="sim", help="'sim', 'toy' (no simulator; tests) or a robot YAML (default sim)")
+    parser.add_argument("--reward", choices=("operator", "sim", "r3m", "resnet"),
+                        help="reward source (default: sim in simulation, operator on a robot)")
+    parser.add_argument("--episodes", type=int, default=30, help="N, total episodes (Table 4: 30)")
+    parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
+    parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed: resets and CEM samples (default 0)")
+    parser.add_argument("--split", choices=("train", "test"), default="train", help="objects to practise on")
+    parser.add_argument("--out", default="runs", help="runs root (default runs/)")
+    parser.add_argument("--run", help="run directory (default OUT/<task>/<prior>[-<reward>])")
+    parser.add_argument("--size", default="224x224", help="camera image size WxH (default 224x224)")
+    parser.add_argument("--goal-image", help="goal image PNG for r3m/resnet rewards")
+    parser.add_argument("--demo-root", help="synthetic data root: goal = last frame of ROOT/_demos/<task>.mp4")
+    parser.add_argument("--reward-weights", help="r3m: R3M model.pt / .safetensors; resnet: torchvision-format "
+                                                 ".safetensors, or 'random' (random features)")
+    parser.add_argument("--r3m-arch", default="resnet50", choices=("resnet18", "resnet34", "resnet50"))
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
+    parser.add_argument("--no-live", action="store_true", help="plain line per episode instead of the live table")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    from deft_core.cli_util import CommandError
+
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise CommandError(f"--size must look like 224x224, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise CommandError(f"--size {text}: each side must be at least 16 px")
+    return w, h
+
+
+def limit_threads(n: int) -> None:
+    """Cap CPU threads (OpenMP/MKL now; torch if it is or gets imported by the caller)."""
+    from deft_core.cli_util import CommandError
+
+    if n < 1:
+        raise CommandError(f"--threads must be >= 1, got {n}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def build_meta(args):
+    """RunMeta from the command line (the checks a user gets before anything heavy starts)."""
+    from deft_core.cli_util import CommandError
+    from robot.runs import RunMeta
+
+    _check_task(args.task)
+    for name in ("episodes", "warmup", "elites"):
+        if getattr(args, name) < (0 if name == "warmup" else 1):
+            raise CommandError(f"--{name} must be >= {0 if name == 'warmup' else 1}, got {getattr(args, name)}")
+    if args.checkpoint:
+        if not Path(args.checkpoint, "config.json").is_file():
+            raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
+        prior, checkpoint = "affordance", str(Path(args.checkpoint).resolve())
+    elif args.prior == "affordance":
+        raise CommandError("--prior affordance needs --checkpoint DIR (the exported affordance model) instead")
+    elif args.prior:
+        prior, checkpoint = args.prior, None
+    elif args.robot == "toy":
+        prior, checkpoint = "toy", None
+    else:
+        raise CommandError("choose a prior: --checkpoint DIR (affordance model), --prior oracle or --prior real-world-only")
+    robot = args.robot
+    if robot not in ("sim", "toy"):
+        if not Path(robot).is_file():
+            raise CommandError(f"--robot {robot!r}: 'sim', 'toy' or an existing robot YAML file")
+        robot = str(Path(robot).resolve())
+    reward = args.reward or ("operator" if robot not in ("sim", "toy") else "sim")
+    if reward == "sim" and robot not in ("sim", "toy"):
+        raise CommandError("--reward sim needs the simulator; on a robot use operator, r3m or resnet")
+    return RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
+                   image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
+                   warmup=args.warmup, elites=args.elites)
+
+
+def _check_task(task: str) -> None:
+    from deft_core.cli_util import CommandError
+    from deft_core.tasks import TASKS
+
+    if task not in TASKS:
+        raise CommandError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+
+
+def load_goal_image(args):
+    """The goal image (RGB uint8) for embedding rewards: --goal-image PNG or the demo's last frame."""
+    import numpy as np
+
+    from deft_core.cli_util import CommandError
+
+    if args.goal_image:
+        import cv2
+
+        bgr = cv2.imread(args.goal_image, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CommandError(f"--goal-image {args.goal_image}: missing or not an image")
+        return np.ascontiguousarray(bgr[:, :, ::-1])
+    if not args.demo_root:
+        raise CommandError(f"--reward {args.reward} needs a goal image: --goal-image PNG or --demo-root ROOT "
+                           f"(ROOT/_demos/{args.task}.mp4 from 'deft data synth')")
+    video = Path(args.demo_root) / "_demos" / f"{args.task}.mp4"
+    if not video.is_file():
+        raise CommandError(f"demo video {video} not found (write it with 'deft data synth', or pass --goal-image)")
+    import av
+
+    last = None
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            last = frame
+    if last is None:
+        raise CommandError(f"demo video {video} has no frames")
+    return last.to_ndarray(format="rgb24")
+
+
+def make_reward(args, meta):
+    """The reward callable for ``meta.reward`` (see the module docstring)."""
+    from deft_core.cli_util import CommandError
+    from deft_core.finetune.loop import task_reward
+
+    if meta.reward == "sim":
+        return task_reward
+    if meta.reward == "operator":
+        from deft_core.finetune.rewards import OperatorReward
+
+        return OperatorReward(ask=_ask, tell=lambda msg: print(f"  {msg}", flush=True))
+    from deft_core.finetune.rewards import EmbeddingReward, r3m_embedder, resnet18_embedder
+
+    goal = load_goal_image(args)
+    weights = args.reward_weights
+    if not weights:
+        raise CommandError(f"--reward {meta.reward} needs --reward-weights FILE (local weights; nothing is downloaded)"
+                           + (" or 'random'" if meta.reward == "resnet" else ""))
+    try:
+        if meta.reward == "r3m":
+            embed = r3m_embedder(weights, arch=args.r3m_arch)
+        else:
+            if weights != "random" and not Path(weights).is_file():
+                raise FileNotFoundError(f"ResNet-18 weights not found: {weights}")
+            embed = resnet18_embedder(None if weights == "random" else weights, seed=meta.seed)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        raise CommandError(f"--reward-weights: {exc}") from None
+    return EmbeddingReward(embed, goal)
+
+
+def _ask(prompt: str) -> str:
+    from deft_core.cli_util import CommandError
+
+    print(prompt, end="", flush=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise CommandError("standard input closed while waiting for the operator's score; re-run the same "
+                           "command to resume from the log")
+    return line
+
+
+def run(args: argparse.Namespace) -> int:
+    from deft_core.cli_util import CommandError
+    from robot.runs import RunDir, RunError, run_name
+
+    meta = build_meta(args)
+    limit_threads(args.threads)
+    rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
+    try:
+        rd.write_or_check_meta(meta)
+    except RunError as exc:
+        raise CommandError(str(exc)) from None
+    reward_fn = make_reward(args, meta)
+    from robot.evaluation import open_env
+
+    try:
+        env = open_env(meta)
+    except NotImplementedError as exc:
+        raise CommandError(str(exc)) from None
+    limit_threads(args.threads)
+    try:
+        result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator")
+    finally:
+        if hasattr(env, "close"):
+            env.close()
+    from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.plots import plot_run
+
+    plot_run(result.records, CEMConfig(num_elites=meta.elites, warmup_episodes=meta.warmup,
+                                       total_episodes=meta.episodes), rd.curve_png,
+             title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
+    rewards = result.rewards
+    successes = sum(bool(r.success) for r in result.records)
+    print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), successes {successes}/{len(rewards)}, "
+          f"reward first 10 {rewards[:10].mean():.3f} → last 10 {rewards[-10:].mean():.3f}, "
+          f"elite mean {rewards[[r.episode - 1 for r in result.elites]].mean():.3f}")
+    print(f"wrote {rd.finetune_dir}/episodes.jsonl, {rd.curve_png}; next: deft-robot distill --task {meta.task} --run {rd.path}")
+    return 0
+
+
+def _run_loop(env, reward_fn, meta, rd, live: bool):
+    from deft_core.cli_util import CommandError
+    from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.episode_log import EpisodeLogError
+    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+
+    config = FinetuneConfig(task=meta.task, seed=meta.seed, cem=CEMConfig(
+        num_elites=meta.elites, warmup_episodes=meta.warmup, total_episodes=meta.episodes))
+    try:
+        if live:
+            from rich.live import Live
+
+            from deft_core.finetune.display import FinetuneView
+
+            view = FinetuneView(meta.task)
+            with Live(view, refresh_per_second=4):
+                return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=view.update)
+        return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=_print_event)
+    except EpisodeLogError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _print_event(e) -> None:
+    reward = "void (redo)" if e.void else f"{e.reward:.3f}"
+    success = "" if e.success is None else (" success" if e.success else " failure")
+    print(f"episode {e.episode}/{e.total}: reward {reward}{success}; elite mean {e.elite_mean_reward:.3f}; "
+          f"σ μ {1000 * e.sigma['mu']:.1f} mm, θ {e.sigma['theta']:.3f} rad, hand {e.sigma['hand']:.3f} rad", flush=True)

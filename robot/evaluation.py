@@ -1,0 +1,185 @@
+"""Policy evaluation (paper Table 2 / 3): K trials of a policy on a task, with train or test objects,
+on fresh seeded resets that the fine-tuning run never saw.
+
+A policy here is "prior ξ from the environment, plus a residual δ": ``affordance`` adds nothing (the
+prior alone), a distilled policy (``deft``, ``mlp``, ``transformer``, ``direct``, ``mean``) adds
+``policy.act(I₀, ξ, rng)``. Every policy evaluated with the same ``eval_seed`` meets the same scenes
+(placements and object variants), so success rates are paired comparisons.
+
+Trial seeds are drawn from ``(eval_seed, trial)`` and any seed the fine-tuning log used for a reset is
+skipped, so evaluation scenes are held out from practice.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from deft_core.grasp import GRASP_DIM
+
+#: policies ``deft-robot eval`` knows: the prior alone, the real-world-only baseline, distilled kinds
+EVAL_POLICIES = ("deft", "affordance", "real-world-only", "mlp", "transformer", "direct", "mean")
+DISTILLED_KINDS = ("deft", "mlp", "transformer", "direct", "mean")
+#: residual policy: (observation, prior ξ (22,), trial index) → δ (22,), units of ξ (robot base frame)
+PolicyFn = Callable[[object, np.ndarray, int], np.ndarray]
+
+
+@dataclass
+class TrialResult:
+    """One evaluation trial: reset ``seed``, ``success`` (the task criterion), ``reward`` (the task's
+    shaped reward in [0, 1]), prior ``xi`` and executed ξ + δ (22 each, robot base frame), ``variants``
+    (object variant per role), ``error`` (controller error text, if any), ``wall_s``."""
+
+    trial: int
+    seed: int
+    success: bool
+    reward: float
+    xi: list[float]
+    executed: list[float]
+    variants: dict = field(default_factory=dict)
+    error: str | None = None
+    wall_s: float = 0.0
+
+
+def eval_seeds(eval_seed: int, trials: int, exclude: Iterable[int] = ()) -> list[int]:
+    """``trials`` distinct reset seeds from ``eval_seed``, none of them in ``exclude`` (the fine-tuning
+    log's reset seeds). Deterministic: trial i's seed depends on (eval_seed, i) and the exclusions only."""
+    if trials < 1:
+        raise ValueError(f"trials must be >= 1, got {trials}")
+    banned, seeds = set(int(s) for s in exclude), []
+    i = 0
+    while len(seeds) < trials:
+        s = int(np.random.default_rng([int(eval_seed), i, 5]).integers(0, 2**31 - 1))
+        i += 1
+        if s not in banned and s not in seeds:
+            seeds.append(s)
+    return seeds
+
+
+def zero_residual(obs, xi: np.ndarray, trial: int) -> np.ndarray:
+    """The ``affordance`` policy: execute the prior ξ unchanged."""
+    return np.zeros(GRASP_DIM)
+
+
+def distilled_policy_fn(ckpt_dir: str | Path, eval_seed: int, sample_latent: bool = True) -> PolicyFn:
+    """A residual policy from a distilled checkpoint (``deft_core.finetune.policy_checkpoint``).
+    Stochastic kinds draw z ~ N(0, I) from a generator seeded by (eval_seed, trial) when
+    ``sample_latent`` (the paper's test-time rule), else use z = 0."""
+    from deft_core.finetune.policy_checkpoint import load_policy
+
+    policy = load_policy(ckpt_dir)
+
+    def act(obs, xi: np.ndarray, trial: int) -> np.ndarray:
+        rng = np.random.default_rng([int(eval_seed), int(trial), 17]) if sample_latent else None
+        return np.asarray(policy.act(obs.image, xi, rng=rng), dtype=np.float64)
+
+    act.policy = policy  # type: ignore[attr-defined]
+    return act
+
+
+def evaluate(env, policy_fn: PolicyFn, seeds: Sequence[int],
+             progress: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
+    """Run one trial per seed: ``env.reset(trial, seed)``, ξ = ``env.prior(obs)``, execute ξ + δ.
+    ``env`` follows :class:`deft_core.finetune.loop.FinetuneEnv`; ``progress`` sees each trial."""
+    from deft_core.grasp import GraspParams
+
+    results = []
+    for trial, seed in enumerate(seeds, start=1):
+        t0 = time.perf_counter()
+        obs = env.reset(trial, int(seed))
+        xi = env.prior(obs)
+        if not isinstance(xi, GraspParams):
+            raise TypeError(f"env.prior must return GraspParams, got {type(xi).__name__}")
+        delta = np.asarray(policy_fn(obs, xi.to_vector(), trial), dtype=np.float64)
+        if delta.shape != (GRASP_DIM,) or not np.all(np.isfinite(delta)):
+            raise ValueError(f"trial {trial}: the policy returned a residual of shape {delta.shape} "
+                             f"(need a finite ({GRASP_DIM},) vector)")
+        grasp = xi + delta
+        out = env.execute(grasp)
+        info = out.info or {}
+        reward = out.task_reward if out.task_reward is not None else float(bool(out.success))
+        res = TrialResult(trial=trial, seed=int(seed), success=bool(out.success), reward=float(reward),
+                          xi=xi.to_vector().tolist(), executed=grasp.to_vector().tolist(),
+                          variants=dict(info.get("variants") or obs.extras.get("variants") or {}),
+                          error=info.get("error"), wall_s=time.perf_counter() - t0)
+        results.append(res)
+        if progress is not None:
+            progress(res)
+    return results
+
+
+def summarise(trials: Sequence[TrialResult]) -> dict:
+    """``trials`` (count), ``successes``, ``success_rate`` in [0, 1], ``mean_reward``, ``std_reward``."""
+    if not trials:
+        raise ValueError("no trials to summarise")
+    rewards = np.array([t.reward for t in trials], dtype=np.float64)
+    successes = int(sum(t.success for t in trials))
+    return {"trials": len(trials), "successes": successes, "success_rate": successes / len(trials),
+            "mean_reward": float(rewards.mean()), "std_reward": float(rewards.std())}
+
+
+def eval_record(task: str, policy: str, objects: str, trials: Sequence[TrialResult], **context) -> dict:
+    """The JSON document ``deft-robot eval`` writes (``format: deft-eval``, version 1): task, policy,
+    objects, the summary of :func:`summarise`, ``per_trial`` and whatever ``context`` says (run dir,
+    prior, checkpoint, eval seed, what exactly was evaluated)."""
+    return {"format": "deft-eval", "version": 1, "task": task, "policy": policy, "objects": objects,
+            **summarise(trials), **context, "per_trial": [asdict(t) for t in trials]}
+
+
+def load_eval(path: str | Path) -> dict:
+    """Read and check an evaluation JSON written by :func:`eval_record` (errors name the file)."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read evaluation {path}: {exc}") from None
+    if data.get("format") != "deft-eval":
+        raise ValueError(f"{path} is not a deft-robot evaluation (format {data.get('format')!r})")
+    for key in ("task", "policy", "objects", "trials", "successes", "success_rate", "mean_reward"):
+        if key not in data:
+            raise ValueError(f"{path}: missing field {key!r}")
+    return data
+
+
+def open_env(meta, objects: str | None = None, runner=None):
+    """The environment of a run (:class:`robot.runs.RunMeta`): ``sim`` → :class:`robot.sim_env.SimFinetuneEnv`
+    with the run's prior (``objects`` overrides the run's split), ``toy`` → the simulator-free
+    :class:`deft_core.finetune.toy_env.ToyEnv` (tests and demos; its own prior, no object split)."""
+    split = objects or meta.split
+    if meta.robot == "toy":
+        from deft_core.finetune.toy_env import ToyEnv
+
+        w, h = meta.image_size
+        return ToyEnv(image_size=(h, w))
+    if meta.robot != "sim":
+        raise NotImplementedError(
+            f"robot {meta.robot!r}: fine-tuning and evaluation on the lab robot need a robot FinetuneEnv "
+            "(camera I0, segmenter box, operator reset) that is not implemented yet; use --robot sim")
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    _import_torchvision_before_rendering()
+    from robot.sim_env import SimFinetuneEnv
+
+    prior = meta.prior if meta.prior in ("affordance", "oracle", "real-world-only") else "oracle"
+    return SimFinetuneEnv(meta.task, split=split, prior=prior, checkpoint=meta.checkpoint,
+                          image_size=tuple(meta.image_size), prior_seed=meta.seed, runner=runner)
+
+
+def _import_torchvision_before_rendering() -> None:
+    """torchvision.models segfaults when first imported after MuJoCo's EGL rendering ran in the
+    process (seen in tests/robot_sim): import it first when it is installed."""
+    try:
+        import torchvision.models  # noqa: F401
+    except ImportError:
+        pass
+
+
+__all__ = ["EVAL_POLICIES", "DISTILLED_KINDS", "TrialResult", "eval_seeds", "zero_residual", "distilled_policy_fn",
+           "evaluate", "summarise", "eval_record", "load_eval", "open_env"]

@@ -1,0 +1,206 @@
+"""The on-disk layout of DEFT runs (fine-tuning, distilled policies, evaluations) and how to open the
+environment a run was made in.
+
+One run = one fine-tuning of one task with one prior and one reward source::
+
+    runs/<task>/<name>/                 name = <prior>[-<reward>][-test-split], e.g. oracle, real-world-only,
+                                        affordance-r3m (see :func:`run_name`)
+      run_meta.json                     what the run is: task, prior, checkpoint, reward, robot, split, seed,
+                                        image size, CEM sizes (a resumed command must match it)
+      finetune/                         the durable episode log (deft_core.finetune.episode_log)
+      finetune.png                      reward / elite mean / σ curves of the run
+      policies/<kind>/                  distilled residual policies (deft, mlp, transformer, direct, mean)
+      eval/<policy>_<objects>.json      evaluation results (robot.evaluation), objects = train | test
+
+``affordance`` evaluations (the prior alone) are stored in the run whose prior they evaluate;
+``real-world-only`` evaluations in the ``real-world-only`` run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: the priors a run can start from (robot.sim_env.PRIORS; ``toy`` runs use the toy env's own prior)
+PRIOR_NAMES = ("affordance", "oracle", "real-world-only")
+REWARDS = ("operator", "sim", "r3m", "resnet")
+#: reward sources whose runs count as the main DEFT result (the others are Table 3's reward ablation)
+MAIN_REWARDS = ("sim", "operator")
+META_FILE = "run_meta.json"
+META_FORMAT = "deft-robot-run"
+
+
+class RunError(ValueError):
+    """A run directory is missing, ambiguous or does not match the command's settings."""
+
+
+@dataclass
+class RunMeta:
+    """What a run is. ``prior``: affordance | oracle | real-world-only (| toy); ``checkpoint``: the
+    affordance export directory (prior ``affordance``); ``reward``: operator | sim | r3m | resnet;
+    ``robot``: sim | toy | a robot YAML path; ``split``: objects practised on; ``seed``: the run seed
+    (resets, CEM samples); ``image_size``: (width, height) px of I₀ and the final image;
+    ``episodes``/``warmup``/``elites``: N, M, E of Table 4."""
+
+    task: str
+    prior: str
+    reward: str
+    robot: str = "sim"
+    split: str = "train"
+    seed: int = 0
+    image_size: tuple[int, int] = (224, 224)
+    checkpoint: str | None = None
+    episodes: int = 30
+    warmup: int = 10
+    elites: int = 10
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_size"] = list(self.image_size)
+        return {"format": META_FORMAT, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<meta>") -> "RunMeta":
+        if d.get("format") != META_FORMAT:
+            raise RunError(f"{source}: not a deft-robot run description (format {d.get('format')!r})")
+        fields = {k: v for k, v in d.items() if k != "format"}
+        unknown = set(fields) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise RunError(f"{source}: unknown fields {sorted(unknown)}")
+        fields["image_size"] = tuple(int(x) for x in fields.get("image_size", (224, 224)))
+        return cls(**fields)
+
+    @property
+    def is_main(self) -> bool:
+        """A DEFT run for Table 2 (a learnt or oracle prior, a main reward, train objects)."""
+        return self.prior != "real-world-only" and self.reward in MAIN_REWARDS and self.split == "train"
+
+
+def run_name(prior: str, reward: str, split: str = "train") -> str:
+    """The default directory name of a run: ``<prior>[-<reward>][-test-split]`` (the reward is named
+    only for Table 3's reward ablation: r3m, resnet)."""
+    name = prior
+    if reward not in MAIN_REWARDS:
+        name += f"-{reward}"
+    if split != "train":
+        name += f"-{split}-split"
+    return name
+
+
+class RunDir:
+    """Paths of one run directory (see the module docstring); nothing is created until written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def finetune_dir(self) -> Path:
+        return self.path / "finetune"
+
+    @property
+    def curve_png(self) -> Path:
+        return self.path / "finetune.png"
+
+    def policy_dir(self, kind: str) -> Path:
+        return self.path / "policies" / kind
+
+    def eval_path(self, policy: str, objects: str) -> Path:
+        return self.path / "eval" / f"{policy}_{objects}.json"
+
+    def eval_paths(self) -> list[Path]:
+        return sorted((self.path / "eval").glob("*.json"))
+
+    def has_meta(self) -> bool:
+        return self.meta_path.is_file()
+
+    def read_meta(self) -> RunMeta:
+        if not self.meta_path.is_file():
+            raise RunError(f"{self.path} is not a run directory (no {META_FILE}); run 'deft-robot finetune' first")
+        try:
+            data = json.loads(self.meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{self.meta_path} is not valid JSON: {exc}") from None
+        return RunMeta.from_dict(data, str(self.meta_path))
+
+    def write_or_check_meta(self, meta: RunMeta) -> RunMeta:
+        """Write ``meta`` for a new run, or check it equals the stored one (resume): a difference is an
+        error naming the differing fields."""
+        if self.has_meta():
+            stored = self.read_meta().to_dict()
+            new = meta.to_dict()
+            diff = sorted(k for k in set(stored) | set(new) if stored.get(k) != new.get(k))
+            if diff:
+                details = "; ".join(f"{k}: run has {stored.get(k)!r}, command has {new.get(k)!r}" for k in diff)
+                raise RunError(f"{self.meta_path} belongs to a different run ({details}); use the same settings "
+                               "to resume, or another --run directory")
+            return meta
+        write_json(self.meta_path, meta.to_dict())
+        return meta
+
+
+def write_json(path: str | Path, data) -> Path:
+    """Write JSON atomically (temp file + rename), creating parent directories."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def discover_runs(root: str | Path) -> list[tuple[RunDir, RunMeta]]:
+    """Every run under ``root`` (``root/<task>/<name>/run_meta.json``), sorted by path. Unreadable run
+    descriptions raise :class:`RunError` naming the file."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RunError(f"runs directory {root} does not exist")
+    return [(RunDir(p.parent), RunDir(p.parent).read_meta()) for p in sorted(root.glob(f"*/*/{META_FILE}"))]
+
+
+def resolve_run(root: str | Path, task: str, run: str | None = None, name: str | None = None) -> RunDir:
+    """The run directory a distill/eval command means: ``run`` if given; else ``root/task/name``; else
+    the only main run (see :attr:`RunMeta.is_main`) of the task — several are an error listing them."""
+    if run:
+        rd = RunDir(run)
+        meta = rd.read_meta()
+        if meta.task != task:
+            raise RunError(f"{rd.meta_path} is a run of task {meta.task!r}, not {task!r}")
+        return rd
+    if name:
+        rd = RunDir(Path(root) / task / name)
+        rd.read_meta()
+        return rd
+    task_dir = Path(root) / task
+    mains = [RunDir(p.parent) for p in sorted(task_dir.glob(f"*/{META_FILE}")) if RunDir(p.parent).read_meta().is_main]
+    if len(mains) == 1:
+        return mains[0]
+    if not mains:
+        raise RunError(f"no fine-tuning run of {task!r} under {task_dir}; run 'deft-robot finetune --task {task}' first "
+                       "or pass --run DIR")
+    raise RunError(f"several runs of {task!r}: {', '.join(str(m.path) for m in mains)}; choose one with --run DIR or --prior")
+
+
+__all__ = ["PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
+           "discover_runs", "resolve_run"]
