@@ -12,7 +12,7 @@ Run directory ``--out`` (absolute on shared storage for multi-node clusters)::
 
 Resume: a worker failure is retried up to ``max_failures`` times from the last reported checkpoint
 (``FailureConfig``); re-running with the same ``out`` resumes from the newest checkpoint under
-``out/ray/<name>`` (``resume_from_checkpoint``), so a killed job can simply be submitted again.
+``out/ray/<name>`` (found by the driver, passed to the workers as ``resume_dir``), so a killed job can simply be submitted again.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def _ray_train_loop(config: dict) -> None:
     bs = int(config["train"]["batch_size"])
     train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
     ckpt = ray.train.get_checkpoint()
-    resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else None
+    # a retried worker group gets Ray's latest checkpoint; a re-submitted job gets the newest one on disk
+    resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else config.get("resume_dir")
     fail_at, marker = config.get("simulate_failure_at_epoch"), config.get("failure_marker")
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
@@ -155,7 +156,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
         extra_config: dict | None = None) -> dict:
     """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last}."""
     import ray
-    from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     out_dir = Path(out).resolve()
@@ -171,7 +172,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     run_json = out_dir / "run.json"
     if run_json.exists():
         prev = json.loads(run_json.read_text())
-        if prev.get("model") != config["model"]:
+        if prev.get("model") != json.loads(json.dumps(config["model"])):  # compare in JSON form (tuples → lists)
             raise ValueError(f"{out_dir} holds a run with a different model config; use a new --out to start afresh")
     run_json.write_text(json.dumps(config | {"shards": [str(s) for s in shards], "num_workers": num_workers}, indent=2))
     if not ray.is_initialized():
@@ -181,6 +182,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
         local = not os.environ.get("RAY_ADDRESS")
         ray.init(num_cpus=max(4, os.cpu_count() or 1) if local else None)
     resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
+    config["resume_dir"] = str(resume) if resume else None
     trainer = TorchTrainer(
         _ray_train_loop, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
@@ -189,8 +191,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
                              failure_config=FailureConfig(max_failures=max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=3)),
         datasets=build_datasets(files, cfg["model"], cfg["train"], decode_concurrency),
-        dataset_config=DataConfig(datasets_to_split=["train"]),
-        resume_from_checkpoint=Checkpoint.from_directory(str(resume)) if resume else None)
+        dataset_config=DataConfig(datasets_to_split=["train"]))
     trainer.fit()
     final = latest_checkpoint(out_dir / "ray" / RUN_NAME)
     if final is None:

@@ -8,8 +8,8 @@ Architecture (VRB's head, ``shikharbahl/vrb`` ``networks/model.py``, plus DEFT's
   projection when widths differ), two conv blocks → K heatmaps at stride 4 → a 2-D spatial softmax →
   K expected points (x, y) in crop-normalised [0, 1] (x right, y down; pixel centres at (i + 0.5)/W).
   **Deviation, on purpose:** the deconvolution features are FiLM-modulated by the text embedding
-  (per-channel scale and shift, zero-initialised = identity), so the contact prediction depends on the
-  task ("pick up the cup" → body, "pour the cup" → handle). Disable with ``text_film=False``;
+  (per-channel scale and shift) and the final 1×1 heatmap filters get a text-generated part (a dynamic
+  filter, zero-initialised), so the contact prediction depends on the task ("pick up the cup" → body, "pour the cup" → handle). Disable with ``text_film=False``;
 - pose branch: layer4 tokens (1×1 conv to ``d_model`` + learned positions), a projected text token and a
   learned summary token → transformer encoder (8 heads, 6 layers in the paper preset) → MLP (hidden
   576) → 48 = wrist axis-angle (3, camera frame, OpenCV axes) + 45 MANO finger axis-angle values
@@ -40,12 +40,13 @@ def spatial_softmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FiLM(nn.Module):
-    """Per-channel affine modulation from a conditioning vector; zero-initialised (identity at start)."""
+    """Per-channel affine modulation from a conditioning vector (small random init, zero bias: close to
+    the identity at the start, but text-dependent from the first step)."""
 
     def __init__(self, cond_dim: int, channels: int):
         super().__init__()
         self.proj = nn.Linear(cond_dim, 2 * channels)
-        nn.init.zeros_(self.proj.weight)
+        nn.init.normal_(self.proj.weight, std=0.5 / cond_dim**0.5)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -78,8 +79,13 @@ class AffordanceModel(nn.Module):
         self.lateral3 = nn.Identity() if c3 == d1 else nn.Conv2d(c3, d1, 1)
         self.lateral2 = nn.Identity() if c2 == d2 else nn.Conv2d(c2, d2, 1)
         self.films = nn.ModuleList([FiLM(cfg.text_dim, c) for c in (d1, d2, d3)]) if cfg.text_film else None
-        self.heat = nn.Sequential(nn.Conv2d(d3, d3, 3, padding=1), nn.BatchNorm2d(d3), nn.ReLU(inplace=True),
-                                  nn.Conv2d(d3, cfg.num_points, 1))
+        self.heat_block = nn.Sequential(nn.Conv2d(d3, d3, 3, padding=1), nn.BatchNorm2d(d3), nn.ReLU(inplace=True))
+        self.heat_out = nn.Conv2d(d3, cfg.num_points, 1)
+        # text-generated part of the final 1×1 filters (dynamic filter): logits_k += <A_k(T), f(p)>
+        self.heat_text = nn.Linear(cfg.text_dim, cfg.num_points * d3) if cfg.text_film else None
+        if self.heat_text is not None:
+            nn.init.zeros_(self.heat_text.weight)
+            nn.init.zeros_(self.heat_text.bias)
         # pose branch
         n_tokens = (cfg.image_size // 32) ** 2
         self.vis_proj = nn.Conv2d(c4, cfg.d_model, 1)
@@ -112,7 +118,12 @@ class AffordanceModel(nn.Module):
         x = self.films[1](x, text_emb) if self.films is not None else x
         x = self.deconv3(x)
         x = self.films[2](x, text_emb) if self.films is not None else x
-        heatmaps, points = spatial_softmax(self.heat(x))
+        feat = self.heat_block(x)
+        logits = self.heat_out(feat)
+        if self.heat_text is not None:
+            filt = self.heat_text(text_emb).view(len(feat), self.cfg.num_points, feat.shape[1])
+            logits = logits + torch.einsum("bkc,bchw->bkhw", filt, feat)
+        heatmaps, points = spatial_softmax(logits)
         # pose branch
         vis = self.vis_proj(c4).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.summary.expand(len(vis), -1, -1), self.text_proj(text_emb).unsqueeze(1), vis], dim=1)
