@@ -125,11 +125,24 @@ def render_clip(*, clip_id: str, seed: int, fps: float, width: int, height: int,
     tl = make_timeline(fps, rng, duration_s, min_use_frames)
     T = tl.num_frames
     p_rest, R_rest = rest_pose(hand_side, rng)
+    synth.stop = np.isin(np.arange(model.ngeom), stop) & (np.arange(model.ngeom) != table)
+    sway = rng.normal(0, 0.004, 3)
+
+    def rest_touches(p):
+        for k in (-1.0, 0.0, 1.0):
+            synth._pose(R_rest, p + k * sway, _REST_ANGLES)
+            if synth._touching(poser.geom_ids):
+                return True
+        return False
+
+    for _ in range(10):  # the idle hand must not touch anything (e.g. the handle of a long tool)
+        if not rest_touches(p_rest):
+            break
+        p_rest = p_rest + np.array([0.0, -0.03, 0.02])
     pre = p_grasp + R_grasp[:, 1] * rng.uniform(0.05, 0.08) + np.array([0.0, 0.0, 0.03])
     P = np.zeros((T, 3))
     Rw = np.zeros((T, 3, 3))
     A = np.zeros((T, 15, 3))
-    sway = rng.normal(0, 0.004, 3)
     for i in range(T):
         if i < tl.reach_start:
             P[i], Rw[i], A[i] = p_rest + sway * np.sin(i / fps * 3.0), R_rest, _REST_ANGLES
@@ -252,8 +265,11 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
             kps[i] = mano.to_openpose(project_points(kp_c, K))
             cam_T[i], wrist_T[i] = Tc, _tf(Rw[i], P[i])
     contact_frame = int(np.argmax(in_contact)) if in_contact.any() else None
-    if has_contact and (contact_frame is None or contact_frame < tl.reach_start):
+    if has_contact and contact_frame is None:
         raise RuntimeError(f"{clip_id}: the synthesised grasp never touched the {spec.object_kind} (seed {seed})")
+    if has_contact and contact_frame <= tl.reach_start:
+        raise RuntimeError(f"{clip_id}: the resting hand already touches the {spec.object_kind} at frame "
+                           f"{contact_frame}, before the reach (seed {seed})")
     if not has_contact and contact_frame is not None:
         raise RuntimeError(f"{clip_id}: a no-contact clip touched the object at frame {contact_frame} (seed {seed})")
     extra.update(scene.info, mano_pose_side=scene.side, phases=dict(reach_start=tl.reach_start, grasp=tl.grasp,
