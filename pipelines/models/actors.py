@@ -41,6 +41,18 @@ def model_stage_kwargs(num_gpus: float = 0, concurrency: int | tuple[int, int] =
     return kw
 
 
+def bound_object_store(max_bytes: float) -> None:
+    """Cap the object-store memory Ray Data's streaming executor may fill with in-flight blocks (per
+    job, in bytes); beyond it, upstream stages are throttled instead of buffering a whole dataset.
+    Call in the driver before building the dataset."""
+    import ray.data
+
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(object_store_memory=float(max_bytes))
+
+
 def _frame(batch) -> "Any":
     import pandas as pd
 

@@ -84,6 +84,21 @@ def test_segment_actor_direct(sam_dir):
     assert len(out["mask_score"]) == 2
 
 
+def test_bound_object_store():
+    ray_data = pytest.importorskip("ray.data")
+    from pipelines.models.actors import bound_object_store
+
+    ctx = ray_data.DataContext.get_current()
+    before = ctx.execution_options.resource_limits
+    try:
+        bound_object_store(2e9)
+        assert ctx.execution_options.resource_limits.object_store_memory == 2e9
+        with pytest.raises(ValueError, match="positive"):
+            bound_object_store(0)
+    finally:
+        ctx.execution_options.resource_limits = before
+
+
 def test_model_stage_kwargs():
     assert model_stage_kwargs(num_gpus=1, concurrency=(1, 8), batch_size=2) == {
         "concurrency": (1, 8), "batch_size": 2, "batch_format": "pandas", "num_gpus": 1}
