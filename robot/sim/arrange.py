@@ -8,9 +8,10 @@ pair lands. Positions in the robot base frame (m); the relations match the defau
 - ``squeeze_lemon``: the juicer stands ``JUICER_OFFSET`` (+y, to the robot's left) of the lemon;
 - ``scoop_grape``: the grape lies ``GRAPE_AHEAD`` m beyond the spoon's bowl along the spoon's axis;
 - ``flip_bagel``: the bagel lies just beyond the spatula's blade along its axis;
-- ``stir_spoon``: the spoon stands in the pot, bowl on the pot floor ``STIR_BOWL_OFFSET`` beyond the
-  pot axis (+x), handle leaning on the rim towards the robot (−x); its free end then sits about
-  ``STIR_RADIUS`` m from the pot axis for the training pot (the test jar differs: that is the point).
+- ``stir_spoon``: the spoon stands in the pot like a spoon left in a pan: bowl on the pot floor near
+  the wall facing the robot, handle leaning ``STIR_LEAN`` rad above horizontal on that (−x) rim, so a
+  few centimetres of handle stand out above the rim for the hand to hold (a 16 × 8.5 cm pot is too deep
+  for this hand to reach a handle lying inside it).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from deft_core.geometry import euler_xyz_to_matrix, matrix_to_quaternion
 
 JUICER_OFFSET = np.array([0.0, 0.15, 0.0])
 GRAPE_AHEAD = 0.035
-STIR_BOWL_OFFSET = 0.02
-#: horizontal distance (m) from the pot axis to the spoon's free end in the stir arrangement
-STIR_RADIUS = 0.10
+#: the stirring spoon's handle angle above horizontal (rad)
+STIR_LEAN = np.radians(70.0)
 
 
 def _free_adr(world, role: str) -> int | None:
@@ -77,12 +77,37 @@ def _stir(world) -> None:
     spoon = world.info.objects["object"].mjcf.variant
     c, _ = _pose(world, "support")
     R_pot, H, wall = pot.dim("radius"), pot.dim("height"), pot.dim("wall")
-    # lean so the handle rests on the near (−x) rim with the bowl on the floor beyond the axis
-    bowl = np.array([c[0] + STIR_BOWL_OFFSET, c[1], wall + 0.012])
-    rim = np.array([c[0] - R_pot + wall, c[1], H + spoon.dim("handle_radius")])
+    # lean STIR_LEAN so the handle's axis passes 1 handle radius (+1 mm) off the near (−x) rim's inner
+    # edge, with the bowl on the floor inside; then lift the spoon out of any initial penetration
+    hr, b = spoon.dim("handle_radius") + 0.001, STIR_LEAN
+    rim = np.array([c[0] - R_pot + wall + hr * np.sin(b), c[1], H + hr * np.cos(b)])
+    bowl_z = wall + 0.012
+    bowl = np.array([rim[0] + (rim[2] - bowl_z) / np.tan(b), c[1], bowl_z])
     d = rim - bowl
     pitch = float(np.arctan2(d[2], -d[0]))  # rotation about +y that raises the −x (handle) end
     R = euler_xyz_to_matrix([0.0, pitch, 0.0])
     p0, R0 = _pose(world, "object")
     head_local = R0.T @ (_site(world, "object", "body") - p0)
     set_free_pose(world, "object", bowl - R @ head_local, R)
+    lift_out_of_penetration(world, "object")
+
+
+def lift_out_of_penetration(world, role: str, tolerance: float = 5e-4, iters: int = 20) -> float:
+    """Raise ``role``'s free body until none of its contacts penetrates more than ``tolerance`` m (an
+    object placed by hand must not start inside another: MuJoCo would eject it). Returns the lift (m)."""
+    m, d = world.model, world.data
+    adr = _free_adr(world, role)
+    total = 0.0
+    for _ in range(iters):
+        world.mj.mj_forward(m, d)
+        worst = 0.0
+        for i in range(d.ncon):
+            c = d.contact[i]
+            if world.geom_role[c.geom1] == role or world.geom_role[c.geom2] == role:
+                worst = min(worst, float(c.dist))
+        if worst >= -tolerance:
+            break
+        d.qpos[adr + 2] += -worst + 0.001
+        total += -worst + 0.001
+    world.mj.mj_forward(m, d)
+    return total

@@ -36,6 +36,9 @@ class SiteGrasp:
     #: (round objects: a cup's body site is opposite its handle and may face away from the arm); the
     #: smallest turn whose hover and grasp poses the IK reaches is used; 0 = use the site as is
     reach_turn: float = 0.0
+    #: grasp the opposite side of a handle (radius ``flip`` m): the site frame turned by π about its x
+    #: axis and moved through the handle (a steep handle's "upper" side faces away from the robot); 0 = off
+    flip: float = 0.0
 
 
 #: per task: the oracle grasp (tuned in simulation; see tests/robot_sim/fixtures)
@@ -45,7 +48,7 @@ ORACLE: dict[str, SiteGrasp] = {
     "open_drawer": SiteGrasp("handle", phi=np.pi),
     "pick_spoon": SiteGrasp("handle", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
     "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
-    "stir_spoon": SiteGrasp("handle_top", phi=np.pi / 2),
+    "stir_spoon": SiteGrasp("handle_back", phi=np.pi / 2, along=-0.065, closure=1.6, flip=0.006),
     "pick_grape": SiteGrasp("stem", phi=np.pi / 2),
     "flip_bagel": SiteGrasp("handle", phi=np.pi / 2),
     "squeeze_lemon": SiteGrasp("top", phi=np.pi / 2),
@@ -75,6 +78,8 @@ def oracle_grasp(world, task: str | None = None, g: SiteGrasp | None = None) -> 
     if g.region not in obj.mjcf.sites:
         raise KeyError(f"object {obj.variant!r} has no grasp region {g.region!r}; it has {sorted(obj.mjcf.sites)}")
     p, R = world.site_pose(obj.mjcf.sites[g.region])
+    if g.flip > 0:
+        p, R = p - 2 * g.flip * R[:, 2], R @ np.diag([1.0, -1.0, -1.0])
     if g.reach_turn <= 0:
         return site_grasp(p, R, g)
     centre = world.body_pose(obj.mjcf.root_body)[0]

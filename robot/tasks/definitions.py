@@ -117,16 +117,18 @@ class StirSpoon(Task):
     name = "stir_spoon"
     criterion = "the spoon's bowl sweeps ≥ 180° around the pot's axis while the hand holds the spoon"
     reward_terms = "0.3·hold fraction + 0.7·min(|swept angle| / 180°, 1); 1.0 on success"
-    #: radius (m) of the wrist's stirring circle, and the circle's centre relative to the grasp pose
+    #: the wrist first moves ``push`` m towards the pot axis (+x) and lifts ``lift`` m (bowl off the floor,
+    #: handle off the rim), then circles ``turns`` times with ``radius`` m about a vertical axis ``radius``
+    #: ahead (+x) of it — for the spoon standing at the pot's near wall this circles the bowl round the axis
     radius = 0.03
-    turns = 0.75
+    turns = 1.0
+    push, lift = 0.03, 0.03
 
     def default_trajectory_deltas(self):
-        # circle about a vertical axis `radius` behind (−x of) the grasp point, starting at +x of it
-        ang = np.linspace(0.0, 2 * np.pi * self.turns, 37)
-        d = np.zeros((TRAJECTORY_STEPS, TRAJECTORY_DIM))
-        d[2:38, 0] = np.diff(self.radius * np.cos(ang))
-        d[2:38, 1] = np.diff(self.radius * np.sin(ang))
+        ang = np.linspace(np.pi, np.pi + 2 * np.pi * self.turns, 31)
+        d = _deltas(dz=steps_profile(self.lift, 0, 5), dx=steps_profile(self.push, 4, 9))
+        d[9:39, 0] += np.diff(self.radius * np.cos(ang))
+        d[9:39, 1] += np.diff(self.radius * np.sin(ang))
         return d
 
     def evaluate(self, trace):
