@@ -114,13 +114,14 @@ class EmbedAndWrite:
                 "stage": [""] * len(rows) + [e["stage"] for e in errors]}
 
 
-def run_job(dataset: str, a: argparse.Namespace) -> dict:
-    """Run one extraction job; returns the manifest (also written to OUT/manifest.json)."""
+def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
+    """Run one extraction job; returns the manifest (also written to OUT/manifest.json).
+    ``source`` overrides ``open_source(dataset, a.root)`` (benchmarks)."""
     import ray
 
     out = Path(a.out)
     config = make_config(dataset, a)
-    source = open_source(dataset, a.root)
+    source = source if source is not None else open_source(dataset, a.root)
     stats = FilterStats()
     records = apply_filters(source.records(), FilterConfig(), stats)
     if a.limit is not None:
