@@ -11,7 +11,7 @@ the fingers, x the **palm normal** (the side the fingers close towards), y towar
 (a right hand). Sites:
 
 - ``{prefix}palm_center``: on the palm surface, z = outward palm normal (+x of the hand), x = finger
-  direction (+z of the hand). Aligning it with an object site (z against z) puts the palm on the surface.
+  direction (+z of the hand), y = z × x (−y of the hand: the side *away from* the thumb). Aligning it with an object site (z against z) puts the palm on the surface.
 - ``{prefix}tcp``: the tool centre, 4 cm in front of the palm between the fingertips' closing arcs,
   same axes as ``palm_center``.
 - ``{prefix}{finger}_tip``: each fingertip.

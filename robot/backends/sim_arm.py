@@ -1,7 +1,7 @@
 """``sim`` arm: the xArm6 of the MuJoCo workcell (:class:`robot.sim.world.SimWorld`).
 
 The commanded wrist pose is the hand's **palm centre** site (``hand/palm_center``: origin on the palm
-surface, x = finger direction, z = palm normal, y = thumb side; see :mod:`deft_core.world.robot_hand`)
+surface, x = finger direction, z = palm normal, y = z × x, away from the thumb; see :mod:`deft_core.world.robot_hand`)
 in the robot base frame, so the safety table clearance keeps the palm itself above the table.
 A move solves damped-least-squares IK (:func:`deft_core.world.kinematics.solve_ik`) from the current
 joints and executes a linearly interpolated joint trajectory on the arm's position servos with

@@ -3,7 +3,7 @@ tries and the hand-tuned starting points of the tests, not a learned model.
 
 Grasp frame from a site (origin on the surface, z = outward normal ``n``, x = the region's long axis
 ``a``): the palm faces the surface (wrist z = −n), the fingers point along ``a`` turned by ``phi``
-about ``n`` (wrist x), the thumb side is wrist y = z × x. μ = site + ``along``·(finger direction) +
+about ``n`` (wrist x), wrist y = z × x (the side away from the thumb). μ = site + ``along``·(finger direction) +
 ``lift``·(base z). The hand closes to a power-grasp posture scaled by ``closure`` (0 = flat, 1 = the
 posture below). See docs/robot-sim.md for the wrist/palm convention.
 """
