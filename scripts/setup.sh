@@ -31,7 +31,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch/torchvision first and explicitly: the pinned CPU-usable wheels come from the local wheel cache.
   log=.venv/pip-install.log
   if ! { .venv/bin/pip install -c constraints.txt torch torchvision &&
-         .venv/bin/pip install -c constraints.txt -e '.[all]'; } >"$log" 2>&1; then
+         .venv/bin/pip install -c constraints.txt -e '.[all]' &&
+         # mediapipe without its opencv-contrib-python dependency (it would replace our headless cv2)
+         .venv/bin/pip install -c constraints.txt --no-deps mediapipe; } >"$log" 2>&1; then
     tail -40 "$log"; echo "[setup] pip install failed; full log: $log" >&2; exit 1
   fi
   echo "$want" > "$stamp"
