@@ -111,3 +111,9 @@ def reachable(world, grasp: GraspParams) -> bool:
             return False
         q = ik.q
     return True
+
+
+def describe(g: SiteGrasp) -> dict:
+    """The grasp parameters as a JSON-able dict."""
+    return {k: (list(v) if isinstance(v, tuple) else float(v) if isinstance(v, (int, float, np.floating)) else v)
+            for k, v in asdict(g).items()}
