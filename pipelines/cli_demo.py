@@ -29,11 +29,15 @@ from deft_core.cli_util import CommandError
 HELP = "run the whole chain on the embedded default world (synthetic data → extraction → training → fine-tuning → report)"
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 @dataclass
 class Step:
     name: str
     argv: list[str]
     produces: str  #: what the user should look at afterwards
+    needs_ray: bool = False  #: runs against the demo's local Ray cluster (started on demand)
 
     def command(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -54,18 +58,73 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+#: Ports of the demo's own local Ray cluster (not Ray's defaults, so a user's cluster is left alone).
+RAY_PORT, RAY_DASHBOARD_PORT = 6390, 8290
+#: Horizontal field of view (deg) of the synthetic head camera at 456×256 (fovy 62°): the mediapipe
+#: backend needs it for PnP because Ego4D/EPIC ship no intrinsics.
+SYNTH_FOV_DEG = 93.9
+
+
 def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
-    deft = _bin("deft")
-    synth = out / "synth"
+    deft, ray, python = _bin("deft"), _bin("ray"), _bin("python")
+    synth, shards, reports = out / "synth", out / "shards", out / "reports"
+    address = f"http://127.0.0.1:{RAY_DASHBOARD_PORT}"
     steps = [
         Step("synthesise datasets", [deft, "data", "synth", "all", "--out", str(synth), "--clips", str(clips),
                                      "--seed", str(seed), "--overwrite"],
              f"{synth}/{{ego4d,epic_kitchens,hoi4d}} in the native layouts, ground truth in */_groundtruth/"),
     ]
     for ds in ("ego4d", "epic_kitchens", "hoi4d"):
-        steps.append(Step(f"contact sheet ({ds})", [deft, "data", "show", str(synth / ds), "--out", str(out / f"sheet_{ds}.png")],
-                          str(out / f"sheet_{ds}.png")))
+        steps.append(Step(f"contact sheet ({ds})", [deft, "data", "show", str(synth / ds), "--out", str(reports / f"sheet_{ds}.png")],
+                          str(reports / f"sheet_{ds}.png")))
+    for ds in ("ego4d", "epic_kitchens", "hoi4d"):
+        pose = ["--hand-pose", "hoi4d"] if ds == "hoi4d" else ["--hand-pose", "mediapipe", "--hand-pose-option", f"fov_deg={SYNTH_FOV_DEG}"]
+        steps.append(Step(f"extract {ds} (ray job submit)",
+                          [ray, "job", "submit", "--address", address, "--working-dir", ".", "--",
+                           "python", f"jobs/extract_{ds}.py", "--root", str(synth / ds), "--out", str(shards / ds),
+                           "--no-progress", *pose],
+                          f"{shards / ds}/ (data/*.parquet, errors/, manifest.json)", needs_ray=True))
+    steps.append(Step("extraction quality vs ground truth",
+                      [deft, "data", "evaluate", "--shards", *(str(shards / d) for d in ("ego4d", "epic_kitchens", "hoi4d")),
+                       "--truth", *(str(synth / d) for d in ("ego4d", "epic_kitchens", "hoi4d")), "--out", str(reports / "extraction")],
+                      f"{reports / 'extraction'}/extraction_quality.json and extraction_examples.png"))
+    train_out = out / "affordance"
+    steps.append(Step("train the affordance model (ray job submit)",
+                      [ray, "job", "submit", "--address", address, "--working-dir", ".", "--",
+                       "python", "jobs/train.py", "--shards", str(shards), "--out", str(train_out), "--preset", "tiny",
+                       *(["--epochs", "4"] if quick else [])],
+                      f"{train_out}/model/ (the exported checkpoint), TensorBoard logs in {train_out}/tensorboard/",
+                      needs_ray=True))
+    steps.append(Step("evaluate the affordance model",
+                      [deft, "model", "evaluate", "--checkpoint", str(train_out / "model"), "--shards", str(shards),
+                       "--out", str(reports / "affordance")],
+                      f"{reports / 'affordance'}/metrics.json and heatmaps.png"))
     return steps
+
+
+class LocalRay:
+    """The demo's own single-node Ray cluster, started from this venv (so jobs run the project's
+    ``python``) on non-default ports, and stopped when the demo ends or fails."""
+
+    def __init__(self, env: dict, console) -> None:
+        self.env, self.console, self.started = env, console, False
+
+    def ensure(self) -> None:
+        if self.started:
+            return
+        ray = _bin("ray")
+        cmd = [ray, "start", "--head", "--num-cpus", "4", "--port", str(RAY_PORT), "--dashboard-host", "127.0.0.1",
+               "--dashboard-port", str(RAY_DASHBOARD_PORT), "--include-dashboard", "true", "--disable-usage-stats"]
+        self.console.print(f"[dim]$ {' '.join(cmd)}[/]")
+        if subprocess.run(cmd, env=self.env, stdout=subprocess.DEVNULL).returncode != 0:
+            raise CommandError("could not start the local Ray cluster (is another Ray running on port "
+                               f"{RAY_PORT}? stop it with `ray stop`)")
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            subprocess.run([_bin("ray"), "stop"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.started = False
 
 
 def _state_path(out: Path) -> Path:
@@ -103,21 +162,29 @@ def run(args: argparse.Namespace) -> int:
     if state.get("_config") != key:
         state = {"_config": key}
     t_all = time.perf_counter()
-    for i, step in enumerate(steps, 1):
-        if state.get(step.name, {}).get("ok"):
-            console.print(f"[dim]{i:2d}/{len(steps)} {step.name}: done earlier, skipped[/]")
-            continue
-        console.rule(f"{i}/{len(steps)} {step.name}")
-        console.print(f"[dim]$ {step.command()}[/]")
-        t0 = time.perf_counter()
-        proc = subprocess.run(step.argv)
-        elapsed = time.perf_counter() - t0
-        if proc.returncode != 0:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    local_ray = LocalRay(env, console)
+    try:
+        for i, step in enumerate(steps, 1):
+            if state.get(step.name, {}).get("ok"):
+                console.print(f"[dim]{i:2d}/{len(steps)} {step.name}: done earlier, skipped[/]")
+                continue
+            console.rule(f"{i}/{len(steps)} {step.name}")
+            if step.needs_ray:
+                local_ray.ensure()
+            console.print(f"[dim]$ {step.command()}[/]")
+            t0 = time.perf_counter()
+            # `ray job submit --working-dir .` uploads the repository, so those steps run from its root.
+            proc = subprocess.run(step.argv, env=env, cwd=REPO_ROOT if step.needs_ray else None)
+            elapsed = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise CommandError(f"step '{step.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s; "
+                                   f"fix the cause and re-run: completed steps are skipped")
+            state[step.name] = {"ok": True, "seconds": round(elapsed, 1)}
             _save_state(out, state)
-            raise CommandError(f"step '{step.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s; "
-                               f"fix the cause and re-run: completed steps are skipped")
-        state[step.name] = {"ok": True, "seconds": round(elapsed, 1)}
+    finally:
         _save_state(out, state)
+        local_ray.stop()
     total = time.perf_counter() - t_all
     console.rule("done")
     console.print(f"Finished in {total / 60:.1f} min. Where to look:")
