@@ -248,3 +248,15 @@ def pick_object_box(detections: Sequence[BoxDetection], prior_box=None, min_iou:
         return max(detections, key=lambda d: d.score)
     scored = [(d.score * box_iou(d.box, prior_box), d) for d in detections if box_iou(d.box, prior_box) >= min_iou]
     return max(scored, key=lambda t: t[0])[1] if scored else None
+
+
+def refine_object_box(contact: dict, prior_box, min_iou: float = 0.1) -> np.ndarray:
+    """The v1 object box for the crop: among the open-vocabulary boxes an :class:`ObjectBoxActor` stored
+    in a record's ``contact["v1_object_boxes"]`` (pixels of v1), the one :func:`pick_object_box` chooses
+    against ``prior_box`` (the contact stage's object box mapped to v1); ``prior_box`` itself when there
+    are none or none overlaps it. The hook for :class:`pipelines.stages.process.ClipProcessor`."""
+    prior = np.asarray(prior_box, np.float64)
+    entry = (contact or {}).get("v1_object_boxes") or {}
+    dets = [BoxDetection(b[:4], b[4], entry.get("query", "")) for b in entry.get("boxes", []) if len(b) == 5]
+    best = pick_object_box(dets, prior, min_iou)
+    return prior if best is None else best.box

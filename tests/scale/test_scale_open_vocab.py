@@ -112,3 +112,14 @@ def test_pick_object_box_prefers_the_detection_near_the_prior():
     assert pick_object_box([far], prior) is None
     assert pick_object_box([], prior) is None
     assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+
+
+def test_refine_object_box_uses_stored_detections():
+    from pipelines.models.open_vocab import refine_object_box
+
+    prior = [50, 50, 70, 70]
+    contact = {"v1_object_boxes": {"query": "cup", "backend": "owlv2",
+                                   "boxes": [[0, 0, 10, 10, 0.9], [48, 49, 72, 71, 0.6]]}}
+    assert refine_object_box(contact, prior).tolist() == [48, 49, 72, 71]
+    assert refine_object_box({}, prior).tolist() == prior
+    assert refine_object_box({"v1_object_boxes": {"boxes": [[0, 0, 10, 10, 0.9]]}}, prior).tolist() == prior
