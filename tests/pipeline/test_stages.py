@@ -26,12 +26,38 @@ def test_skin_blob_touching_box_gives_points_on_the_touching_edge():
     img, obj, hand = scene()
     mask = cp.skin_mask(img)
     assert 0.9 * np.pi * 30 * 18 < mask.sum() < 1.2 * np.pi * 30 * 18  # the ellipse, not the grey background
-    pts, how = cp.contact_points_at(img, hand, obj)
+    pts, how = cp.contact_points_at(img, hand, obj, mode="contour")
     assert how == "contour" and pts.shape == (5, 2)
     inter = cp.intersect(hand, obj)
     assert np.all(pts[:, 0] >= inter[0] - 2) and np.all(pts[:, 0] <= inter[2] + 2)
     # the 5 kept are the sampled contour points nearest the object centre
     assert np.all(np.abs(pts[:, 1] - 140) < 18)
+
+
+def test_grasp_centre_points_lie_on_the_hand_between_hand_and_object_centres():
+    """Default mode: points on skin, inside the object box, around the midpoint of the hand's skin centroid
+    and the object centre clamped into the hand box (not on the outline, as the contour recipe puts them)."""
+    img, obj, hand = scene(hand_centre=(215, 140), hand_axes=(30, 18))  # the hand covers the object's left part
+    pts, how = cp.contact_points_at(img, hand, obj)
+    assert how == "grasp_centre" and pts.shape == (5, 2)
+    skin = cp.skin_mask(img)
+    assert all(skin[int(round(y)), int(round(x))] for x, y in pts)
+    assert np.all(cp._inside(pts, obj, tol=3.0))
+    # hand skin centroid ≈ (215, 140); object centre (240, 140) clamped into the hand box → x = 247
+    anchor = 0.5 * np.array([215.0, 140.0]) + 0.5 * np.array([min(240.0, hand[2]), 140.0])
+    assert np.linalg.norm(pts.mean(0) - anchor) < 6.0, (pts.mean(0), anchor)
+    contour, _ = cp.contact_points_at(img, hand, obj, mode="contour")
+    assert np.linalg.norm(contour.mean(0) - anchor) > np.linalg.norm(pts.mean(0) - anchor)
+    with pytest.raises(ValueError, match="mode must be"):
+        cp.contact_points_at(img, hand, obj, mode="nope")
+
+
+def test_grasp_centre_without_skin_falls_back_to_the_recipe():
+    img, obj, hand = scene()
+    blank = np.full_like(img, 128)
+    assert cp.grasp_centre_points(cp.skin_mask(blank), hand, obj) is None
+    pts, how = cp.contact_points_at(blank, hand, obj)
+    assert how == "box" and len(pts) == 5
 
 
 def test_contact_points_fallbacks_and_no_overlap():
@@ -275,7 +301,7 @@ def test_hand_box_cut_is_not_a_contour():
     contact points (they belong on the hand's outline over the object)."""
     img, obj, hand = scene(hand_centre=(215, 140), hand_axes=(40, 18))
     hb = np.array([190.0, 120.0, 240.0, 160.0])  # cuts the ellipse on the left, right, top and bottom
-    pts, how = cp.contact_points_at(img, hb, obj)
+    pts, how = cp.contact_points_at(img, hb, obj, mode="contour")
     assert how in ("contour", "skin")
     on_border = (np.abs(pts[:, 0] - hb[0]) < 1.5) | (np.abs(pts[:, 0] - hb[2]) < 2.5) | (np.abs(pts[:, 1] - hb[1]) < 1.5) | (np.abs(pts[:, 1] - hb[3]) < 2.5)
     assert not on_border.all(), pts
@@ -290,8 +316,9 @@ def test_warm_object_is_not_taken_for_skin():
     assert cp.skin_mask(img)[y1 + 5:y2 - 5, x1 + 40:x2 - 5].mean() > 0.5  # the raw mask takes it for skin
     refined = cp.separate_from_object(img, cp.skin_mask(img), hand, obj)
     assert refined[y1 + 5:y2 - 5, x1 + 40:x2 - 5].mean() < 0.05
-    pts, _ = cp.contact_points_at(img, hand, obj)
-    assert np.all(pts[:, 0] <= hand[2] + 2)
+    for mode in ("contour", "grasp_centre"):
+        pts, _ = cp.contact_points_at(img, hand, obj, mode=mode)
+        assert np.all(pts[:, 0] <= hand[2] + 2), mode
 
 
 def test_degenerate_homography_falls_back_to_similarity(monkeypatch):
