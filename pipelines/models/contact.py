@@ -87,6 +87,8 @@ class ModelContact:
     def detect(self, record: ClipRecord, frame_size: tuple[int, int]) -> ContactResult:
         info = record.contact.get("model_detections")
         if not info:
+            if record.contact.get("model_detections_error") and self.detector is None:
+                raise ContactError(f"hand-object model failed: {record.contact['model_detections_error']}")
             if self.detector is None or self.out_dir is None:
                 raise ContactError("no model detections for this clip (run the hand-object model stage first, "
                                    "or give ModelContact a detector and out_dir)")

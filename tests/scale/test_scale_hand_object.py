@@ -170,6 +170,10 @@ def test_model_detections_are_reused_and_missing_ones_fail_cleanly(video, tmp_pa
     assert det.calls == n  # second call reused the finished pickle
     with pytest.raises(ContactError, match="hand-object model stage"):
         ModelContact().detect(_record(video), (64, 48))
+    failed = _record(video)
+    failed.contact["model_detections_error"] = "RuntimeError: CUDA out of memory"
+    with pytest.raises(ContactError, match="model failed: RuntimeError: CUDA out of memory"):
+        ModelContact().detect(failed, (64, 48))
     with pytest.raises(ContactError, match="no right-hand"):
         ModelContact(detector=ScriptedDetector(onset=99), out_dir=tmp_path / "none").detect(_record(video), (64, 48))
 
