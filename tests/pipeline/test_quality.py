@@ -60,3 +60,14 @@ def test_cli_writes_json_and_png(extracted, tmp_path, capsys):
     assert (tmp_path / "rep" / "extraction_examples.png").stat().st_size > 1000
     assert main(["data", "evaluate", "--shards", str(out), "--truth", str(tmp_path), "--out", str(tmp_path / "r2")]) == 2
     assert "clips.jsonl" in capsys.readouterr().err
+
+
+def test_centroid_and_nearest_point_errors_differ_as_defined():
+    """Centroid error: |mean(pred) − mean(true)|; NN error: mean over predicted of the nearest true point."""
+    from pipelines.quality import _centroid_error, _point_error
+
+    true = np.array([[0.0, 0.0], [10.0, 0.0]])
+    pred = np.array([[0.0, 0.0], [0.0, 0.0]])  # both on one true point: NN 0, but the mean is 5 px off
+    assert _point_error(pred, true, 100.0) == 0.0
+    assert _centroid_error(pred, true, 100.0) == pytest.approx(5.0)
+    assert _centroid_error(np.array([[5.0, 0.0]]), true, 50.0) == 0.0
