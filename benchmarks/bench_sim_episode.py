@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 
 import numpy as np
@@ -81,7 +82,10 @@ def main() -> None:
 
     tasks = list(TASKS) if a.task == "all" else a.task.split(",")
     r = SimEpisodeRunner(image_size=(w, h))
-    results = [run_task(r, t, a) for t in tasks]
+    results = []
+    for t in tasks:  # each task's result also goes to stderr as soon as it is done (long runs)
+        results.append(run_task(r, t, a))
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "episodes"}, default=float), file=sys.stderr, flush=True)
     r.close()
     sim, wall = sum(x["sim_s_total"] for x in results), sum(x["wall_s_total"] for x in results)
     print(json.dumps({"image_size": [w, h], "tasks": results, "real_time_factor": sim / wall,

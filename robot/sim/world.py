@@ -55,6 +55,22 @@ def copy_placement(src, dst) -> list[str]:
     return copied
 
 
+def _build_scene(build, task, variant_names, seed: int, split: str, redraws: int = 8):
+    """``build(task, variant_names, seed=, split=)``; when the random placement cannot fit the objects
+    without overlap (a large pot and a spoon in a few % of seeds), redraw deterministically from seeds
+    derived from ``seed``, so a reset stays a pure function of its seed. Returns (xml, info, scene seed)."""
+    s = seed
+    for k in range(redraws + 1):
+        try:
+            xml, info = build(task, variant_names, seed=s, split=split)
+            return xml, info, s
+        except RuntimeError as exc:
+            if "could not place" not in str(exc):
+                raise
+            s = int(np.random.default_rng([seed, k + 1, 13]).integers(0, 2**31 - 1))
+    raise RuntimeError(f"could not place the objects of {task!r} for seed {seed} (also tried {redraws} derived seeds)")
+
+
 def _mujoco():
     return require_package("mujoco", "mujoco", extra="sim")
 
@@ -72,6 +88,7 @@ class SimWorld:
         self.model = self.data = self.info = None
         self.task: str | None = None
         self.seed = 0
+        self.scene_seed = 0  #: the seed the placement was drawn from (≠ seed after a redraw, see _build_scene)
         self.split = "train"
         self._renderers: dict = {}
         #: (task, variants) → (model, data, renderers), most recently used last
@@ -97,7 +114,7 @@ class SimWorld:
 
         mj = self.mj
         with self.lock:
-            xml, info = build_robot_scene(task, variant_names, seed=int(seed), split=split)
+            xml, info, self.scene_seed = _build_scene(build_robot_scene, task, variant_names, int(seed), split)
             fresh = mj.MjModel.from_xml_string(xml)
             key = (task, tuple(sorted((r, o.variant) for r, o in info.objects.items())))
             cached = self._cache.get(key)
