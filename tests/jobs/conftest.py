@@ -1,6 +1,6 @@
 """Tiny datasets for the job tests: the synth tests' fast fake renderer, with a static random-block
 texture behind the scene (the fake's flat background has no ORB features, so the contact-point
-homography could never be fitted), generated once per session; HOI4D gets objpose files."""
+homography could never be fitted), generated once per session (the HOI4D writer writes objpose/ itself)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from pipelines.synth.generate import generate_dataset
-from tests.jobs.hoi4d_objpose import write_objpose_from_truth
 from tests.synth.fakes import fake_render_clip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,8 +34,6 @@ def _make(factory, dataset: str) -> Path:
     root = factory.mktemp(dataset) / "ds"
     generate_dataset(dataset, root, clips=CLIPS, seed=5, corrupt=CORRUPT, width=192, height=112,
                      render_fn=textured_render_clip, demos=False)
-    if dataset == "hoi4d":
-        write_objpose_from_truth(root)
     return root
 
 

@@ -85,6 +85,19 @@ def box_xyxy_valid(box: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1])
 
 
+def filled_boxes(boxes: np.ndarray) -> np.ndarray:
+    """(T, 4) boxes with invalid rows (object hidden, e.g. behind the hand) replaced by the nearest valid
+    frame's box, earlier frame on a tie — where an annotator who saw the object a moment before would draw
+    it. Rows stay NaN only when no frame has a valid box."""
+    b = np.asarray(boxes, float).copy()
+    ok = np.array([box_xyxy_valid(x) for x in b])
+    if ok.any() and not ok.all():
+        idx = np.flatnonzero(ok)
+        for t in np.flatnonzero(~ok):
+            b[t] = b[idx[np.abs(idx - t).argmin()]]
+    return b
+
+
 def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
     """Clip an x1, y1, x2, y2 pixel box to the image ``[0, width] x [0, height]``."""
     return np.clip(np.asarray(box, float), 0, [width, height, width, height])

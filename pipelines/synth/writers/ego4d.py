@@ -24,7 +24,7 @@ import numpy as np
 
 from pipelines.synth.clip import SynthClip
 from pipelines.synth.video import VideoWriter
-from pipelines.synth.writers.common import (ClipPlan, DatasetWriter, Placement, box_xyxy_valid, clip_box, slim,
+from pipelines.synth.writers.common import (ClipPlan, DatasetWriter, Placement, box_xyxy_valid, clip_box, filled_boxes, slim,
                                             third_person, uuid_from_rng)
 
 FPS = 30.0
@@ -119,8 +119,11 @@ class Ego4DWriter(DatasetWriter):
         # The grasped object is the object of change, or a tool when the narration's noun is another object
         # ("scoop the grape with the spoon": the spoon is a tool).
         grasped = ("object_of_change", clip.noun) if clip.object_kind == clip.noun else ("tool", clip.object_kind)
+        # the object box is kept while the hand hides the object (the nearest frame's box): Ego4D annotators
+        # box the object at its critical frames whether or not it is occluded
+        obj = filled_boxes(clip.object_boxes)[t]
         for object_type, box, noun in [(acting, clip.hand_boxes[t], None), (other, clip.other_hand_boxes[t], None),
-                                       (grasped[0], clip.object_boxes[t], grasped[1])]:
+                                       (grasped[0], obj, grasped[1])]:
             if not box_xyxy_valid(box):
                 continue
             x1, y1, x2, y2 = clip_box(box, W, H)

@@ -1,7 +1,8 @@
 """HOI4D layout: one sequence folder per clip, hand-pose pickles, camera intrinsics, ``release.txt``.
 
 ``<root>/ZY2021080000<cam>/H<human>/C<category>/N<instance>/S<room>/s<layout>/T<task>/`` holds
-``align_rgb/image.mp4`` (15 fps), ``align_depth/depth_video.avi`` (FFV1 gray16le, **millimetres**, 0 =
+``align_rgb/image.mp4`` (15 fps), ``objpose/<frame>.json`` (object pose fitted from depth, see
+:meth:`HOI4DWriter._write_objpose`), ``align_depth/depth_video.avi`` (FFV1 gray16le, **millimetres**, 0 =
 no depth, same frames as the RGB) and ``action/color.json``
 (``{"info": {"duration": s, "url": ...}, "events": [{"event", "startTime", "endTime"}]}``, seconds;
 frame ``f`` is at ``f / fps``, fps = frame count / duration). Per frame where the acting hand is
@@ -26,7 +27,7 @@ import numpy as np
 
 from pipelines.synth.clip import SynthClip
 from pipelines.synth.video import VideoWriter, depth_to_mm, write_depth_video
-from pipelines.synth.writers.common import ClipPlan, DatasetWriter, Placement, box_xyxy_valid
+from pipelines.synth.writers.common import ClipPlan, DatasetWriter, Placement, box_xyxy_valid, filled_boxes
 
 #: our task → (category id, task id, real category name, real task name, event name of the task phase)
 TASK_MAP = {
@@ -102,6 +103,7 @@ class HOI4DWriter(DatasetWriter):
         path = self._track(base / "action" / "color.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(action, indent=1))
+        self._write_objpose(base / "objpose", clip)
         hp_dir = f"handpose/refinehandpose_{clip.hand_side}/{seq}"
         (self.root / hp_dir).mkdir(parents=True, exist_ok=True)
         beta = self._humans_beta[human]
@@ -116,6 +118,37 @@ class HOI4DWriter(DatasetWriter):
         return Placement(video_id=seq, video_path=f"{seq}/align_rgb/image.mp4", annotation_id=seq, frame_offset=0,
                          extra={"handpose_dir": hp_dir, "category_id": cat, "task_id": task_id, "camera": cam,
                                 "depth_path": f"{seq}/align_depth/depth_video.avi"})
+
+    def _write_objpose(self, folder: Path, clip: SynthClip) -> None:
+        """``objpose/<frame>.json`` in HOI4D's layout (``dataList`` of ``{label, center{x,y,z} (m, camera
+        frame), rotation{x,y,z} (Euler XYZ, rad), dimensions{length,width,height} (m)}``), one per frame.
+
+        The clip carries no 3-D object pose, so it is fitted from the rendered depth the way HOI4D's come
+        from 3-D data: a camera-aligned box (rotation 0) whose front face is at the median depth of the
+        object box's central half and matches the 2-D box, as deep as it is narrow. While the hand hides the
+        object the nearest frame's box is used (a pose exists whether or not the object is visible)."""
+        boxes = filled_boxes(clip.object_boxes)
+        K = np.asarray(clip.K, float)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t, box in enumerate(boxes):
+            if not box_xyxy_valid(box):
+                continue
+            x1, y1, x2, y2 = (float(v) for v in box)
+            qx, qy = (x2 - x1) / 4, (y2 - y1) / 4
+            patch = clip.depth[t, int(y1 + qy):max(int(y1 + qy) + 1, int(np.ceil(y2 - qy))),
+                               int(x1 + qx):max(int(x1 + qx) + 1, int(np.ceil(x2 - qx)))]
+            patch = patch[np.isfinite(patch) & (patch > 0)]
+            if patch.size == 0:
+                continue
+            z_front = float(np.median(patch))
+            length, width = (x2 - x1) * z_front / K[0, 0], (y2 - y1) * z_front / K[1, 1]
+            height = min(length, width)
+            z = z_front + height / 2
+            cx, cy = ((x1 + x2) / 2 - K[0, 2]) * z / K[0, 0], ((y1 + y2) / 2 - K[1, 2]) * z / K[1, 1]
+            item = {"label": clip.object_kind, "center": {"x": round(cx, 6), "y": round(cy, 6), "z": round(z, 6)},
+                    "rotation": {"x": 0.0, "y": 0.0, "z": 0.0},
+                    "dimensions": {"length": round(length, 6), "width": round(width, 6), "height": round(height, 6)}}
+            self._track(folder / f"{t}.json").write_text(json.dumps({"dataList": [item]}))
 
     @staticmethod
     def _events(clip: SynthClip, task_event: str, fps: float) -> list[dict]:
