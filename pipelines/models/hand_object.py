@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipelines.formats.epic_hoa import Detections, FloatVector, HandDetection, HandSide, HandState, ObjectDetection, normalise_box
+from pipelines.formats.epic_hoa import Detections, FloatVector, HandSide, HandState, normalise_box
 from pipelines.models.base import DETECTRON2_INSTALL, as_rgb, pick_device, require
 from pipelines.models.open_vocab import DeticPredictor, instances_to_numpy
 
@@ -192,4 +192,4 @@ class DeticHandObjectDetector:
 
 
 __all__ = ["Hands23Detector", "DeticHandObjectDetector", "hands23_to_detections", "detic_to_detections",
-           "HANDS23_GRASPS", "HANDS23_TOUCH", "Detections", "HandDetection", "ObjectDetection"]
+           "HANDS23_GRASPS", "HANDS23_TOUCH"]
