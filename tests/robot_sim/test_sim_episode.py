@@ -64,3 +64,22 @@ def test_cli_run_episode_writes_images(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "robot.cli", "run-episode", "--task", "pick_cup", "--params", str(tmp_path / "nope.json")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["pick_cup", "pick_spoon"])
+def test_random_grasps_around_the_object_mostly_fail(runner, task):
+    """Uniform perturbations of the oracle grasp (μ ± 6 cm, θ ± 0.6 rad, P ± 0.3 rad; the benchmark's ranges)
+    mostly fail: the tasks are not trivial (benchmark, 20 draws: see docs/robot-sim.md)."""
+    from robot.sim.oracle import oracle_grasp
+
+    rng = np.random.default_rng(0)
+    wins = 0
+    for i in range(5):
+        runner.reset(task, i)
+        g = oracle_grasp(runner.world, task).to_vector()
+        g[:3] += rng.uniform(-0.06, 0.06, 3)
+        g[3:6] += rng.uniform(-0.6, 0.6, 3)
+        g[6:] += rng.uniform(-0.3, 0.3, 16)
+        wins += runner.run(GraspParams.from_vector(g)).success
+    assert wins <= 2
