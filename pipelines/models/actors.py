@@ -164,30 +164,39 @@ class ObjectBoxActor(_RecordActor):
 class SegmentActor:
     """SAM masks for image rows: columns ``image`` (encoded JPEG/PNG bytes, e.g. ``crop_jpeg``) and
     ``prompt_box`` (x1, y1, x2, y2 in that image's pixels; empty/None → the whole image). Adds
-    ``mask_png`` (PNG bytes, 0/255), ``mask_box`` (tight box, or None for an empty mask), ``mask_score``."""
+    ``mask_png`` (PNG bytes, 0/255), ``mask_box`` (tight box, or None for an empty mask), ``mask_score``
+    and ``mask_error`` (null, or why the row has no mask: an undecodable image, a bad prompt)."""
 
     def __init__(self, backend: str = "sam", backend_options: dict | None = None, segmenter=None):
         from pipelines.models.segment import make_segmenter
 
         self.segmenter = segmenter or make_segmenter(backend, **(backend_options or {}))
 
-    def __call__(self, batch):
+    def _one(self, row: dict):
         import cv2
 
+        bgr = cv2.imdecode(np.frombuffer(row["image"], np.uint8), cv2.IMREAD_COLOR) if row.get("image") else None
+        if bgr is None:
+            raise ValueError("image bytes do not decode as JPEG/PNG")
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        prompt = row.get("prompt_box")
+        if prompt is None or len(prompt) == 0:
+            prompt = [0, 0, rgb.shape[1], rgb.shape[0]]
+        m = self.segmenter.segment_boxes(rgb, [list(prompt)])[0]
+        b = m.box()
+        return cv2.imencode(".png", m.mask.astype(np.uint8) * 255)[1].tobytes(), (None if b is None else b.tolist()), m.score
+
+    def __call__(self, batch):
         df = _frame(batch)
-        pngs, boxes, scores = [], [], []
+        cols: dict[str, list] = {"mask_png": [], "mask_box": [], "mask_score": [], "mask_error": []}
         for row in df.to_dict("records"):
-            bgr = cv2.imdecode(np.frombuffer(row["image"], np.uint8), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ValueError("SegmentActor: a row's image bytes do not decode as JPEG/PNG")
-            rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-            prompt = row.get("prompt_box")
-            if prompt is None or len(prompt) == 0:
-                prompt = [0, 0, rgb.shape[1], rgb.shape[0]]
-            m = self.segmenter.segment_boxes(rgb, [list(prompt)])[0]
-            pngs.append(cv2.imencode(".png", m.mask.astype(np.uint8) * 255)[1].tobytes())
-            b = m.box()
-            boxes.append(None if b is None else b.tolist())
-            scores.append(m.score)
-        df["mask_png"], df["mask_box"], df["mask_score"] = pngs, boxes, scores
+            try:
+                png, box, score = self._one(row)
+                err = None
+            except Exception as exc:  # one bad row must not fail the batch
+                png, box, score, err = None, None, None, f"{type(exc).__name__}: {exc}"
+            for k, v in zip(cols, (png, box, score, err)):
+                cols[k].append(v)
+        for k, v in cols.items():
+            df[k] = v
         return df

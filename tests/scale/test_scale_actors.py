@@ -78,10 +78,11 @@ def test_segment_actor_direct(sam_dir):
     img = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     jpeg = cv2.imencode(".jpg", img)[1].tobytes()
     actor = SegmentActor("sam", {"weights": str(sam_dir), "device": "cpu"})
-    out = actor(pd.DataFrame({"image": [jpeg, jpeg], "prompt_box": [[5, 5, 30, 30], None]}))
-    masks = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_GRAYSCALE) for p in out["mask_png"]]
+    out = actor(pd.DataFrame({"image": [jpeg, jpeg, b"not an image"], "prompt_box": [[5, 5, 30, 30], None, None]}))
+    masks = [cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_GRAYSCALE) for p in out["mask_png"][:2]]
     assert all(m.shape == (40, 60) and set(np.unique(m)) <= {0, 255} for m in masks)
-    assert len(out["mask_score"]) == 2
+    assert out["mask_error"][:2].isna().all()
+    assert out["mask_png"][2] is None and "do not decode" in out["mask_error"][2]
 
 
 def test_bound_object_store():
