@@ -42,13 +42,21 @@ class SynthClip:
     object_boxes: np.ndarray     #: (T, 4) the grasped object, px
     in_contact: np.ndarray       #: (T,) bool, acting hand touching the object
     contact_points: list         #: T entries, each (N_t, 2) px of true hand–object contact points (empty if none)
-    mano_pose: np.ndarray        #: (T, 48): [0:3] wrist axis-angle in the camera frame, [3:48] 45-d MANO pose (flat-hand-mean, right-hand convention)
+    mano_pose: np.ndarray        #: (T, 48): [0:3] wrist axis-angle in the camera frame, [3:48] 45-d MANO pose (flat-hand-mean), in the convention of the MANO model named by ``mano_pose_side``
     hand_trans: np.ndarray       #: (T, 3) wrist position in the camera frame, metres
     keypoints_2d: np.ndarray     #: (T, 21, 2) OpenPose-order hand keypoints, px
     camera_pose_world: np.ndarray  #: (T, 4, 4) T_world_camera (OpenCV camera axes)
     wrist_pose_world: np.ndarray   #: (T, 4, 4) T_world_wrist
     distractors: list = field(default_factory=list)  #: names of distractor objects in view
     extra: dict = field(default_factory=dict)         #: renderer-specific extras (lighting, textures, ...)
+
+    @property
+    def mano_pose_side(self) -> str:
+        """Which MANO model (``"right"``/``"left"``) ``mano_pose`` is expressed in. The renderer poses a
+        left hand with the left model (as HOI4D and FrankMocap report it) and says so in
+        ``extra["mano_pose_side"]``; absent, the pose is in the right-hand convention.
+        ``deft_core.mano.mirror_pose`` converts between the two."""
+        return str(self.extra.get("mano_pose_side", "right"))
 
     @property
     def num_frames(self) -> int:

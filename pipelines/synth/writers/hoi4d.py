@@ -107,11 +107,14 @@ class HOI4DWriter(DatasetWriter):
         hp_dir = f"handpose/refinehandpose_{clip.hand_side}/{seq}"
         (self.root / hp_dir).mkdir(parents=True, exist_ok=True)
         beta = self._humans_beta[human]
+        # The renderer states which MANO model its poses are expressed in (SynthClip.mano_pose_side);
+        # HOI4D stores each hand in its own model's convention, so mirror only on a mismatch.
+        mirror = clip.mano_pose_side != clip.hand_side
         for t in range(T):
             if not box_xyxy_valid(clip.hand_boxes[t]):
                 continue
             pose = clip.mano_pose[t].astype(np.float32)
-            item = {"poseCoeff": pose if clip.hand_side == "right" else _mirror_pose(pose), "beta": beta.copy(),
+            item = {"poseCoeff": _mirror_pose(pose) if mirror else pose, "beta": beta.copy(),
                     "trans": clip.hand_trans[t].astype(np.float32), "kps2D": clip.keypoints_2d[t].astype(np.float32)}
             with self._track(self.root / hp_dir / f"{t}.pickle").open("wb") as f:
                 pickle.dump(item, f, protocol=pickle.HIGHEST_PROTOCOL)
