@@ -69,11 +69,14 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
     deft, ray, python = _bin("deft"), _bin("ray"), _bin("python")
     synth, shards, reports = out / "synth", out / "shards", out / "reports"
     address = f"http://127.0.0.1:{RAY_DASHBOARD_PORT}"
-    steps = [
-        Step("synthesise datasets", [deft, "data", "synth", "all", "--out", str(synth), "--clips", str(clips),
-                                     "--seed", str(seed), "--overwrite"],
-             f"{synth}/{{ego4d,epic_kitchens,hoi4d}} in the native layouts, ground truth in */_groundtruth/"),
-    ]
+    steps = []
+    for k, ds in enumerate(("ego4d", "epic_kitchens", "hoi4d")):
+        # The nine human task demos (τ and goal images) are rendered once, with the Ego4D-format data.
+        demos = [] if ds == "ego4d" else ["--no-demos"]
+        steps.append(Step(f"synthesise {ds}", [deft, "data", "synth", ds, "--out", str(synth / ds), "--clips", str(clips),
+                                               "--seed", str(seed + k), "--overwrite", *demos],
+                          f"{synth / ds} in the native layout, ground truth in _groundtruth/"
+                          + (", task demos in _demos/" if not demos else "")))
     for ds in ("ego4d", "epic_kitchens", "hoi4d"):
         steps.append(Step(f"contact sheet ({ds})", [deft, "data", "show", str(synth / ds), "--out", str(reports / f"sheet_{ds}.png")],
                           str(reports / f"sheet_{ds}.png")))
