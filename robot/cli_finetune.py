@@ -168,12 +168,14 @@ def make_reward(args, meta):
     if not weights:
         raise CommandError(f"--reward {meta.reward} needs --reward-weights FILE (local weights; nothing is downloaded)"
                            + (" or 'random'" if meta.reward == "resnet" else ""))
+    if weights != "random" and not Path(weights).is_file():  # before importing torch/torchvision (slow)
+        raise CommandError(f"--reward-weights: {'R3M' if meta.reward == 'r3m' else 'ResNet-18'} weights not found: {weights}")
+    if weights == "random" and meta.reward == "r3m":
+        raise CommandError("--reward-weights random is for --reward resnet; R3M needs its model.pt")
     try:
         if meta.reward == "r3m":
             embed = r3m_embedder(weights, arch=args.r3m_arch)
         else:
-            if weights != "random" and not Path(weights).is_file():
-                raise FileNotFoundError(f"ResNet-18 weights not found: {weights}")
             embed = resnet18_embedder(None if weights == "random" else weights, seed=meta.seed)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         raise CommandError(f"--reward-weights: {exc}") from None

@@ -1,0 +1,152 @@
+"""deft-robot finetune through its command line, on the simulator-free toy environment: resume after a
+SIGKILL (each episode exactly once), the operator prompt fed bad answers on stdin, argument errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from robot.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TOY = ["--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live"]
+
+
+def _lines(run_dir: Path) -> list[dict]:
+    path = run_dir / "finetune" / "episodes.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "robot.cli", "finetune", *TOY, "--reward", "operator", "--episodes", "5",
+            "--warmup", "2", "--elites", "2", "--out", str(out), *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_killed_run_resumes_with_every_episode_exactly_once(tmp_path):
+    run_dir = tmp_path / "pick_cup" / "toy"
+    proc = subprocess.Popen(_cmd(tmp_path), cwd=REPO, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        proc.stdin.write("0.2\n0.6\n")      # episodes 1 and 2; then the prompt of episode 3 waits for us
+        proc.stdin.flush()
+        seen = ""
+        deadline = time.time() + 60
+        while "episode 3 " not in seen and time.time() < deadline and proc.poll() is None:
+            seen += proc.stdout.read(1)      # the prompt has no newline: read characters
+        assert "episode 3 " in seen, seen
+        proc.send_signal(signal.SIGKILL)     # killed while the operator is being asked about episode 3
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = _lines(run_dir)
+    assert [(r["episode"], r["reward"]) for r in before] == [(1, 0.2), (2, 0.6)]
+    done = subprocess.run(_cmd(tmp_path), cwd=REPO, env=_env(), input="0.9\n0.1\n0.5\n", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(2 resumed)" in done.stdout
+    after = _lines(run_dir)
+    assert [r["episode"] for r in after] == [1, 2, 3, 4, 5]
+    assert [r["reward"] for r in after] == [0.2, 0.6, 0.9, 0.1, 0.5]
+    assert after[:2] == before                                  # the first two lines were not rewritten
+    assert (run_dir / "finetune.png").stat().st_size > 0
+    # a third run of the finished log does nothing and asks nothing
+    again = subprocess.run(_cmd(tmp_path), cwd=REPO, env=_env(), input="", capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "(5 resumed)" in again.stdout and len(_lines(run_dir)) == 5
+
+
+def test_operator_prompt_reasks_bad_answers_and_void_redoes_the_episode(tmp_path, monkeypatch, capsys):
+    answers = "abc\n1.5\n-0.1\nv\n0.4\n0.7\n"
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(answers))
+    rc = main(["finetune", *TOY, "--reward", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1",
+               "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "'abc' is not a number" in out and "'1.5' is outside [0, 1]" in out and "'-0.1' is outside [0, 1]" in out
+    recs = _lines(tmp_path / "pick_cup" / "toy")
+    assert [(r["episode"], r["attempt"], r["status"], r["reward"]) for r in recs] == [
+        (1, 0, "void", None), (1, 1, "ok", 0.4), (2, 0, "ok", 0.7)]
+    assert recs[0]["env_seed"] != recs[1]["env_seed"]            # the redo is a fresh reset
+
+
+def test_closed_stdin_is_a_clear_error_and_keeps_the_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("0.3\n"))
+    rc = main(["finetune", *TOY, "--reward", "operator", "--episodes", "3", "--warmup", "1", "--elites", "1",
+               "--out", str(tmp_path)])
+    assert rc == 2
+    assert "standard input closed" in capsys.readouterr().err
+    assert [r["episode"] for r in _lines(tmp_path / "pick_cup" / "toy")] == [1]
+
+
+def test_sim_reward_run_and_resume_refusal_names_the_field(tmp_path, capsys):
+    args = ["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "2", "--out", str(tmp_path)]
+    assert main(args) == 0
+    meta = json.loads((tmp_path / "pick_cup" / "toy" / "run_meta.json").read_text())
+    assert meta["reward"] == "sim" and meta["episodes"] == 3 and meta["image_size"] == [32, 24]
+    capsys.readouterr()
+    assert main(args[:-4] + ["--elites", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "elites: run has 2, command has 1" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "pick_mug"], "unknown task 'pick_mug'"),
+    (["--task", "pick_cup"], "choose a prior"),
+    (["--task", "pick_cup", "--checkpoint", "/nonexistent/ckpt"], "not an exported affordance model"),
+    (["--task", "pick_cup", "--prior", "affordance"], "--prior affordance needs --checkpoint"),
+    (["--task", "pick_cup", "--prior", "oracle", "--episodes", "0"], "--episodes must be >= 1"),
+    (["--task", "pick_cup", "--prior", "oracle", "--size", "big"], "--size must look like"),
+    (["--task", "pick_cup", "--prior", "oracle", "--robot", "/nonexistent.yaml"], "'sim', 'toy' or an existing robot YAML"),
+    (["--task", "pick_cup", "--robot", "toy", "--reward", "r3m", "--goal-image", "/nonexistent.png"], "--goal-image"),
+    (["--task", "pick_cup", "--robot", "toy", "--reward", "resnet"], "needs a goal image"),
+    (["--task", "pick_cup", "--robot", "toy", "--threads", "0"], "--threads must be >= 1"),
+])
+def test_argument_errors(tmp_path, capsys, argv, message):
+    assert main(["finetune", *argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_embedding_reward_needs_local_weights(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    goal = tmp_path / "goal.png"
+    cv2.imwrite(str(goal), np.zeros((24, 32, 3), np.uint8))
+    assert main(["finetune", *TOY, "--reward", "r3m", "--goal-image", str(goal), "--out", str(tmp_path)]) == 2
+    assert "needs --reward-weights FILE" in capsys.readouterr().err
+    assert main(["finetune", *TOY, "--reward", "r3m", "--goal-image", str(goal), "--reward-weights",
+                 str(tmp_path / "model.pt"), "--out", str(tmp_path)]) == 2
+    assert "R3M weights not found" in capsys.readouterr().err
+
+
+def test_demo_video_last_frame_is_the_goal(tmp_path):
+    import av
+    import numpy as np
+
+    from robot.cli_finetune import load_goal_image
+
+    demos = tmp_path / "_demos"
+    demos.mkdir()
+    with av.open(str(demos / "pick_cup.mp4"), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for v in (0, 60, 200):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), v, np.uint8), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    args = type("A", (), {"goal_image": None, "demo_root": str(tmp_path), "task": "pick_cup", "reward": "r3m"})()
+    img = load_goal_image(args)
+    assert img.shape == (32, 32, 3) and abs(float(img.mean()) - 200) < 8
