@@ -51,7 +51,7 @@ ORACLE: dict[str, SiteGrasp] = {
     "stir_spoon": SiteGrasp("handle_back", phi=np.pi / 2, along=-0.065, closure=1.6, flip=0.006),
     "pick_grape": SiteGrasp("body", phi=-0.25, along=-0.01, lift=0.01, closure=1.1),
     "flip_bagel": SiteGrasp("handle", phi=np.pi / 2),
-    "squeeze_lemon": SiteGrasp("top", phi=np.pi / 2),
+    "squeeze_lemon": SiteGrasp("top", phi=-0.25, lift=-0.01),
 }
 
 
