@@ -1,0 +1,149 @@
+"""deft-robot distill / eval / report on tiny runs: the toy environment for the whole chain, and
+hand-written evaluation files whose numbers the report must reproduce cell by cell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot.cli import main
+from robot.evaluation import TrialResult, eval_record, eval_seeds, evaluate, load_eval, summarise, zero_residual
+from robot.reporting import collect, to_markdown, write_report
+from robot.runs import RunDir, RunMeta, resolve_run, write_json
+
+TOY = ["--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live"]
+
+
+def test_eval_seeds_are_deterministic_distinct_and_skip_the_finetune_seeds():
+    a = eval_seeds(7, 20)
+    assert a == eval_seeds(7, 20) and len(set(a)) == 20 and a != eval_seeds(8, 20)
+    b = eval_seeds(7, 20, exclude=a[:5])
+    assert not set(b) & set(a[:5]) and b[:15] == a[5:]
+
+
+def test_evaluate_paired_prior_vs_known_residual():
+    from deft_core.finetune.toy_env import ToyEnv
+
+    env = ToyEnv()
+    seeds = eval_seeds(0, 4)
+    prior = evaluate(env, zero_residual, seeds)
+    best = evaluate(env, lambda obs, xi, trial: env.target, seeds)       # the known optimal residual
+    assert [t.seed for t in prior] == seeds == [t.seed for t in best]
+    assert all(t.reward == pytest.approx(1.0) and t.success for t in best)
+    assert all(t.reward < 0.8 for t in prior)
+    np.testing.assert_allclose(np.array(best[0].executed) - np.array(best[0].xi), env.target)
+    s = summarise(best + prior)
+    assert s["trials"] == 8 and s["successes"] == sum(t.success for t in best + prior)
+    assert s["mean_reward"] == pytest.approx(np.mean([t.reward for t in best + prior]))
+    with pytest.raises(ValueError, match="residual of shape"):
+        evaluate(env, lambda obs, xi, trial: np.zeros(3), seeds)
+
+
+def test_finetune_distill_eval_chain_on_the_toy_env(tmp_path, capsys):
+    out = str(tmp_path)
+    assert main(["finetune", *TOY, "--episodes", "4", "--warmup", "2", "--elites", "2", "--out", out]) == 0
+    # eval before distillation: a clear error naming the command to run
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--out", out, "--trials", "2"]) == 2
+    assert "deft-robot distill --task pick_cup --kind deft" in capsys.readouterr().err
+    assert main(["distill", "--task", "pick_cup", "--kind", "mean", "--out", out]) == 0
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--out", out]) == 0
+    assert main(["eval", "--task", "pick_cup", "--policy", "mean", "--objects", "both", "--trials", "3", "--out", out]) == 0
+    assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--trials", "3", "--out", out]) == 0
+    rd = RunDir(tmp_path / "pick_cup" / "toy")
+    doc = load_eval(rd.eval_path("mean", "train"))
+    assert doc["trials"] == 3 and doc["successes"] == sum(t["success"] for t in doc["per_trial"])
+    assert doc["mean_reward"] == pytest.approx(np.mean([t["reward"] for t in doc["per_trial"]]))
+    # held out: no evaluation reset reuses a fine-tuning reset, and every policy meets the same scenes
+    logged = {json.loads(line)["env_seed"] for line in (rd.finetune_dir / "episodes.jsonl").read_text().splitlines()}
+    trial_seeds = [t["seed"] for t in doc["per_trial"]]
+    assert not logged & set(trial_seeds) and doc["excluded_finetune_seeds"] == 4
+    assert trial_seeds == [t["seed"] for t in load_eval(rd.eval_path("affordance", "train"))["per_trial"]]
+    # the mean policy adds the top-2 mean residual to every prior
+    residual = np.array(doc["per_trial"][0]["executed"]) - np.array(doc["per_trial"][0]["xi"])
+    from deft_core.finetune.policy_checkpoint import load_policy
+
+    policy = load_policy(rd.policy_dir("mean"))
+    np.testing.assert_allclose(residual, policy.act(np.zeros((24, 32, 3), np.uint8), np.zeros(22)), atol=1e-5)
+    assert rd.eval_path("mean", "test").is_file()
+
+
+def test_distill_refuses_an_unfinished_run(tmp_path, capsys):
+    meta = RunMeta(task="pick_cup", prior="toy", reward="sim", robot="toy", episodes=30)
+    RunDir(tmp_path / "pick_cup" / "toy").write_or_check_meta(meta)
+    assert main(["distill", "--task", "pick_cup", "--out", str(tmp_path)]) == 2
+    assert "run 'deft-robot finetune' for this run first" in capsys.readouterr().err
+
+
+def test_eval_argument_errors(tmp_path, capsys):
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--out", str(tmp_path)]) == 2
+    assert "no fine-tuning run of 'pick_cup'" in capsys.readouterr().err
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "0", "--out", str(tmp_path)]) == 2
+    assert "--trials must be >= 1" in capsys.readouterr().err
+    assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--checkpoint", str(tmp_path),
+                 "--out", str(tmp_path)]) == 2
+    assert "not an exported affordance model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--task", "pick_cup", "--policy", "bogus"])
+
+
+def _fake_run(root: Path, task: str, name: str, prior: str, reward: str = "sim", evals: dict | None = None) -> RunDir:
+    rd = RunDir(root / task / name)
+    rd.write_or_check_meta(RunMeta(task=task, prior=prior, reward=reward))
+    for (policy, split), (succ, n) in (evals or {}).items():
+        trials = [TrialResult(trial=i + 1, seed=i, success=i < succ, reward=1.0 if i < succ else 0.25, xi=[0.0] * 22,
+                              executed=[0.0] * 22) for i in range(n)]
+        write_json(rd.eval_path(policy, split), eval_record(task, policy, split, trials))
+    return rd
+
+
+def test_report_tables_show_the_numbers_on_disk_and_mark_missing_cells(tmp_path):
+    _fake_run(tmp_path, "pick_cup", "oracle", "oracle", evals={
+        ("affordance", "train"): (6, 10), ("affordance", "test"): (5, 10), ("deft", "train"): (9, 10),
+        ("deft", "test"): (7, 10), ("mlp", "train"): (4, 10)})
+    _fake_run(tmp_path, "pick_cup", "real-world-only", "real-world-only", evals={("real-world-only", "train"): (1, 10)})
+    _fake_run(tmp_path, "pick_cup", "oracle-r3m", "oracle", reward="r3m", evals={("deft", "train"): (3, 5)})
+    _fake_run(tmp_path, "open_drawer", "oracle", "oracle", evals={("deft", "test"): (2, 4)})
+    report = collect(tmp_path)
+    rows = {r["task"]: r for r in report["table2"]}
+    cup = rows["pick_cup"]
+    assert (cup["affordance_train"]["successes"], cup["affordance_test"]["successes"]) == (6, 5)
+    assert cup["deft_train"]["success_rate"] == 0.9 and cup["deft_test"]["success_rate"] == 0.7
+    assert cup["real-world-only_train"]["successes"] == 1 and cup["real-world-only_test"] is None
+    assert cup["deft_train"]["mean_reward"] == pytest.approx(0.9 + 0.1 * 0.25)
+    assert rows["open_drawer"]["deft_test"]["success_rate"] == 0.5 and rows["open_drawer"]["deft_train"] is None
+    rewards = {(r["task"], r["reward"]): r for r in report["table3_reward"]}
+    assert rewards[("pick_cup", "r3m")]["deft_train"]["successes"] == 3
+    assert rewards[("pick_cup", "sim")]["deft_train"]["successes"] == 9
+    md = to_markdown(report)
+    line = next(l for l in md.splitlines() if l.startswith("| pick_cup | oracle | 60 %"))
+    assert line == "| pick_cup | oracle | 60 % (6/10) | 50 % (5/10) | 10 % (1/10) | missing | 90 % (9/10) | 70 % (7/10) |"
+    assert "| pick_cup | oracle | r3m | 60 % (3/5) | missing |" in md
+    assert "40 % (4/10)" in md                                      # the mlp ablation cell
+    files = write_report(tmp_path, tmp_path / "rep")
+    assert json.loads(files["json"].read_text())["table2"][1]["deft_train"]["successes"] == 9
+    assert files["png"] is None                                     # no fine-tuning logs: no curves
+
+
+def test_report_cli_writes_curves_from_logs(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "1", "--out", str(runs)]) == 0
+    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    assert (tmp_path / "rep" / "improvement_curves.png").stat().st_size > 1000
+    curve = json.loads((tmp_path / "rep" / "report.json").read_text())["curves"]["pick_cup"]["runs"][0]
+    assert curve["episode"] == [1, 2, 3] and len(curve["reward"]) == 3
+    assert main(["report", "--runs", str(tmp_path / "empty"), "--out", str(tmp_path / "rep2")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_resolve_run_is_explicit_about_ambiguity(tmp_path):
+    _fake_run(tmp_path, "pick_cup", "oracle", "oracle")
+    _fake_run(tmp_path, "pick_cup", "real-world-only", "real-world-only")
+    assert resolve_run(tmp_path, "pick_cup").path.name == "oracle"          # the only main run
+    _fake_run(tmp_path, "pick_cup", "oracle-seed1", "oracle")
+    with pytest.raises(ValueError, match="several runs of 'pick_cup'"):
+        resolve_run(tmp_path, "pick_cup")
+    with pytest.raises(ValueError, match="not 'open_drawer'"):
+        resolve_run(tmp_path, "open_drawer", run=str(tmp_path / "pick_cup" / "oracle"))
