@@ -1,7 +1,8 @@
 """Shared wiring of the three extraction jobs (``jobs/extract_{ego4d,epic_kitchens,hoi4d}.py``).
 
 records (metadata) → Appendix D filters → ``--limit`` → skip finished ids (resume) → Ray Data
-``from_items`` → ``map_batches(ExtractBatch)`` (an actor pool: each actor loads the detector and
+``from_items`` → optional model stages (``--hand-object-model`` / ``--object-boxes``: actor pools,
+:mod:`jobs._extract_models`) → ``map_batches(ExtractBatch)`` (an actor pool: each actor loads the detector and
 hand-pose model once, processes its batch and writes it idempotently) → manifest + summary.
 
 With ``--text-encoder`` the embedding runs in a second Ray Data stage (its own actors, hence its own
@@ -25,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jobs._extract_models import add_model_args, add_model_stages, model_settings
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
@@ -51,16 +53,17 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--ray-num-cpus", type=int, default=None,
                    help="start a fresh local Ray with this many CPUs (ignored with --address / RAY_ADDRESS)")
+    add_model_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
     return p
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
+def _options(pairs: list[str], flag: str = "--hand-pose-option") -> dict[str, Any]:
     out = {}
     for kv in pairs:
         if "=" not in kv:
-            raise SystemExit(f"--hand-pose-option {kv!r}: expected KEY=VALUE")
+            raise SystemExit(f"{flag} {kv!r}: expected KEY=VALUE")
         k, v = kv.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -72,7 +75,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     text = None if a.text_encoder in (None, "", "none") else a.text_encoder
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
-                        text_encoder=text, seed=a.seed)
+                        text_encoder=text, seed=a.seed, contact_detector="model" if a.hand_object_model else None)
     cfg.resolved_hand_pose_backend()  # fail in the driver, before any worker starts
     return cfg
 
@@ -143,6 +146,7 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = not a.no_progress
         ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // max(1, a.batch_size)))
+        ds = add_model_stages(ds, a, str(out.resolve()))  # --hand-object-model / --object-boxes actor pools
         if config.text_encoder is None:
             ds = ds.map_batches(ExtractBatch, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
                                 batch_size=a.batch_size, batch_format="pandas", compute=pool,
@@ -167,7 +171,8 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
                           "samples_written": statuses["ok"], "errors": statuses["error"], "errors_by_stage": dict(stages),
                           "source_errors": len(bad), "seconds": round(elapsed, 3),
                           "clips_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
-                          "concurrency": a.concurrency, "batch_size": a.batch_size, "limit": a.limit}}
+                          "concurrency": a.concurrency, "batch_size": a.batch_size, "limit": a.limit},
+             "models": model_settings(a)}
     return write_manifest(out, config.as_dict(), extra)
 
 

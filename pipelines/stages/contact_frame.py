@@ -289,6 +289,7 @@ DETECTORS: dict[str, str] = {
     "epic_kitchens": "pipelines.stages.contact_frame:EpicDetectionsContact",
     "ego4d": "pipelines.stages.contact_frame:Ego4DAnnotatedContact",
     "hoi4d": "pipelines.stages.contact_frame:HOI4DGeometryContact",
+    "model": "pipelines.models.contact:ModelContact",  # any dataset: a hand-object model's detections (raw video)
 }
 
 

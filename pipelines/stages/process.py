@@ -4,7 +4,8 @@ Used by the plain single-process loop (:func:`run_local`) and by the Ray Data jo
 (:class:`ExtractBatch`, a callable class for ``map_batches`` that processes a batch of records and
 writes it with the idempotent :func:`~pipelines.stages.writer.write_batch`). Every stage exception is
 caught and becomes an errors-table row naming the stage: ``video``, ``contact_frame``,
-``contact_points``, ``crop``, ``hand_pose``, ``text``, ``validate``.
+``contact_points``, ``object_boxes`` (an open-vocabulary model stage's failure, recorded on the record by
+:class:`pipelines.models.actors.ObjectBoxActor`), ``crop``, ``hand_pose``, ``text``, ``validate``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from deft_core.schema import validate_row
 from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
+from pipelines.models.open_vocab import refine_object_box
 from pipelines.sources.base import ClipRecord
 from pipelines.stages import contact_points as cp
 from pipelines.stages.contact_frame import ContactFrameDetector, make_detector
@@ -32,6 +34,9 @@ class ExtractConfig:
 
     dataset: str
     detector_options: dict = field(default_factory=dict)
+    #: contact-frame detector name in :data:`~pipelines.stages.contact_frame.DETECTORS` (None: the
+    #: dataset's own; ``"model"``: :class:`~pipelines.models.contact.ModelContact` on a hand-object model's detections)
+    contact_detector: str | None = None
     hand_pose_backend: str | None = None      #: default: "hoi4d" for HOI4D, required otherwise
     hand_pose_options: dict = field(default_factory=dict)
     text_encoder: str | None = None           #: None: no embedding in the pipeline (computed at training)
@@ -80,7 +85,8 @@ class ClipProcessor:
     def __init__(self, config: ExtractConfig, detector: ContactFrameDetector | None = None,
                  hand_pose: HandPoseBackend | None = None, text_encoder: TextEncoder | None = None):
         self.config = config
-        self.detector = detector or make_detector(config.dataset, **config.detector_options)
+        self.detector = detector or make_detector(config.contact_detector or config.dataset,
+                                                      **config.detector_options)
         self.hand_pose = hand_pose or make_hand_pose_backend(config.resolved_hand_pose_backend(), **config.hand_pose_options)
         self.text_encoder = text_encoder or (make_text_encoder(config.text_encoder, **config.text_encoder_options)
                                              if config.text_encoder else None)
@@ -111,6 +117,10 @@ class ClipProcessor:
             return pts1[keep], obj1, inliers
 
         pts1, obj1, inliers = _run("contact_points", points)
+        if rec.contact.get("v1_object_boxes_error"):  # the object-box model stage failed on this clip
+            raise StageFailure("object_boxes", RuntimeError(f"object-box model failed: {rec.contact['v1_object_boxes_error']}"))
+        if rec.contact.get("v1_object_boxes"):  # an open-vocabulary model's boxes refine the crop's object box
+            obj1 = _run("object_boxes", refine_object_box, rec.contact, obj1)
         box = _run("crop", square_box, obj1, (w, h), c.crop_pad_px)
         jpeg = _run("crop", crop_jpeg, v1, box, c.jpeg_quality)
         cpn = np.clip(to_crop_normalised(pts1, box), 0.0, 1.0)
