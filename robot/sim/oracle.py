@@ -47,10 +47,10 @@ ORACLE: dict[str, SiteGrasp] = {
     "pour_cup": SiteGrasp("body", phi=-np.pi / 2, along=0.02, reach_turn=np.pi / 2),
     "open_drawer": SiteGrasp("handle", phi=np.pi),
     "pick_spoon": SiteGrasp("handle", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
-    "scoop_grape": SiteGrasp("handle_back", phi=np.pi / 2),
+    "scoop_grape": SiteGrasp("handle_back", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
     "stir_spoon": SiteGrasp("handle_back", phi=np.pi / 2, along=-0.065, closure=1.6, flip=0.006),
     "pick_grape": SiteGrasp("body", phi=-0.25, along=-0.01, lift=0.01, closure=1.1),
-    "flip_bagel": SiteGrasp("handle", phi=np.pi / 2),
+    "flip_bagel": SiteGrasp("handle", phi=-0.25, along=-0.01, lift=0.01, closure=0.8),
     "squeeze_lemon": SiteGrasp("top", phi=-0.25, lift=-0.01),
 }
 

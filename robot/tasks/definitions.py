@@ -186,7 +186,7 @@ class FlipBagel(Task):
         u0, u1 = first.bodies["support"].up, last.bodies["support"].up
         turn = float(np.degrees(np.arccos(np.clip(u0 @ u1, -1, 1))))
         hold = self.hold_fraction(after)
-        ok = u0[2] > 0 > u1[2]
+        ok = bool(u0[2] > 0 > u1[2])
         return TaskOutcome(ok, shaped(ok, 0.2 * hold + 0.8 * ramp(turn, 180.0)), {"bagel_turn_deg": turn, "hold_fraction": hold})
 
 
