@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
     parser.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation resets (default 1000)")
     parser.add_argument("--zero-latent", action="store_true", help="cVAE/direct: z = 0 instead of z ~ N(0, I)")
+    parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
@@ -112,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--trials must be >= 1, got {args.trials}")
     limit_threads(args.threads)
     rd, meta, ckpt_dir, what = _resolve(args)
+    if meta.robot in ("sim", "toy") and not args.verbose:  # joint-limit clamps are frequent under CEM noise
+        import logging
+
+        logging.getLogger("robot.safety").setLevel(logging.ERROR)
     exclude = _finetune_seeds(rd)
     policy_fn = zero_residual
     if ckpt_dir is not None:

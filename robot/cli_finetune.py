@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reward-weights", help="r3m: R3M model.pt / .safetensors; resnet: torchvision-format "
                                                  ".safetensors, or 'random' (random features)")
     parser.add_argument("--r3m-arch", default="resnet50", choices=("resnet18", "resnet34", "resnet50"))
+    parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
     parser.add_argument("--no-live", action="store_true", help="plain line per episode instead of the live table")
 
@@ -204,6 +205,10 @@ def run(args: argparse.Namespace) -> int:
         rd.write_or_check_meta(meta)
     except RunError as exc:
         raise CommandError(str(exc)) from None
+    if meta.robot in ("sim", "toy") and not args.verbose:  # joint-limit clamps are frequent under CEM noise
+        import logging
+
+        logging.getLogger("robot.safety").setLevel(logging.ERROR)
     reward_fn = make_reward(args, meta)
     from robot.evaluation import open_env
 
