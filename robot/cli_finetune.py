@@ -230,8 +230,9 @@ def run(args: argparse.Namespace) -> int:
              title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
     rewards = result.rewards
     successes = sum(bool(r.success) for r in result.records)
+    w = max(1, min(10, len(rewards) // 2))
     print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), successes {successes}/{len(rewards)}, "
-          f"reward first 10 {rewards[:10].mean():.3f} → last 10 {rewards[-10:].mean():.3f}, "
+          f"mean reward first {w} {rewards[:w].mean():.3f} → last {w} {rewards[-w:].mean():.3f}, "
           f"elite mean {rewards[[r.episode - 1 for r in result.elites]].mean():.3f}")
     print(f"wrote {rd.finetune_dir}/episodes.jsonl, {rd.curve_png}; next: deft-robot distill --task {meta.task} --run {rd.path}")
     return 0
@@ -252,8 +253,11 @@ def _run_loop(env, reward_fn, meta, rd, live: bool):
             from deft_core.finetune.display import FinetuneView
 
             view = FinetuneView(meta.task)
-            with Live(view, refresh_per_second=4):
-                return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=view.update)
+            with Live(view, refresh_per_second=4) as live:
+                result = run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=view.update)
+            if not live.console.is_terminal:
+                print()
+            return result
         return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=_print_event)
     except EpisodeLogError as exc:
         raise CommandError(str(exc)) from None
