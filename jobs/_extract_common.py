@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jobs._extract_models import add_model_args, add_model_stages, model_settings
+from jobs._extract_models import add_model_args, add_model_stages, model_options, model_settings
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
@@ -77,6 +77,7 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
                         text_encoder=text, seed=a.seed, contact_detector="model" if a.hand_object_model else None)
     cfg.resolved_hand_pose_backend()  # fail in the driver, before any worker starts
+    model_options(a)  # bad --model-option pairs too
     return cfg
 
 
