@@ -13,6 +13,13 @@ Run directory ``--out`` (absolute on shared storage for multi-node clusters)::
 Resume: a worker failure is retried up to ``max_failures`` times from the last reported checkpoint
 (``FailureConfig``); re-running with the same ``out`` resumes from the newest checkpoint under
 ``out/ray/<name>`` (found by the driver, passed to the workers as ``resume_dir``), so a killed job can simply be submitted again.
+
+Local Ray (:func:`init_local_ray`) pins the State API address to its own dashboard. Without that, on a
+machine running several Ray instances, Ray Train 2.60's ``PlacementGroupCleaner`` (a detached actor that
+polls ``ray.util.state.get_actor(controller)`` and removes the run's placement group when the controller
+looks dead) resolves the State API by auto-detection, can reach another instance's dashboard, gets "actor
+not found", removes the live run's placement group and kills the worker ("A worker health check failed"),
+which burns a ``max_failures`` retry or fails the run.
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ from deft_core.affordance.data import ShardDecoder, is_validation, list_shard_fi
 RUN_NAME = "affordance"
 _READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
                  "hand_pose", "text_embedding", "text_encoder"]
+
+
+def load_train_state_epoch(ckpt_dir: str) -> int:
+    """The epoch recorded in a checkpoint directory's ``train_state.json``."""
+    return int(json.loads((Path(ckpt_dir) / "train_state.json").read_text())["epoch"])
 
 
 def select_split(batch: dict[str, np.ndarray], split: str, val_fraction: float) -> dict[str, np.ndarray]:
@@ -85,6 +97,23 @@ def resolve_config(preset: str, overrides: dict[str, dict[str, Any]]) -> dict[st
     return {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train)}
 
 
+def init_local_ray(num_cpus: int | None = None, **kwargs) -> None:
+    """Start a local Ray with ≥ 4 logical CPUs (a Train worker and the Data pipeline's list/read/decode
+    must all be schedulable on a small machine; they share the physical cores) and its dashboard on a
+    free port, with ``RAY_API_SERVER_ADDRESS`` pointing every worker's State API at that dashboard (see
+    the module docstring: otherwise Ray Train's placement-group cleaner can query another Ray instance)."""
+    import socket
+
+    import ray
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=port, runtime_env={"env_vars": env}, **kwargs)
+
+
 def _ray_train_loop(config: dict) -> None:
     """Per-worker entry point of the TorchTrainer (runs in the Ray Train worker processes)."""
     import tempfile
@@ -102,6 +131,8 @@ def _ray_train_loop(config: dict) -> None:
     # a retried worker group gets Ray's latest checkpoint; a re-submitted job gets the newest one on disk
     resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else config.get("resume_dir")
     fail_at, marker = config.get("simulate_failure_at_epoch"), config.get("failure_marker")
+    if marker and ckpt is not None and rank == 0:  # test instrumentation: this attempt got Ray's checkpoint
+        Path(marker + ".resumed").write_text(json.dumps({"epoch": load_train_state_epoch(resume)}))
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
@@ -176,11 +207,11 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
             raise ValueError(f"{out_dir} holds a run with a different model config; use a new --out to start afresh")
     run_json.write_text(json.dumps(config | {"shards": [str(s) for s in shards], "num_workers": num_workers}, indent=2))
     if not ray.is_initialized():
-        # Under `ray job submit` (RAY_ADDRESS set) this joins the cluster; locally it starts Ray with at
-        # least 4 logical CPUs so a Train worker and the Data pipeline (list, read, decode) can all be
-        # scheduled on a small machine — they share the physical cores.
-        local = not os.environ.get("RAY_ADDRESS")
-        ray.init(num_cpus=max(4, os.cpu_count() or 1) if local else None)
+        # under `ray job submit` (RAY_ADDRESS set) this joins the cluster; otherwise a local Ray
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init()
+        else:
+            init_local_ray()
     resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
     config["resume_dir"] = str(resume) if resume else None
     trainer = TorchTrainer(

@@ -34,9 +34,11 @@ def shard_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole session. 4 logical CPUs on the 2 physical cores: a Train worker plus
-    the Data pipeline's list/read/decode need to be schedulable together (see pipelines/train_affordance)."""
+    """One local Ray for the whole session, started like the job starts it (pipelines.train_affordance.
+    init_local_ray: 4 logical CPUs, State API pinned to its own dashboard)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True)
+        from pipelines.train_affordance import init_local_ray
+
+        init_local_ray(4, log_to_driver=True)
     yield ray
