@@ -4,7 +4,8 @@ Speed: each episode = reset (new placement from the seed) + the initial observat
 loop needs (RGB-D + segmentation mask at ``--size``) + grasp + 40-step trajectory + the final RGB image.
 The simulated duration is what the real robot would take for the same commands (the sim arm moves at
 the commanded Cartesian speeds, the hand closes over the same time), so real-time factor = simulated
-seconds / wall seconds. The first episode of each (task, object variants) compiles the scene and creates
+seconds / wall seconds; on a shared machine ``real_time_factor_cpu`` (simulated seconds / CPU seconds of
+this process, all its threads, rendering included) is the load-independent figure. The first episode of each (task, object variants) compiles the scene and creates
 its renderer (~0.7 s on CPU EGL); later resets reuse them. ``warmup`` runs one untimed episode first so
 the steady state is reported; the cold first episode is reported separately.
 
@@ -31,14 +32,14 @@ logging.getLogger("robot.safety").setLevel(logging.ERROR)
 def timed_episode(r, task, seed, split):
     from robot.sim.oracle import oracle_grasp
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r.reset(task, seed, split)
     t_reset = time.perf_counter() - t0
     frame = r.camera.read()
     t_obs = time.perf_counter() - t0 - t_reset
     out = r.run(oracle_grasp(r.world, task), initial_image=frame.rgb)
-    total = time.perf_counter() - t0
-    return {"seed": seed, "success": bool(out.success), "reward": out.reward, "sim_s": out.sim_s, "wall_s": total,
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"seed": seed, "cpu_s": cpu, "success": bool(out.success), "reward": out.reward, "sim_s": out.sim_s, "wall_s": total,
             "reset_s": t_reset, "observe_s": t_obs, "execute_s": out.wall_s, "error": out.error, "variants": out.variants}
 
 
@@ -50,7 +51,8 @@ def run_task(r, task, a) -> dict:
     rows = [timed_episode(r, task, a.seed + ep, a.split) for ep in range(a.episodes)]
     sim, wall = sum(x["sim_s"] for x in rows), sum(x["wall_s"] for x in rows)
     res = {"task": task, "split": a.split, "episodes": rows, "sim_s_total": sim, "wall_s_total": wall,
-           "real_time_factor": sim / wall, "cold_first_episode": {k: cold[k] for k in ("sim_s", "wall_s", "reset_s")},
+           "real_time_factor": sim / wall, "real_time_factor_cpu": sim / sum(x["cpu_s"] for x in rows),
+           "cold_first_episode": {k: cold[k] for k in ("sim_s", "wall_s", "reset_s")},
            "oracle_success": f"{sum(x['success'] for x in rows)}/{len(rows)}"}
     if a.perturb:
         rng = np.random.default_rng(a.seed)
