@@ -36,6 +36,7 @@ def main() -> None:
     a = ap.parse_args()
     over = {"model": {"image_size": a.image_size, "text_encoder": "hash:64", "text_dim": 64},
             "train": {"epochs": a.epochs, "batch_size": 32, "val_fraction": 0.0}}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         write_shards(Path(tmp) / "shards", a.rows, files=4, seed=0, with_errors_table=False)
         files = list_shard_files([Path(tmp) / "shards"])
@@ -57,6 +58,7 @@ def main() -> None:
     p_sps, r_sps = plain[-1]["train_samples_per_s"], hist[-1]["train_samples_per_s"]
     print(json.dumps({"benchmark": "affordance_train", "rows": a.rows, "epochs": a.epochs, "image_size": a.image_size,
                       "threads": a.threads, "cpu_count": os.cpu_count(),
+                      "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": os.getloadavg(),
                       "plain_samples_per_s_last_epoch": p_sps, "ray_samples_per_s_last_epoch": r_sps,
                       "ray_over_plain": r_sps / p_sps, "plain_wall_s": plain_wall, "ray_wall_s_incl_startup": ray_wall,
                       "plain_per_epoch": [m["train_samples_per_s"] for m in plain],
