@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for objects in splits:
         try:
             env = open_env(meta, objects, runner=runner)
-        except NotImplementedError as exc:
+        except (NotImplementedError, ValueError, FileNotFoundError) as exc:  # e.g. a bad checkpoint
             raise CommandError(str(exc)) from None
         runner = getattr(env, "runner", None)
         t0 = time.perf_counter()

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         env = open_env(meta)
-    except NotImplementedError as exc:
+    except (NotImplementedError, ValueError, FileNotFoundError) as exc:  # e.g. a bad checkpoint
         raise CommandError(str(exc)) from None
     limit_threads(args.threads)
     try:
