@@ -102,6 +102,46 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
                       [deft, "model", "evaluate", "--checkpoint", str(train_out / "model"), "--shards", str(shards),
                        "--out", str(reports / "affordance")],
                       f"{reports / 'affordance'}/metrics.json and heatmaps.png"))
+    steps += robot_steps(out, train_out / "model", quick, reports)
+    return steps
+
+
+#: Tasks fine-tuned by the full demo (the five the paper's Table 2 and the simulator both cover well).
+DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon")
+
+
+def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path) -> list[Step]:
+    """DEFT in the simulator from the demo's own affordance model, against the §5 baselines."""
+    robot = _bin("deft-robot")
+    runs = out / "runs"
+    tasks = DEMO_TASKS[:1] if quick else DEMO_TASKS
+    budget = ["--episodes", "12", "--warmup", "4", "--elites", "4"] if quick else []
+    trials = ["--trials", "3" if quick else "10"]
+    steps = []
+    for task in tasks:
+        common = ["--task", task, "--out", str(runs)]
+        steps += [
+            Step(f"{task}: fine-tune from the affordance model (Algorithm 1)",
+                 [robot, "finetune", *common, "--checkpoint", str(checkpoint), "--no-live", *budget],
+                 f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode)"),
+            Step(f"{task}: real-world-only baseline (same CEM budget)",
+                 [robot, "finetune", *common, "--prior", "real-world-only", "--no-live", *budget],
+                 f"{runs / task / 'real-world-only'}/finetune.png"),
+            Step(f"{task}: distil the cVAE residual policies",
+                 [robot, "distill", *common, "--prior", "affordance", "--kind", "deft"], f"{runs / task / 'affordance'}/policies/"),
+            Step(f"{task}: distil the baseline's policy",
+                 [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft"], f"{runs / task / 'real-world-only'}/policies/"),
+            Step(f"{task}: evaluate DEFT", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", "--objects", "both", *trials],
+                 f"{runs / task / 'affordance'}/eval/"),
+            Step(f"{task}: evaluate the affordance model alone",
+                 [robot, "eval", *common, "--policy", "affordance", "--checkpoint", str(checkpoint), "--objects", "both", *trials],
+                 f"{runs / task}/*/eval/"),
+            Step(f"{task}: evaluate real-world-only",
+                 [robot, "eval", *common, "--policy", "real-world-only", "--objects", "both", *trials],
+                 f"{runs / task / 'real-world-only'}/eval/"),
+        ]
+    steps.append(Step("report (Tables 2/3, Figure 6)", [robot, "report", "--runs", str(runs), "--out", str(reports / "sim")],
+                      f"{reports / 'sim'}/ (tables as markdown + JSON, improvement curves PNG)"))
     return steps
 
 
