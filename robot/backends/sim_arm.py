@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deft_core.geometry import rotation_angle_between
-from robot.base import Arm, ArmState, ControllerError, DeviceAlreadyConnectedError, DeviceError, Pose, now
+from robot.base import Arm, ArmState, ControllerError, DeviceError, Pose, now
+from robot.backends.sim_device import SharedWorldDevice
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SimArmConfig:
             raise ValueError(f"settle_s must be >= 0, got {self.settle_s!r}")
 
 
-class SimArm(Arm):
+class SimArm(SharedWorldDevice, Arm):
     Config = SimArmConfig
 
     def __init__(self, config: SimArmConfig | None = None, safety=None):
@@ -55,23 +56,12 @@ class SimArm(Arm):
         self._enabled = False
         self.last_ik = None
 
-    @property
-    def is_connected(self) -> bool:
-        return self.world is not None
-
-    def connect(self) -> None:
-        if self.world is not None:
-            raise DeviceAlreadyConnectedError("SimArm is already connected")
-        from robot.sim.world import shared_world
-
-        self.world = shared_world(self.config.world)
-        self.world.ensure_loaded()
+    def _after_connect(self) -> None:
         self._enabled = True
 
-    def disconnect(self) -> None:
-        if self.world is not None and self.world.loaded:
+    def _before_disconnect(self) -> None:
+        if self.world.loaded:
             self._stop()
-        self.world = None
 
     def _read_state(self) -> ArmState:
         w = self.world

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deft_core.geometry import intrinsics_from_fovy
-from robot.base import Camera, DeviceAlreadyConnectedError, Frame, now
+from robot.base import Camera, Frame, now
+from robot.backends.sim_device import SharedWorldDevice
 
 
 @dataclass
@@ -33,26 +34,11 @@ class SimCameraConfig:
             raise ValueError(f"sim camera size must be within 16..1280 x 16..960 pixels, got {self.width}x{self.height}")
 
 
-class SimCamera(Camera):
+class SimCamera(SharedWorldDevice, Camera):
     Config = SimCameraConfig
 
     def __init__(self, config: SimCameraConfig | None = None):
         self.config = config or SimCameraConfig()
-        self.world = None
-
-    @property
-    def is_connected(self) -> bool:
-        return self.world is not None
-
-    def connect(self) -> None:
-        if self.world is not None:
-            raise DeviceAlreadyConnectedError("SimCamera is already connected")
-        from robot.sim.world import shared_world
-
-        self.world = shared_world(self.config.world)
-        self.world.ensure_loaded()
-
-    def disconnect(self) -> None:
         self.world = None
 
     @property

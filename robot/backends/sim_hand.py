@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot.base import DeviceAlreadyConnectedError, Hand, HandState, now
+from robot.base import Hand, HandState, now
+from robot.backends.sim_device import SharedWorldDevice
 
 
 @dataclass
@@ -18,27 +19,12 @@ class SimHandConfig:
     world: str = "default"
 
 
-class SimHand(Hand):
+class SimHand(SharedWorldDevice, Hand):
     Config = SimHandConfig
 
     def __init__(self, config: SimHandConfig | None = None, safety=None):
         super().__init__(safety)
         self.config = config or SimHandConfig()
-        self.world = None
-
-    @property
-    def is_connected(self) -> bool:
-        return self.world is not None
-
-    def connect(self) -> None:
-        if self.world is not None:
-            raise DeviceAlreadyConnectedError("SimHand is already connected")
-        from robot.sim.world import shared_world
-
-        self.world = shared_world(self.config.world)
-        self.world.ensure_loaded()
-
-    def disconnect(self) -> None:
         self.world = None
 
     def _command_joints(self, joints: np.ndarray) -> None:
