@@ -206,6 +206,9 @@ def run(args: argparse.Namespace) -> int:
         state = {"_config": key}
     t_all = time.perf_counter()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    # Ray 2.5x+ token authentication: the cluster and `ray job submit` must agree on the mode; with it
+    # unset they can disagree (the CLI then sends no token). The token lives in ~/.ray/auth_token.
+    env.setdefault("RAY_AUTH_MODE", "token")
     local_ray = LocalRay(env, console)
     try:
         for i, step in enumerate(steps, 1):
