@@ -135,7 +135,9 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
     truth = load_truth(truth_root)
     rows, errs = load_samples(shards)
     valid = {sid for sid, rec in truth.items() if is_valid(rec)}
-    samples = [per_sample(r, truth[r["sample_id"]]) for r in rows if r["sample_id"] in truth]
+    # Accuracy is measured on valid clips only; a sample extracted from a clip the truth calls invalid
+    # (no contact, left hand, corrupted) has nothing to compare with and is counted as a false positive.
+    samples = [per_sample(r, truth[r["sample_id"]]) for r in rows if r["sample_id"] in valid]
     groups = defaultdict(list)
     for s in samples:
         groups[(s["dataset"], s["backend"])].append(s)

@@ -71,3 +71,22 @@ def test_centroid_and_nearest_point_errors_differ_as_defined():
     assert _point_error(pred, true, 100.0) == 0.0
     assert _centroid_error(pred, true, 100.0) == pytest.approx(5.0)
     assert _centroid_error(np.array([[5.0, 0.0]]), true, 50.0) == 0.0
+
+
+def test_sample_from_a_contact_free_clip_counts_as_false_positive(extracted, tmp_path):
+    """A row extracted from a clip whose truth has no contact must not crash the report (its truth has no
+    contact frame) and is counted in invalid_clips_extracted, not in the accuracy metrics."""
+    from pipelines.quality import is_valid, load_truth
+
+    root, out = extracted
+    rows = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    truth = load_truth(root)
+    free = next(sid for sid, rec in truth.items() if not rec["has_contact"])
+    assert not is_valid(truth[free]) and truth[free]["contact_frame"] is None
+    fake = dict(rows[0], sample_id=free)
+    write_batch(tmp_path / "fp", rows + [fake])
+    base, _, _ = evaluate(out, root)
+    rep, samples, _ = evaluate(tmp_path / "fp", root)
+    assert rep["invalid_clips_extracted"] == base["invalid_clips_extracted"] + 1
+    assert free not in {s["sample_id"] for s in samples}
+    assert rep["groups"]["epic_kitchens/fixed"]["contact_frame_error_frames"]["n"] == base["groups"]["epic_kitchens/fixed"]["contact_frame_error_frames"]["n"]
