@@ -95,7 +95,8 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
     steps.append(Step("train the affordance model (ray job submit)",
                       [ray, "job", "submit", "--address", address, "--working-dir", ".", "--",
                        "python", "jobs/train.py", "--shards", str(shards), "--out", str(train_out), "--preset", "tiny",
-                       *(["--epochs", "4"] if quick else [])],
+                       # the validation split is by video: hold out enough videos that a small demo has some
+                       "--val-fraction", "0.3", *(["--epochs", "4"] if quick else [])],
                       f"{train_out}/model/ (the exported checkpoint), TensorBoard logs in {train_out}/tensorboard/",
                       needs_ray=True))
     steps.append(Step("evaluate the affordance model",
