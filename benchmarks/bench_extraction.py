@@ -129,7 +129,7 @@ def main() -> int:
         t_local = time.perf_counter() - t0
         import ray
         t0 = time.perf_counter()
-        ray.init(num_cpus=a.ray_num_cpus or a.workers, log_to_driver=False)
+        ray.init(address="local", num_cpus=a.ray_num_cpus or a.workers, log_to_driver=False)
         t_init = time.perf_counter() - t0
         a.out = str(tmp / "ray")
         mr = run_job(a.source, a, source=RepeatedSource(open_source(a.source, a.root), a.repeat))

@@ -110,7 +110,8 @@ def init_local_ray(num_cpus: int | None = None, **kwargs) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
+    # address="local": always a fresh instance, never an unrelated Ray cluster already running on this machine
+    ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=True, dashboard_host="127.0.0.1",
              dashboard_port=port, runtime_env={"env_vars": env}, **kwargs)
 
 

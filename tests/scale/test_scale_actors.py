@@ -112,7 +112,7 @@ def test_two_actor_pool_matches_one_actor_and_direct_call(owlv2_dir, records):
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
     if started:  # shut down afterwards: other suites size their own local Ray
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         _run_pools(ray, owlv2_dir, records)
     finally:
