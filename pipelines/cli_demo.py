@@ -157,6 +157,10 @@ class LocalRay:
         if self.started:
             return
         ray = _bin("ray")
+        token = Path(self.env.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        if self.env.get("RAY_AUTH_MODE") == "token" and not token.exists() and not self.env.get("RAY_AUTH_TOKEN"):
+            # a fresh machine has no token yet, and `ray start` in token mode refuses to run without one
+            subprocess.run([ray, "get-auth-token", "--generate"], env=self.env, stdout=subprocess.DEVNULL, check=True)
         cmd = [ray, "start", "--head", "--num-cpus", "4", "--port", str(RAY_PORT), "--dashboard-host", "127.0.0.1",
                "--dashboard-port", str(RAY_DASHBOARD_PORT), "--include-dashboard", "true", "--disable-usage-stats"]
         self.console.print(f"[dim]$ {' '.join(cmd)}[/]")
