@@ -32,13 +32,18 @@ def shard_dir(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray for the whole session, started like the job starts it (pipelines.train_affordance.
-    init_local_ray: 4 logical CPUs, State API pinned to its own dashboard)."""
+    """A local Ray for one test module, started like the job starts it (pipelines.train_affordance.
+    init_local_ray: 4 logical CPUs, State API pinned to its own dashboard), and shut down after it:
+    a Ray left running in the pytest process broke later modules that start clusters of their own
+    (the jobs' `ray start` / `ray job submit` test, the actor-pool test)."""
     ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         from pipelines.train_affordance import init_local_ray
 
         init_local_ray(4, log_to_driver=True)
     yield ray
+    if started:
+        ray.shutdown()
