@@ -12,17 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deft_core.geometry import intrinsics_from_fovy
+from robot.safety import _vec
 from robot.base import (Arm, ArmState, Camera, ControllerError, DeviceAlreadyConnectedError, DeviceError, Frame, Hand,
                         HandState, N_HAND_JOINTS, Pose, now)
 
 log = logging.getLogger(__name__)
-
-
-def _vec(v, n, name):
-    a = np.asarray(v, dtype=np.float64).reshape(-1)
-    if a.shape != (n,) or not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} must be {n} finite numbers, got {v!r}")
-    return a
 
 
 @dataclass
