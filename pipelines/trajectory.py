@@ -42,18 +42,22 @@ class WristTrack:
     fps: float
 
 
+def _load_array(path: Path, key: str, what: str) -> np.ndarray:
+    """The array stored under ``key`` in an ``.npz`` file, or the whole ``.npy`` file (never unpickles)."""
+    if not path.is_file():
+        raise TrajectoryError(f"{what} file not found: {path}")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if key not in z:
+                raise TrajectoryError(f"{path}: no '{key}' array")
+            return z[key]
+    return np.load(path, allow_pickle=False)
+
+
 def load_camera_poses(path: str | Path) -> np.ndarray:
     """(T, 4, 4) camera → base transforms from ``.npz`` (key ``T_world_camera``) or ``.npy``."""
     path = Path(path)
-    if not path.is_file():
-        raise TrajectoryError(f"camera poses file not found: {path}")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "T_world_camera" not in z:
-                raise TrajectoryError(f"{path}: no 'T_world_camera' array")
-            T = z["T_world_camera"]
-    else:
-        T = np.load(path, allow_pickle=False)
+    T = _load_array(path, "T_world_camera", "camera poses")
     if T.ndim == 2:
         T = T[None]
     if T.shape[1:] != (4, 4):
@@ -63,15 +67,7 @@ def load_camera_poses(path: str | Path) -> np.ndarray:
 
 def load_intrinsics(path: str | Path) -> np.ndarray:
     path = Path(path)
-    if not path.is_file():
-        raise TrajectoryError(f"intrinsics file not found: {path}")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "K" not in z:
-                raise TrajectoryError(f"{path}: no 'K' array")
-            K = z["K"]
-    else:
-        K = np.load(path, allow_pickle=False)
+    K = _load_array(path, "K", "intrinsics")
     if K.shape != (3, 3):
         raise TrajectoryError(f"{path}: K must be 3x3, got {K.shape}")
     return K.astype(np.float64)
