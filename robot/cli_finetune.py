@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: shared machine)")
     parser.add_argument("--no-live", action="store_true", help="plain line per episode instead of the live table")
+    from robot.cli_operator import add_robot_arguments
+
+    add_robot_arguments(parser)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -104,6 +107,16 @@ def build_meta(args):
     if robot not in ("sim", "toy"):
         if not Path(robot).is_file():
             raise CommandError(f"--robot {robot!r}: 'sim', 'toy' or an existing robot YAML file")
+        from robot.base import ConfigError
+        from robot.config import load_robot_config
+
+        try:
+            load_robot_config(robot)  # validated before anything starts
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if prior == "oracle":
+            raise CommandError("--prior oracle reads the simulator's state; on a robot use --checkpoint DIR or "
+                               "--prior real-world-only")
         robot = str(Path(robot).resolve())
     reward = args.reward or ("operator" if robot not in ("sim", "toy") else "sim")
     if reward == "sim" and robot not in ("sim", "toy"):
@@ -201,27 +214,35 @@ def run(args: argparse.Namespace) -> int:
     meta = build_meta(args)
     limit_threads(args.threads)
     rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
+    on_robot = meta.robot not in ("sim", "toy")
     try:
-        rd.write_or_check_meta(meta)
+        if rd.has_meta():
+            rd.write_or_check_meta(meta)  # a resume with other settings is refused before anything starts
     except RunError as exc:
         raise CommandError(str(exc)) from None
-    if meta.robot in ("sim", "toy") and not args.verbose:  # joint-limit clamps are frequent under CEM noise
+    if not on_robot and not args.verbose:  # joint-limit clamps are frequent under CEM noise
         import logging
 
         logging.getLogger("robot.safety").setLevel(logging.ERROR)
     reward_fn = make_reward(args, meta)
+    real = None
+    if on_robot:
+        from robot.cli_operator import make_locator, make_operator
+
+        real = {"operator": make_operator(rd.path), "locator": make_locator(args), "object_prompt": args.object_prompt}
     from robot.evaluation import open_env
 
     try:
-        env = open_env(meta)
-    except (NotImplementedError, ValueError, FileNotFoundError) as exc:  # e.g. a bad checkpoint
+        env = open_env(meta, real=real)  # a robot that cannot be reached fails here: nothing is written
+    except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError) as exc:  # e.g. a bad checkpoint
         raise CommandError(str(exc)) from None
     limit_threads(args.threads)
     try:
-        result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator")
+        rd.write_or_check_meta(meta)
+        result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator" and not on_robot)
     finally:
         if hasattr(env, "close"):
-            env.close()
+            env.close()  # the lab robot: hand opened, wrist lifted, arm stopped, devices disconnected
     from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.plots import plot_run
 

@@ -147,10 +147,13 @@ def load_eval(path: str | Path) -> dict:
     return data
 
 
-def open_env(meta, objects: str | None = None, runner=None):
+def open_env(meta, objects: str | None = None, runner=None, real: dict | None = None):
     """The environment of a run (:class:`robot.runs.RunMeta`): ``sim`` → :class:`robot.sim_env.SimFinetuneEnv`
     with the run's prior (``objects`` overrides the run's split), ``toy`` → the simulator-free
-    :class:`deft_core.finetune.toy_env.ToyEnv` (tests and demos; its own prior, no object split)."""
+    :class:`deft_core.finetune.toy_env.ToyEnv` (tests and demos; its own prior, no object split), a robot
+    YAML path → :class:`robot.real_env.RealFinetuneEnv` built with the keyword arguments in ``real``
+    (``operator`` callbacks, ``locator``, ``object_prompt``, ...; the operator places the objects, so
+    ``objects`` does not apply). Without ``real`` a robot run is refused: only a CLI can talk to the operator."""
     split = objects or meta.split
     if meta.robot == "toy":
         from deft_core.finetune.toy_env import ToyEnv
@@ -158,9 +161,16 @@ def open_env(meta, objects: str | None = None, runner=None):
         w, h = meta.image_size
         return ToyEnv(image_size=(h, w))
     if meta.robot != "sim":
-        raise NotImplementedError(
-            f"robot {meta.robot!r}: fine-tuning and evaluation on the lab robot need a robot FinetuneEnv "
-            "(camera I0, segmenter box, operator reset) that is not implemented yet; use --robot sim")
+        if real is None:
+            raise NotImplementedError(
+                f"robot {meta.robot!r}: the lab robot needs operator callbacks (scene reset, object box, outcome); "
+                "'deft-robot finetune --robot CONFIG.yaml' supplies them, 'deft-robot eval' on a lab robot is not "
+                "wired yet: evaluate in sim (--robot sim), or call robot.real_env.RealFinetuneEnv with an Operator "
+                "whose judge() asks for each trial's outcome")
+        from robot.real_env import RealFinetuneEnv
+
+        return RealFinetuneEnv(meta.robot, meta.task, prior=meta.prior, checkpoint=meta.checkpoint,
+                               prior_seed=meta.seed, **real)
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
