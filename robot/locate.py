@@ -73,9 +73,9 @@ class TextBoxLocator:
                  device: str = "auto"):
         from deft_core.segment import pick_device, require, resolve_pretrained_dir
 
+        path = resolve_pretrained_dir(weights, "owl-vit detector", "google/owlv2-base-patch16-ensemble")
         transformers = require("transformers")
         self.torch = require("torch")
-        path = resolve_pretrained_dir(weights, "owl-vit detector", "google/owlv2-base-patch16-ensemble")
         self.device = pick_device(device)
         self.model = transformers.AutoModelForZeroShotObjectDetection.from_pretrained(
             path, local_files_only=True).to(self.device).eval()

@@ -1,0 +1,105 @@
+"""``deft-robot finetune --robot CONFIG.yaml`` through its command line on the ``fake`` backends, with the
+operator's answers (scene reset, typed object box, score) scripted on stdin: a full run, a run whose
+stdin closes mid-way and resumes, an unreachable robot (nothing written), a segmenter without weights."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot.cli import main
+
+# fake arm/hand/camera; top-down camera 0.8 m above (0.4, 0, 0): OpenCV x → base −y, y → base −x, z → base −z
+FAKE_YAML = """\
+name: fake_lab
+arm: {backend: fake}
+hand: {backend: fake}
+camera:
+  backend: fake
+  T_base_camera: [[0, -1, 0, 0.4], [-1, 0, 0, 0.0], [0, 0, -1, 0.8], [0, 0, 0, 1]]
+safety:
+  workspace: {lower: [0.1, -0.4, 0.0], upper: [0.7, 0.4, 0.5]}
+  min_clearance_m: 0.01
+"""
+
+
+def write_yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "robot.yaml"
+    path.write_text(text)
+    return path
+
+
+# the fake camera (320x240) shows its red object at x 120..200, y 90..150
+BOX = "120 90 200 150"
+
+
+def _run(monkeypatch, capsys, tmp_path, stdin: str, yaml_text: str = FAKE_YAML, *extra: str):
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    rc = main(["finetune", "--task", "pick_cup", "--prior", "real-world-only", "--robot", str(write_yaml(tmp_path, yaml_text)),
+               "--segmenter", "operator", "--episodes", "3", "--warmup", "1", "--elites", "1", "--out",
+               str(tmp_path / "runs"), *extra])
+    return rc, capsys.readouterr()
+
+
+def _episodes(tmp_path) -> list[dict]:
+    path = tmp_path / "runs" / "pick_cup" / "real-world-only" / "finetune" / "episodes.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+@pytest.fixture(autouse=True)
+def _fast_clock(monkeypatch):
+    """The fake devices answer instantly: skip the executor's settle/close waits (wall-clock sleeps)."""
+    monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
+
+
+def test_finetune_on_fake_robot_from_the_cli_and_resume_after_stdin_closes(monkeypatch, capsys, tmp_path):
+    # episode 1: Enter (scene reset), a bad box then the box, a score; episode 2: Enter, box, then stdin closes
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n10 10 10 10\n{BOX}\n0.4\n\n{BOX}\n")
+    assert rc == 2 and "standard input closed" in out.err, out.err
+    assert "empty or under" in out.out                       # the bad box was explained and re-asked
+    assert [(r["episode"], r["reward"]) for r in _episodes(tmp_path)] == [(1, 0.4)]
+    run_dir = tmp_path / "runs" / "pick_cup" / "real-world-only"
+    meta = json.loads((run_dir / "run_meta.json").read_text())
+    assert meta["robot"].endswith("robot.yaml") and meta["reward"] == "operator"
+    assert (run_dir / "box_request.png").is_file()           # what the operator looked at
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n{BOX}\n0.7\n\n{BOX}\nv\n\n{BOX}\n0.2\n")
+    assert rc == 0, out.err
+    assert "(1 resumed)" in out.out
+    recs = _episodes(tmp_path)
+    assert [(r["episode"], r["status"]) for r in recs] == [(1, "ok"), (2, "ok"), (3, "void"), (3, "ok")]
+    assert [r["reward"] for r in recs if r["status"] == "ok"] == [0.4, 0.7, 0.2]
+    assert all(r["info"]["box_source"] == "operator" for r in recs)
+    assert np.allclose(recs[0]["xi"][:3], [0.4, 0.0, 0.1], atol=0.01)  # the typed box's centre, lifted with depth
+
+
+@pytest.mark.parametrize("device,yaml_edit,address", [
+    ("arm", ("arm: {backend: fake}", "arm: {backend: xarm, ip: 127.0.0.1, use_controller_boundary: false}"), "127.0.0.1"),
+    ("hand", ("hand: {backend: fake}", "hand: {backend: dynamixel, port: /dev/ttyDEFT_missing}"), "/dev/ttyDEFT_missing"),
+])
+def test_unreachable_robot_names_its_address_and_writes_nothing(monkeypatch, capsys, tmp_path, device, yaml_edit, address):
+    rc, out = _run(monkeypatch, capsys, tmp_path, "", FAKE_YAML.replace(*yaml_edit))
+    assert rc == 2
+    assert f"cannot connect the {device}" in out.err and address in out.err and "robot.yaml" in out.err, out.err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_text_segmenter_without_weights_fails_before_the_robot_starts(monkeypatch, capsys, tmp_path):
+    rc, out = _run(monkeypatch, capsys, tmp_path, "", FAKE_YAML, "--segmenter", "text", "--detector-weights",
+                   str(tmp_path / "no_owl"))
+    assert rc == 2 and "no_owl" in out.err and "--segmenter operator" in out.err, out.err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_oracle_prior_and_bad_yaml_are_refused(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    yaml_path = write_yaml(tmp_path, FAKE_YAML)
+    assert main(["finetune", "--task", "pick_cup", "--prior", "oracle", "--robot", str(yaml_path)]) == 2
+    assert "simulator's state" in capsys.readouterr().err
+    bad = write_yaml(tmp_path, FAKE_YAML.replace("arm: {backend: fake}", "arm: {backend: fake, speed: 3}"))
+    assert main(["finetune", "--task", "pick_cup", "--prior", "real-world-only", "--robot", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "robot.yaml" in err and "speed" in err, err
