@@ -100,13 +100,14 @@ class TextBoxLocator:
         post = (getattr(self.processor, "post_process_grounded_object_detection", None)
                 or self.processor.post_process_object_detection)
         res = post(outputs=out, threshold=self.threshold, target_sizes=sizes)[0]
-        if len(res["scores"]) == 0:
-            return None
-        k = int(torch.argmax(res["scores"]))
-        box, score = res["boxes"][k].cpu().numpy().astype(np.float64), float(res["scores"][k])
-        try:
-            box = check_box(box, w, h)
-        except ValueError:
+        box = score = None
+        for k in torch.argsort(res["scores"], descending=True).tolist():  # best first; skip degenerate boxes
+            try:
+                box, score = check_box(res["boxes"][k].detach().cpu().numpy(), w, h), float(res["scores"][k])
+                break
+            except ValueError:
+                continue
+        if box is None:
             return None
         if self.sam is not None:
             refined = self.sam.segment_boxes(image, [box])[0].box()

@@ -14,7 +14,7 @@ from deft_core.finetune.cem import CEMConfig
 from deft_core.finetune.loop import FinetuneConfig, run_finetune
 from deft_core.finetune.rewards import OperatorReward
 from robot.executor import Clock
-from robot.locate import Detection
+from robot.locate import Detection, check_box
 from robot.real_env import Operator, RealFinetuneEnv, real_world_only_prior
 
 # top-down camera 0.8 m above the base origin shifted 0.4 m in x: OpenCV x → base −y, y → base −x, z → base −z
@@ -261,3 +261,10 @@ def test_open_env_refuses_a_robot_without_operator_callbacks(tmp_path):
         assert isinstance(env, RealFinetuneEnv) and env.arm.is_connected
     finally:
         env.close()
+
+
+def test_check_box_clips_and_rejects():
+    assert np.allclose(check_box([-5, 10, 500, 40], 320, 240), [0, 10, 320, 40])
+    for bad in ([1, 2, 3], [10, 10, 5, 20], [0, 0, float("nan"), 4], "abc"):
+        with pytest.raises(ValueError, match="object box"):
+            check_box(bad, 320, 240)
