@@ -95,7 +95,21 @@ def make_ask_box(image_dir: Path):
     return ask_box
 
 
-def make_operator(run_dir: Path):
+def judge(task: str):
+    """Evaluation trials: ask 'success? [y/n]' until answered; reward = 1 on success else 0."""
+    from robot.tasks import OperatorOutcome
+
+    while True:
+        print(f"[{task}] did the trial succeed (Appendix F criterion)? [y/n] > ", end="", flush=True)
+        answer = read_line("the trial outcome").strip().lower()
+        if answer in ("y", "yes", "n", "no"):
+            ok = answer.startswith("y")
+            return OperatorOutcome(ok, 1.0 if ok else 0.0)
+        print(f"  {answer!r}: type y or n", flush=True)
+
+
+def make_operator(run_dir: Path, with_judge: bool = False):
+    """Terminal :class:`robot.real_env.Operator`; ``with_judge`` for evaluation (asks each trial's outcome)."""
     from robot.real_env import Operator
 
-    return Operator(confirm=confirm, ask_box=make_ask_box(run_dir))
+    return Operator(confirm=confirm, ask_box=make_ask_box(run_dir), judge=judge if with_judge else None)

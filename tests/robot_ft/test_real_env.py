@@ -268,3 +268,18 @@ def test_check_box_clips_and_rejects():
     for bad in ([1, 2, 3], [10, 10, 5, 20], [0, 0, float("nan"), 4], "abc"):
         with pytest.raises(ValueError, match="object box"):
             check_box(bad, 320, 240)
+
+
+def test_evaluation_on_the_real_env_uses_the_operators_judgement(tmp_path):
+    from robot.evaluation import evaluate, zero_residual
+    from robot.tasks import OperatorOutcome
+
+    verdicts = iter([True, False])
+    op = Operator(confirm=lambda m: None, judge=lambda task: OperatorOutcome(next(verdicts), 1.0))
+    env = make_env(tmp_path, op)
+    try:
+        trials = evaluate(env, zero_residual, [11, 12])
+    finally:
+        env.close()
+    assert [t.success for t in trials] == [True, False] and all(t.error is None for t in trials)
+    assert trials[0].xi == trials[0].executed

@@ -103,3 +103,11 @@ def test_oracle_prior_and_bad_yaml_are_refused(monkeypatch, capsys, tmp_path):
     assert main(["finetune", "--task", "pick_cup", "--prior", "real-world-only", "--robot", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "robot.yaml" in err and "speed" in err, err
+
+
+def test_terminal_judge_reasks_until_y_or_n(monkeypatch, capsys):
+    from robot.cli_operator import judge
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("maybe\nY\n"))
+    out = judge("pick_cup")
+    assert out.success and out.reward == 1.0 and "type y or n" in capsys.readouterr().out
