@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,41 +109,66 @@ def decode(videos: list[str]) -> dict:
             "decord_fps": round(frames / t_decord, 1), "ffmpeg_fps": round(frames / t_ffmpeg, 1)}
 
 
+def compare_once(a, config, tmp: Path) -> dict:
+    """The plain loop, then Ray Data on a fresh local Ray (its start excluded, then shut down, so no
+    round reuses another's warm workers), on the same ``--repeat`` copies of the source."""
+    import ray
+
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    m = run_local(RepeatedSource(open_source(a.source, a.root), a.repeat), tmp / "local", config, limit=a.limit,
+                  batch_size=a.batch_size or 16)
+    t_local = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ray.init(address="local", num_cpus=a.ray_num_cpus or a.workers, log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    a.out = str(tmp / "ray")
+    try:
+        mr = run_job(a.source, a, source=RepeatedSource(open_source(a.source, a.root), a.repeat))
+    finally:
+        ray.shutdown()
+    plain = {"clips": m["this_run"]["clips_processed"], "seconds": round(t_local, 3),
+             "clips_per_s": round(m["this_run"]["clips_processed"] / t_local, 3), "samples": m["counts"]["samples"]}
+    rd = {"clips": mr["this_run"]["clips_pending"], "seconds": mr["this_run"]["seconds"], "clips_per_s": mr["this_run"]["clips_per_s"],
+          "samples": mr["counts"]["samples"], "ray_init_s": round(t_init, 3), "workers": a.workers, "compute": a.compute,
+          "batch_size": mr["this_run"]["batch_size"]}
+    if plain["samples"] != rd["samples"]:
+        raise RuntimeError(f"plain loop wrote {plain['samples']} samples, Ray Data {rd['samples']}")
+    return {"load_average_1min": [load, os.getloadavg()[0]], "plain_loop": plain, "ray_data": rd,
+            "ray_over_plain_speedup": round(rd["clips_per_s"] / plain["clips_per_s"], 3)}
+
+
 def main() -> int:
     p = build_parser("any", __doc__)
     p.add_argument("--source", required=True, choices=["ego4d", "epic_kitchens", "hoi4d"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=10, help="process every clip this many times (distinct ids) for the loop-vs-Ray comparison")
-    p.set_defaults(out="unused")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="plain loop and Ray Data back to back this many times, alternating (a shared machine is noisy)")
+    p.add_argument("--compare-only", action="store_true", help="skip the per-stage and decode measurements")
+    for action in p._actions:  # each round writes to its own temporary folder
+        if action.dest == "out":
+            action.required, action.default = False, "unused"
     a = p.parse_args()
     a.concurrency, a.no_progress = a.workers, True
     config = make_config(a.source, a)
+    load_before = os.getloadavg()[0]
     recs = list(apply_filters(open_source(a.source, a.root).records()))[:a.limit]
     result = {"source": a.source, "root": a.root, "hand_pose": config.resolved_hand_pose_backend(), "workers": a.workers,
               "repeat": a.repeat}
-    result["per_stage_plain_loop"] = per_stage(a.source, a.root, config, a.limit)
-    result["decode"] = decode(sorted({r.video_path for r in recs if Path(r.video_path).is_file()}))
+    if not a.compare_only:
+        result["per_stage_plain_loop"] = per_stage(a.source, a.root, config, a.limit)
+        result["decode"] = decode(sorted({r.video_path for r in recs if Path(r.video_path).is_file()}))
     tmp = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     try:
-        t0 = time.perf_counter()
-        m = run_local(RepeatedSource(open_source(a.source, a.root), a.repeat), tmp / "local", config, limit=a.limit,
-                      batch_size=a.batch_size)
-        t_local = time.perf_counter() - t0
-        import ray
-        t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=a.ray_num_cpus or a.workers, log_to_driver=False)
-        t_init = time.perf_counter() - t0
-        a.out = str(tmp / "ray")
-        mr = run_job(a.source, a, source=RepeatedSource(open_source(a.source, a.root), a.repeat))
-        ray.shutdown()
-        result["plain_loop"] = {"clips": m["this_run"]["clips_processed"], "seconds": round(t_local, 3),
-                                "clips_per_s": round(m["this_run"]["clips_processed"] / t_local, 3), "samples": m["counts"]["samples"]}
-        result["ray_data"] = {"clips": mr["this_run"]["clips_pending"], "seconds": mr["this_run"]["seconds"],
-                              "clips_per_s": mr["this_run"]["clips_per_s"], "samples": mr["counts"]["samples"],
-                              "ray_init_s": round(t_init, 3), "actors": a.workers}
-        result["ray_over_plain_speedup"] = round(result["ray_data"]["clips_per_s"] / result["plain_loop"]["clips_per_s"], 3)
+        rounds = [compare_once(a, config, tmp / f"round{k}") for k in range(a.rounds)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    result["rounds"] = rounds
+    result.update({k: rounds[-1][k] for k in ("plain_loop", "ray_data")})
+    result["ray_over_plain_speedup"] = round(statistics.median(r["ray_over_plain_speedup"] for r in rounds), 3)
+    result["ray_over_plain_speedup_all"] = [r["ray_over_plain_speedup"] for r in rounds]
+    result["load_average_before_after"] = [load_before, os.getloadavg()[0]]
     print(json.dumps(result, indent=2))
     return 0
 
