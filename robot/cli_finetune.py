@@ -7,13 +7,17 @@ Examples::
     deft-robot finetune --task pick_cup --prior oracle --reward operator           # you score each episode
     deft-robot finetune --task pick_cup --prior oracle --reward r3m --reward-weights ~/.r3m/model.pt \\
         --demo-root data/synth                                                      # goal = last demo frame
+    deft-robot finetune --task pick_cup --checkpoint runs/affordance/model \
+        --robot robot/configs/lab_xarm6.yaml --out runs/lab                         # the lab robot
 
 The run goes to ``--out/<task>/<prior>[-<reward>]/`` (or ``--run DIR``): ``run_meta.json``, the episode
 log ``finetune/`` and ``finetune.png``. Re-running the same command resumes the log: no episode is lost
 or repeated; different settings on an existing run are refused. Priors: ``--checkpoint DIR`` (the
 affordance model), ``--prior oracle`` (the simulator's scripted grasp: development only),
 ``--prior real-world-only`` (box centre, random wrist rotation, half-closed hand). ``--robot toy`` is a
-simulator-free test environment (deft_core.finetune.toy_env). Rewards: ``sim`` (the task reward),
+simulator-free test environment (deft_core.finetune.toy_env); ``--robot CONFIG.yaml`` runs on the robot of
+that file (robot.real_env: operator prompts for the scene reset and, when the segmenter finds nothing, the
+object box; the robot is left safe on any error; docs/finetune-cli.md "On the lab robot"). Rewards: ``sim`` (the task reward),
 ``operator`` (type a score in [0, 1] after each episode, or ``v`` to void and redo it), ``r3m``/``resnet``
 (−‖φ(final) − φ(goal)‖ with local weights).
 """
