@@ -20,6 +20,7 @@ from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
 from pipelines.models.open_vocab import refine_object_box
 from pipelines.sources.base import ClipRecord
 from pipelines.stages import contact_points as cp
+from pipelines.stages.contact_mapping import map_contact_to_v1
 from pipelines.stages.contact_frame import ContactFrameDetector, make_detector
 from pipelines.stages.crop import crop_jpeg, square_box, to_crop_normalised
 from pipelines.stages.hand_pose import HandPoseBackend, make_hand_pose_backend
@@ -47,6 +48,8 @@ class ExtractConfig:
     crop_pad_px: float = 20.0
     jpeg_quality: int = 90
     min_homography_inliers: int = 15
+    #: map the contact points to v1 on the object's own features first (contact_mapping.py), else the background
+    object_mapping: bool = True
     seed: int = 0
 
     def resolved_hand_pose_backend(self) -> str:
@@ -102,12 +105,10 @@ class ClipProcessor:
 
         def points() -> tuple:
             pts, _how = cp.contact_points_at(fc, contact.hand_box, contact.object_box, c.num_points, c.num_sampling)
-            if contact.frame == rec.first_frame:
-                H, inliers = np.eye(3), None
-            else:
-                hom = cp.estimate_homography(fc, v1, [contact.hand_box, contact.object_box, *(contact.other_boxes or [])],
-                                             min_inliers=c.min_homography_inliers)
-                H, inliers = hom.H, hom.inliers
+            m = map_contact_to_v1(fc, v1, contact.hand_box, contact.object_box, contact.other_boxes or (),
+                                  c.min_homography_inliers, use_object=c.object_mapping,
+                                  same_frame=contact.frame == rec.first_frame)
+            H, inliers = m.H, m.background_inliers  # the column keeps its meaning: the background fit's inliers
             pts1 = cp.apply_homography(H, pts)
             obj1 = cp.map_box(H, contact.object_box)
             obj1 = np.clip(obj1, 0, [w, h, w, h])
