@@ -5,8 +5,9 @@ real-world counterpart of :class:`robot.sim_env.SimFinetuneEnv`.
 backends from :mod:`robot.registry`: ``xarm``/``dynamixel``/``realsense`` in the lab, ``fake`` in tests)
 and gives Algorithm 1 its three methods:
 
-- ``reset(episode, seed)``: releases what the last episode left in the hand (open hand, lift the wrist
-  straight up to ``hover_z_m``, home), asks the operator to reset the scene (``operator.confirm``),
+- ``reset(episode, seed)``: after a warning (``operator.confirm``) releases what the last episode left in
+  the hand (open hand, lift the wrist straight up to ``hover_z_m``), asks the operator to reset the
+  scene (``operator.confirm``), homes the arm,
   captures the RGB-D image I₀ and finds the object box: the locator (:mod:`robot.locate`, text prompt
   = the task's object noun unless overridden), else the operator's box (``operator.ask_box``). ``seed``
   only seeds the real-world-only prior's randomness: a real scene cannot be replayed. ``extras``:
@@ -139,7 +140,7 @@ class RealFinetuneEnv:
             self._predictor = load_affordance(checkpoint, text_encoder=text_encoder)
         self._obs = None
         self._fault: str | None = None   # controller error of the last episode, cleared at the next reset
-        self._dirty = False              # the last episode moved the robot: release and home before a reset
+        self._dirty = True               # release before a reset: after an episode, and at start (a killed run)
         self.arm = self.hand = self.camera = None
         self._connect()
 
@@ -200,14 +201,19 @@ class RealFinetuneEnv:
     def _reset(self, episode: int, seed: int):
         from deft_core.finetune.loop import Observation
 
-        if self._dirty:
+        if self._dirty:  # the last episode may still hold the object: warn before the hand opens
+            what = "the hand will open" + ("" if self._fault else " and the wrist lift")
+            self.operator.confirm(f"episode {episode}: {what}; support the object if it is held, keep clear, press Enter")
             self.hand.open()
             if self._fault is None:
                 self._retreat()
         fault = f"the arm stopped on a controller error ({self._fault}); clear its cause, then " if self._fault else ""
         self.operator.confirm(f"episode {episode}: {fault}reset the scene for '{self.task}' (object: "
                               f"{self.object_prompt}), keep clear of the robot, press Enter to home the arm")
-        self.arm.home()  # backends' home() clears a stop/fault (re-enables motion) and moves in safe steps
+        if self._fault is not None:  # re-enable motion and leave the fault pose upwards before homing
+            self.arm.recover()
+            self._retreat()
+        self.arm.home()  # backends' home() clears a stop (re-enables motion) and moves in safe steps
         self._fault, self._dirty = None, False
         frame, det = self._capture_with_box(episode)
         self._obs = Observation(image=frame.rgb, extras={

@@ -110,7 +110,9 @@ def test_finetune_loop_on_fake_robot_logs_every_episode(tmp_path):
     recs = lines(tmp_path / "log")
     assert [(r["episode"], r["status"]) for r in recs] == [(1, "ok"), (2, "ok"), (3, "void"), (3, "ok"), (4, "ok")]
     assert list(result.rewards) == [0.2, 0.5, 0.9, 0.4]
-    assert len(script.messages) == 5 and all("reset the scene" in m for m in script.messages)
+    assert len(script.messages) == 10                              # per attempt: release warning, then scene reset
+    assert all("hand will open and the wrist lift" in m for m in script.messages[0::2])
+    assert all("reset the scene" in m for m in script.messages[1::2])
     assert env.locator.prompts == ["cup"] * 5                      # the task's object noun is the text prompt
     first = recs[0]
     assert first["info"]["box_source"] == "red" and first["info"]["error"] is None
@@ -182,7 +184,9 @@ def test_controller_error_is_a_failed_episode_and_is_cleared_at_reset(tmp_path):
         assert out.success is False and "collision" in out.info["error"]
         assert np.allclose(env.hand._target, 0.0)
         env.reset(2, 6)                        # the operator is told; home() re-enables motion
+        assert script.messages[-2].endswith("the hand will open; support the object if it is held, keep clear, press Enter")
         assert "controller error" in script.messages[-1] and env.arm.motion_enabled
+        assert env.arm._pose.position[2] == pytest.approx(env.arm.config.home_position[2])  # homed
         out = env.execute(env.prior(env._obs))
         assert out.info["error"] is None and out.success is None  # fine-tuning: the reward source judges
     finally:

@@ -57,8 +57,9 @@ def _fast_clock(monkeypatch):
 
 
 def test_finetune_on_fake_robot_from_the_cli_and_resume_after_stdin_closes(monkeypatch, capsys, tmp_path):
-    # episode 1: Enter (scene reset), a bad box then the box, a score; episode 2: Enter, box, then stdin closes
-    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n10 10 10 10\n{BOX}\n0.4\n\n{BOX}\n")
+    # each attempt: Enter (release warning), Enter (scene reset), the box, a score
+    # episode 1: a bad box then the box, a score; episode 2: the box, then stdin closes
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n10 10 10 10\n{BOX}\n0.4\n\n\n{BOX}\n")
     assert rc == 2 and "standard input closed" in out.err, out.err
     assert "empty or under" in out.out                       # the bad box was explained and re-asked
     assert [(r["episode"], r["reward"]) for r in _episodes(tmp_path)] == [(1, 0.4)]
@@ -66,7 +67,7 @@ def test_finetune_on_fake_robot_from_the_cli_and_resume_after_stdin_closes(monke
     meta = json.loads((run_dir / "run_meta.json").read_text())
     assert meta["robot"].endswith("robot.yaml") and meta["reward"] == "operator"
     assert (run_dir / "box_request.png").is_file()           # what the operator looked at
-    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n{BOX}\n0.7\n\n{BOX}\nv\n\n{BOX}\n0.2\n")
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n{BOX}\n0.7\n\n\n{BOX}\nv\n\n\n{BOX}\n0.2\n")
     assert rc == 0, out.err
     assert "(1 resumed)" in out.out
     recs = _episodes(tmp_path)
