@@ -1,0 +1,49 @@
+"""The lab-robot environment with the ``affordance`` prior: a tiny randomly initialised affordance export
+(real predictor and checkpoint loader), the fake robot and camera: the contact pixel falls in the object
+box and is lifted onto the object's top face in the robot base frame; the grasp executes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from deft_core.affordance import save_export  # noqa: E402
+from deft_core.affordance.config import get_preset  # noqa: E402
+from deft_core.affordance.model import AffordanceModel  # noqa: E402
+from robot.real_env import Operator, RealFinetuneEnv  # noqa: E402
+
+from test_real_env import NoSleepClock, RedBoxLocator, write_yaml  # noqa: E402  (same directory, rootdir sys.path)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    p = get_preset("tiny")
+    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:64", 64  # hashed text: test stand-in
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("aff")
+    save_export(d, AffordanceModel(p.model).eval(), {"rows": 0}, {"note": "robot_ft test"}, {})
+    return d
+
+
+def test_affordance_prior_on_the_fake_robot(export_dir, tmp_path):
+    env = RealFinetuneEnv(write_yaml(tmp_path), "pick_cup", Operator(confirm=lambda m: None), prior="affordance",
+                          checkpoint=export_dir, locator=RedBoxLocator(), clock=NoSleepClock())
+    try:
+        obs = env.reset(1, 0)
+        x1, y1, x2, y2 = obs.extras["object_box"]
+        xi = env.prior(obs)
+        pred = env._predictor.predict(obs.image, obs.extras["object_box"], env.task_def.text)
+        u, v = pred.contact_mean
+        assert x1 <= u <= x2 and y1 <= v <= y2
+        # camera 0.8 m above (0.4, 0): pixel (u, v) at depth 0.7 m → base x = 0.4 − 0.7 (v − cy)/fy, y = −0.7 (u − cx)/fx
+        K = obs.extras["K"]
+        expect = [0.4 - 0.7 * (v - K[1, 2]) / K[1, 1], -0.7 * (u - K[0, 2]) / K[0, 0], 0.1]
+        assert np.allclose(xi.mu, expect, atol=0.01), (xi.mu, expect)
+        assert np.all(np.isfinite(xi.theta)) and xi.hand.shape == (16,)
+        out = env.execute(xi)
+        assert out.info["error"] is None and out.info["prior"] == "affordance"
+    finally:
+        env.close()
