@@ -1,17 +1,24 @@
-"""Training throughput: the Ray Train loop (Ray Data decode → TorchTrainer, 1 worker) against the same
-``train_func`` in a plain process (decode inline), same config, same machine. Prints one JSON object.
+"""Training throughput: the Ray Train loop (1 TorchTrainer worker) against the same ``train_func`` in a plain
+process (decode inline), same config, same machine. Prints one JSON object.
 
-Throughput is the last epoch's ``train_samples_per_s`` (the first epochs include start-up).
+Like for like: same preset and batch size, same rows and so the same number of steps per epoch, the same
+augmentation (``ShardDecoder``, seeded by (seed, epoch)) and shuffle seed, and the plain process's torch
+threads = the Ray worker's CPUs = its torch threads (``--threads``). Throughput is the last epoch's
+``train_samples_per_s`` (start-up — Ray, the worker group, the first epoch — excluded). Each repeat runs the
+plain loop with no Ray running, then the Ray job (a fresh local Ray, shut down after it), so on a noisy
+shared machine the pairs are measured close together; ``ray_over_plain`` is the median of the per-pair ratios.
+``--data-mode`` picks the Ray job's data path (``auto`` = in-worker reading for small shards, see
+``pipelines/train_affordance.py``; ``ray_data`` = the Ray Data pipeline).
 
-    python benchmarks/bench_train.py --rows 256 --epochs 3 --threads 2
+    python benchmarks/bench_train.py --rows 256 --epochs 3 --threads 2 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -26,43 +33,70 @@ from deft_core.affordance.train_loop import train_func  # noqa: E402
 from pipelines.train_affordance import resolve_config, run  # noqa: E402
 from tests.affordance.fake_shards import write_shards  # noqa: E402
 
+_KEYS = ("train_samples_per_s", "train_seconds", "train_data_wait_s", "train_first_batch_s")
+
+
+def _epochs(history: list[dict]) -> list[dict]:
+    return [{k: round(float(m.get(k, float("nan"))), 3) for k in _KEYS} for m in history]
+
+
+def plain_run(files: list[str], cfg: dict, threads: int) -> tuple[list[dict], float]:
+    """The plain loop: this process, ``threads`` torch threads, inline decode. Returns (history, wall s)."""
+    torch.set_num_threads(threads)
+    m, t = cfg["model"], cfg["train"]
+    table = read_split(files, "train", t["val_fraction"])
+    dec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"], augment=t["augment"], seed=t["seed"])
+    bs, hist, t0 = t["batch_size"], [], time.perf_counter()
+    train_func(cfg | {"steps_per_epoch": -(-table.num_rows // bs)},
+               lambda e: iter_batches(table, bs, dec, True, t["seed"], e), None, lambda met, c: hist.append(met))
+    return hist, time.perf_counter() - t0
+
+
+def ray_run(shards: Path, out: Path, over: dict, threads: int, data_mode: str) -> tuple[list[dict], float, str]:
+    """The Ray Train job (fresh local Ray, 1 worker with ``threads`` CPUs). Returns (history, wall s, data mode)."""
+    import ray
+
+    t0 = time.perf_counter()
+    try:
+        res = run([str(shards)], str(out), "tiny", over, num_workers=1, cpus_per_worker=threads, data_mode=data_mode)
+    finally:
+        ray.shutdown()
+    hist = json.loads((Path(res["export"]) / "metrics.json").read_text())["history"]
+    return hist, time.perf_counter() - t0, res["data_mode"]
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (plain) = CPUs per Ray Train worker")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (plain) = CPUs and torch threads per Ray Train worker")
     ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=1, help="plain/Ray pairs, run back to back")
+    ap.add_argument("--data-mode", default="auto", choices=["auto", "worker", "ray_data"])
     a = ap.parse_args()
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     over = {"model": {"image_size": a.image_size, "text_encoder": "hash:64", "text_dim": 64},
-            "train": {"epochs": a.epochs, "batch_size": 32, "val_fraction": 0.0}}
-    load_before = os.getloadavg()
+            "train": {"epochs": a.epochs, "batch_size": a.batch_size, "val_fraction": 0.0, "seed": 0}}
+    cfg = resolve_config("tiny", over)
+    pairs = []
     with tempfile.TemporaryDirectory() as tmp:
-        write_shards(Path(tmp) / "shards", a.rows, files=4, seed=0, with_errors_table=False)
-        files = list_shard_files([Path(tmp) / "shards"])
-        cfg = resolve_config("tiny", over)
-        torch.set_num_threads(a.threads)
-        table = read_split(files, "train", 0.0)
-        dec = ShardDecoder(a.image_size, "hash:64", augment=True, seed=0)
-        plain: list[dict] = []
-        t0 = time.perf_counter()
-        train_func(cfg | {"steps_per_epoch": -(-table.num_rows // 32)}, lambda e: iter_batches(table, 32, dec, True, 0, e),
-                   None, lambda m, c: plain.append(m))
-        plain_wall = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        res = run([str(Path(tmp) / "shards")], str(Path(tmp) / "ray_run"), "tiny", over, num_workers=1,
-                  cpus_per_worker=a.threads)
-        ray_wall = time.perf_counter() - t0
-        hist = json.loads((Path(res["export"]) / "metrics.json").read_text())["history"]
-    p_sps, r_sps = plain[-1]["train_samples_per_s"], hist[-1]["train_samples_per_s"]
+        shards = Path(tmp) / "shards"
+        write_shards(shards, a.rows, files=4, seed=0, with_errors_table=False)
+        files = list_shard_files([shards])
+        for r in range(a.repeats):
+            load0 = os.getloadavg()
+            plain, plain_wall = plain_run(files, cfg, a.threads)
+            ray_hist, ray_wall, mode = ray_run(shards, Path(tmp) / f"ray_run{r}", over, a.threads, a.data_mode)
+            p, q = plain[-1]["train_samples_per_s"], ray_hist[-1]["train_samples_per_s"]
+            pairs.append({"loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                          "plain_samples_per_s_last_epoch": round(p, 2), "ray_samples_per_s_last_epoch": round(q, 2),
+                          "ray_over_plain": round(q / p, 3), "ray_data_mode": mode, "plain_wall_s": round(plain_wall, 1),
+                          "ray_wall_s_incl_startup": round(ray_wall, 1), "plain_epochs": _epochs(plain),
+                          "ray_epochs": _epochs(ray_hist)})
     print(json.dumps({"benchmark": "affordance_train", "rows": a.rows, "epochs": a.epochs, "image_size": a.image_size,
-                      "threads": a.threads, "cpu_count": os.cpu_count(),
-                      "loadavg_1_5_15_before": load_before, "loadavg_1_5_15_after": os.getloadavg(),
-                      "plain_samples_per_s_last_epoch": p_sps, "ray_samples_per_s_last_epoch": r_sps,
-                      "ray_over_plain": r_sps / p_sps, "plain_wall_s": plain_wall, "ray_wall_s_incl_startup": ray_wall,
-                      "plain_per_epoch": [m["train_samples_per_s"] for m in plain],
-                      "ray_per_epoch": [m["train_samples_per_s"] for m in hist]}))
+                      "batch_size": a.batch_size, "threads": a.threads, "cpu_count": os.cpu_count(),
+                      "ray_over_plain": statistics.median(x["ray_over_plain"] for x in pairs), "pairs": pairs}, indent=1))
 
 
 if __name__ == "__main__":

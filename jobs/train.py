@@ -40,7 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers")
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--decode-concurrency", type=int, default=1, help="Ray Data decode actors")
+    p.add_argument("--decode-concurrency", type=int, default=1, help="Ray Data decode actors (data mode ray_data)")
+    p.add_argument("--data-mode", default="auto", choices=["auto", "worker", "ray_data"],
+                   help="worker: each Train worker reads and decodes its rows inline; ray_data: Ray Data pipeline; "
+                        "auto: worker when the shards total <= --in-worker-max-mb")
+    p.add_argument("--in-worker-max-mb", type=float, default=1024.0, help="auto's threshold (MiB of shard files)")
     p.add_argument("--max-failures", type=int, default=2, help="worker failures retried from the last checkpoint")
     return p.parse_args(argv)
 
@@ -54,7 +58,8 @@ def main(argv=None) -> int:
                   "val_fraction": a.val_fraction, "augment": False if a.no_augment else None},
     }
     result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
-                 cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency)
+                 cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,
+                 data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -14,6 +14,16 @@ Resume: a worker failure is retried up to ``max_failures`` times from the last r
 (``FailureConfig``); re-running with the same ``out`` resumes from the newest checkpoint under
 ``out/ray/<name>`` (found by the driver, passed to the workers as ``resume_dir``), so a killed job can simply be submitted again.
 
+Data path (``data_mode``): ``worker`` reads the shard files inside each Train worker and decodes/augments
+inline with the same :class:`ShardDecoder` and :func:`iter_batches` as the plain loop (rank-sharded, seeded
+by (seed, epoch)); ``ray_data`` streams ``read_parquet`` → split → decode actors → ``iter_torch_batches``.
+``auto`` (default) picks ``worker`` when the shard files total at most ``in_worker_max_mb`` (default 1024 MiB:
+each worker then holds the compressed rows of its split in memory) and ``ray_data`` above. Why: Ray Data
+re-executes its whole pipeline every epoch (start-up ≈ 14 s per epoch on the 2-core dev machine, measured
+as the wait for the first batch), in separate processes competing with the worker for the cores, which
+cost ~half the throughput on small data (docs/affordance-model.md). Both need the shard paths readable
+from every worker node (shared storage on a cluster).
+
 Local Ray (:func:`init_local_ray`) pins the State API address to its own dashboard. Without that, on a
 machine running several Ray instances, Ray Train 2.60's ``PlacementGroupCleaner`` (a detached actor that
 polls ``ray.util.state.get_actor(controller)`` and removes the run's placement group when the controller
@@ -39,6 +49,8 @@ from deft_core.affordance.config import get_preset
 from deft_core.affordance.data import ShardDecoder, is_validation, list_shard_files
 
 RUN_NAME = "affordance"
+DATA_MODES = ("auto", "worker", "ray_data")
+IN_WORKER_MAX_MB = 1024.0
 _READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
                  "hand_pose", "text_embedding", "text_encoder"]
 
@@ -68,6 +80,16 @@ def summarise_data(files: list[str], val_fraction: float) -> dict[str, Any]:
             "val_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if x}), "rows_per_dataset": per_ds,
             "distinct_texts": len(set(t.column("text").to_pylist())), "val_fraction": val_fraction,
             "split": "sha1(salt, dataset, video_id) < val_fraction"}
+
+
+def choose_data_mode(files: list[str], mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB) -> str:
+    """``worker`` or ``ray_data`` for ``mode`` (``auto``: ``worker`` when the files total ≤ ``in_worker_max_mb`` MiB)."""
+    if mode not in DATA_MODES:
+        raise ValueError(f"data_mode must be one of {DATA_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    total = sum(Path(f).stat().st_size for f in files)
+    return "worker" if total <= in_worker_max_mb * 2**20 else "ray_data"
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -123,11 +145,15 @@ def _ray_train_loop(config: dict) -> None:
     import ray.train.torch
     from ray.train import Checkpoint
 
+    import torch
+
     from deft_core.affordance.train_loop import train_func
 
-    rank = ray.train.get_context().get_world_rank()
+    # the worker's torch threads = its CPUs (Ray sets OMP_NUM_THREADS, but torch may have been imported first)
+    torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     bs = int(config["train"]["batch_size"])
-    train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
     ckpt = ray.train.get_checkpoint()
     # a retried worker group gets Ray's latest checkpoint; a re-submitted job gets the newest one on disk
     resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else config.get("resume_dir")
@@ -147,15 +173,40 @@ def _ray_train_loop(config: dict) -> None:
             Path(marker).write_text("failed once")  # test instrumentation: one simulated worker crash
             raise RuntimeError(f"simulated worker failure after epoch {fail_at}")
 
-    def train_batches(epoch: int):
-        return train_shard.iter_torch_batches(batch_size=bs, local_shuffle_buffer_size=4 * bs,
-                                              local_shuffle_seed=int(config["train"]["seed"]) + epoch)
+    if config.get("data_mode") == "worker":
+        train_batches, val_batches = _worker_batches(config, rank, world)
+    else:
+        train_shard, val_shard = ray.train.get_dataset_shard("train"), ray.train.get_dataset_shard("val")
 
-    def val_batches():
-        return val_shard.iter_torch_batches(batch_size=bs)
+        def train_batches(epoch: int):
+            return train_shard.iter_torch_batches(batch_size=bs, local_shuffle_buffer_size=4 * bs,
+                                                  local_shuffle_seed=int(config["train"]["seed"]) + epoch)
+
+        def val_batches():
+            return val_shard.iter_torch_batches(batch_size=bs)
 
     train_func(config, train_batches, val_batches if config.get("has_val") else None, report, resume_dir=resume,
                device=ray.train.torch.get_device(), wrap_model=ray.train.torch.prepare_model, is_chief=rank == 0)
+
+
+def _worker_batches(config: dict, rank: int, world: int):
+    """The in-worker data path: this rank's training batches per epoch and the validation batches."""
+    from deft_core.affordance.data import iter_batches, read_split
+
+    m, t = config["model"], config["train"]
+    files, bs, seed = config["shard_files"], int(t["batch_size"]), int(t["seed"])
+    train_table = read_split(files, "train", t["val_fraction"])
+    val_table = read_split(files, "val", t["val_fraction"]) if config.get("has_val") else None
+    dec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"], augment=t["augment"], seed=seed)
+    vdec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"])
+
+    def train_batches(epoch: int):
+        return iter_batches(train_table, bs, dec, shuffle=True, seed=seed, epoch=epoch, rank=rank, world_size=world)
+
+    def val_batches():  # every rank validates on all of it, as with the unsplit Ray Data "val" dataset
+        return iter_batches(val_table, bs, vdec)
+
+    return train_batches, val_batches
 
 
 def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_concurrency: int = 1,
@@ -185,8 +236,10 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
 
 def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | None = None, num_workers: int = 1,
         use_gpu: bool = False, cpus_per_worker: float = 1.0, max_failures: int = 2, decode_concurrency: int = 1,
-        extra_config: dict | None = None) -> dict:
-    """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last}."""
+        extra_config: dict | None = None, data_mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB) -> dict:
+    """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last,
+    "data_mode": the data path used}. ``data_mode``/``in_worker_max_mb``: see the module docstring;
+    each worker runs ``max(1, int(cpus_per_worker))`` torch threads."""
     import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -198,8 +251,11 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     summary = summarise_data(files, cfg["train"]["val_fraction"])
     if summary["train_rows"] == 0:
         raise ValueError(f"no training rows in {shards} after the video split (val_fraction {cfg['train']['val_fraction']})")
+    mode = choose_data_mode(files, data_mode, in_worker_max_mb)
     steps = -(-summary["train_rows"] // (cfg["train"]["batch_size"] * max(1, num_workers)))
     config = cfg | {"steps_per_epoch": steps, "data_summary": summary, "has_val": summary["val_rows"] > 0,
+                    "data_mode": mode, "shard_files": files if mode == "worker" else None,
+                    "torch_threads": max(1, int(cpus_per_worker)),
                     "tensorboard_dir": str(out_dir / "tensorboard"), "preset": preset} | (extra_config or {})
     run_json = out_dir / "run.json"
     if run_json.exists():
@@ -222,8 +278,8 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
         run_config=RunConfig(name=RUN_NAME, storage_path=str(out_dir / "ray"),
                              failure_config=FailureConfig(max_failures=max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=3)),
-        datasets=build_datasets(files, cfg["model"], cfg["train"], decode_concurrency),
-        dataset_config=DataConfig(datasets_to_split=["train"]))
+        datasets=build_datasets(files, cfg["model"], cfg["train"], decode_concurrency) if mode == "ray_data" else None,
+        dataset_config=DataConfig(datasets_to_split=["train"]) if mode == "ray_data" else None)
     trainer.fit()
     final = latest_checkpoint(out_dir / "ray" / RUN_NAME)
     if final is None:
@@ -233,4 +289,5 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     for name in ("config.json", "model.safetensors", "metrics.json"):
         shutil.copy2(final / name, export / name)
     metrics = json.loads((export / "metrics.json").read_text())
-    return {"export": str(export), "checkpoint": str(final), "metrics": metrics.get("final", {}), "resumed_from": str(resume) if resume else None}
+    return {"export": str(export), "checkpoint": str(final), "metrics": metrics.get("final", {}), "resumed_from": str(resume) if resume else None,
+            "data_mode": mode}

@@ -92,9 +92,10 @@ class ShardDecoder:
     """Callable batch transform: shard columns → :data:`DECODED_KEYS` (see the module docstring).
 
     ``augment``: colour jitter and a random crop of 85–100 % of the side (the contact targets move with
-    it; rotations are unchanged). Augmentation is seeded from (``seed``, sample_id, call count), so a plain
-    loop is reproducible and each pass over the data sees new augmentations; ``seed=None`` draws fresh
-    entropy (used under Ray Data, which re-creates its decode actors on every pass).
+    it; rotations are unchanged). Augmentation is seeded from (``seed``, sample_id, epoch) once
+    :meth:`set_epoch` was called (what :func:`iter_batches` does: reproducible, the same after a resume,
+    independent of batch order and worker count), else from (``seed``, sample_id, call count); ``seed=None``
+    draws fresh entropy (used under Ray Data, which re-creates its decode actors on every pass).
     """
 
     def __init__(self, image_size: int, text_encoder: str, max_targets: int = 8, augment: bool = False, seed: int | None = 0):
@@ -104,6 +105,11 @@ class ShardDecoder:
         self._encoder = None
         self._cache: dict[str, np.ndarray] = {}
         self._calls = 0
+        self._epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Key the augmentation on ``epoch`` (with ``seed`` and the sample id) instead of the call count."""
+        self._epoch = int(epoch)
 
     def _text(self, texts: list[str], embs: list, ids: list) -> np.ndarray:
         out: list[np.ndarray | None] = []
@@ -129,7 +135,8 @@ class ShardDecoder:
             pts = _points(means[i])[:T]
             if self.augment:
                 rng = (np.random.default_rng() if self.seed is None
-                       else np.random.default_rng([self.seed, zlib.crc32(str(ids[i]).encode()), self._calls]))
+                       else np.random.default_rng([self.seed, zlib.crc32(str(ids[i]).encode()),
+                                              self._calls if self._epoch is None else self._epoch]))
                 h, w = img.shape[:2]
                 scale = rng.uniform(0.85, 1.0)
                 ox, oy = rng.uniform(0, 1 - scale, size=2)
@@ -167,11 +174,21 @@ def read_split(files: Sequence[str], split: str, val_fraction: float) -> "Any":
 
 
 def iter_batches(table, batch_size: int, decoder: ShardDecoder, shuffle: bool = False, seed: int = 0,
-                 epoch: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Plain-loop equivalent of Ray Data's ``map_batches(decoder) → iter_batches``: yields decoded batches."""
+                 epoch: int = 0, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    """Decode ``table`` inline and yield batches (the plain loop's, and a Ray Train worker's small-data path).
+
+    ``shuffle``: a permutation drawn from (``seed``, ``epoch``). With ``world_size`` > 1 every rank takes the
+    same permutation and keeps rows ``rank::world_size``, cut to ``num_rows // world_size`` rows so all ranks
+    run the same number of steps (DDP needs that; up to ``world_size − 1`` rows per epoch are skipped, a
+    different few each epoch when shuffling). Augmentation is keyed on ``epoch`` (:meth:`ShardDecoder.set_epoch`)."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     order = np.arange(table.num_rows)
     if shuffle:
         np.random.default_rng([seed, epoch]).shuffle(order)
+    if world_size > 1:
+        order = order[rank::world_size][: table.num_rows // world_size]
+    decoder.set_epoch(epoch)
     for start in range(0, len(order), batch_size):
         rows = table.take(order[start:start + batch_size]).to_pydict()
         yield decoder(rows)

@@ -109,7 +109,11 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
     for epoch in range(start_epoch, tc.epochs):
         net.train()
         t0, sums, n = time.perf_counter(), {"loss": 0.0, "contact": 0.0, "wrist": 0.0, "pose": 0.0}, 0
+        wait, first_batch_s, t_ready = 0.0, None, time.perf_counter()
         for raw in train_batches(epoch):
+            t_got = time.perf_counter()
+            wait += t_got - t_ready  # time blocked on the batch source (decode / Ray Data), not on compute
+            first_batch_s = t_got - t0 if first_batch_s is None else first_batch_s
             for g in optimizer.param_groups:
                 g["lr"] = learning_rate(step, total, tc.lr, tc.warmup_steps)
             b = to_tensors(raw, device)
@@ -122,9 +126,11 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
             for k in sums:
                 sums[k] += float(terms[k].detach()) * bs
             n += bs
+            t_ready = time.perf_counter()
         train_s = time.perf_counter() - t0
         metrics = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_samples": n,
-                   "train_seconds": train_s, "train_samples_per_s": n / max(train_s, 1e-9)}
+                   "train_seconds": train_s, "train_samples_per_s": n / max(train_s, 1e-9),
+                   "train_data_wait_s": wait, "train_first_batch_s": first_batch_s or 0.0}
         metrics |= {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
         if val_batches is not None:
             metrics |= evaluate_batches(model, val_batches(), tc, device)

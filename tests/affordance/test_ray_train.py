@@ -20,10 +20,12 @@ def test_ray_train_and_resubmission_resumes(ray_session, shard_dir, tmp_path):
     from pipelines.train_affordance import run
 
     out = tmp_path / "run"
-    first = run([str(shard_dir)], str(out), "tiny", _overrides(1), num_workers=1)
-    assert first["resumed_from"] is None and first["metrics"]["epoch"] == 0
+    # the Ray Data path (read_parquet → decode actors → iter_torch_batches); the other tests use the
+    # in-worker path that "auto" picks for small shards
+    first = run([str(shard_dir)], str(out), "tiny", _overrides(1), num_workers=1, data_mode="ray_data")
+    assert first["resumed_from"] is None and first["metrics"]["epoch"] == 0 and first["data_mode"] == "ray_data"
     # the same job submitted again (more epochs) continues from the newest checkpoint, not from scratch
-    second = run([str(shard_dir)], str(out), "tiny", _overrides(2), num_workers=1)
+    second = run([str(shard_dir)], str(out), "tiny", _overrides(2), num_workers=1, data_mode="ray_data")
     assert second["resumed_from"] is not None
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics["history"]] == [0, 1]
@@ -44,7 +46,7 @@ def test_worker_failure_is_retried_from_checkpoint(ray_session, shard_dir, tmp_p
     out, marker = tmp_path / "run", tmp_path / "failed-once"
     result = run([str(shard_dir)], str(out), "tiny", _overrides(2), num_workers=1, max_failures=1,
                  extra_config={"simulate_failure_at_epoch": 0, "failure_marker": str(marker)})
-    assert marker.exists() and result["metrics"]["epoch"] == 1
+    assert marker.exists() and result["metrics"]["epoch"] == 1 and result["data_mode"] == "worker"
     assert json.loads((tmp_path / "failed-once.resumed").read_text()) == {"epoch": 0}
     history = json.loads((out / "model" / "metrics.json").read_text())["history"]
     assert [m["epoch"] for m in history] == [0, 1]
@@ -57,7 +59,10 @@ def test_two_workers_train_with_ddp(ray_session, shard_dir, tmp_path):
 
     out = tmp_path / "run2"
     result = run([str(shard_dir)], str(out), "tiny", _overrides(1), num_workers=2)
-    assert result["metrics"]["epoch"] == 0 and result["metrics"]["val_samples"] > 0
+    assert result["metrics"]["epoch"] == 0 and result["metrics"]["val_samples"] > 0 and result["data_mode"] == "worker"
+    # each rank trained on its own half of the training rows (in-worker path, rank-sharded)
+    summary = json.loads((out / "run.json").read_text())["data_summary"]
+    assert result["metrics"]["train_samples"] == summary["train_rows"] // 2
     cfg = json.loads((out / "model" / "config.json").read_text())
     assert cfg["training"]["data"]["rows"] == 48
     # the export is a plain (un-wrapped) model: no DDP "module." prefixes, loads without Ray

@@ -1,0 +1,83 @@
+"""The Ray Train job's in-worker data path (no Ray needed): rank sharding, (seed, epoch)-keyed augmentation
+and the auto choice between in-worker reading and Ray Data."""
+
+import numpy as np
+import pytest
+
+from deft_core.affordance.data import ShardDecoder, iter_batches, list_shard_files, read_split
+from pipelines.train_affordance import choose_data_mode
+from tests.affordance.fake_shards import write_shards
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wshards")
+    write_shards(d, 37, files=2, seed=3)
+    return read_split(list_shard_files([d]), "all", 0.0), list_shard_files([d])
+
+
+def _ids(batches):
+    return [int(x) for b in batches for x in b["sample_row"]]
+
+
+class _RowDecoder(ShardDecoder):
+    """Records which rows a batch holds (via the sample ids) on top of the real decode."""
+
+    def __call__(self, batch):
+        out = super().__call__(batch)
+        out["sample_row"] = np.array([self.row_of[s] for s in batch["sample_id"]])
+        return out
+
+
+def test_ranks_partition_each_epoch_with_equal_steps(table):
+    t, _ = table
+    dec = _RowDecoder(32, "hash:16")
+    dec.row_of = {s: i for i, s in enumerate(t.column("sample_id").to_pylist())}
+    for epoch in (0, 1):
+        per_rank = [list(iter_batches(t, 4, dec, True, 5, epoch, rank=r, world_size=3)) for r in range(3)]
+        assert {len(b) for b in per_rank} == {len(per_rank[0])}  # same number of steps on every rank
+        rows = [_ids(b) for b in per_rank]
+        assert all(len(r) == 37 // 3 for r in rows)
+        flat = sum(rows, [])
+        assert len(set(flat)) == len(flat)  # no row on two ranks
+    # one rank sees the whole table in the plain loop's order
+    single = _ids(iter_batches(t, 4, dec, True, 5, 1))
+    assert sorted(single) == list(range(37)) and single != list(range(37))
+    with pytest.raises(ValueError, match="rank 3 out of range"):
+        next(iter_batches(t, 4, dec, rank=3, world_size=3))
+
+
+def test_augmentation_is_keyed_by_epoch_not_by_batch_order(table):
+    """A resumed run (fresh decoder, epoch 2) and a different batch order give the same augmentations
+    as an uninterrupted run; the next epoch gives different ones."""
+    t, _ = table
+    def images(dec, batch_size, shuffle, epoch):
+        return {int(i): img for b in iter_batches(t, batch_size, dec, shuffle, 0, epoch)
+                for i, img in zip(b["sample_row"], b["image"])}
+
+    uninterrupted = _row_decoder(t)
+    for e in range(2):
+        images(uninterrupted, 8, True, e)
+    run_on = images(uninterrupted, 8, True, 2)
+    resumed = _row_decoder(t)  # fresh decoder, other batch size, no shuffle
+    other = images(resumed, 5, False, 2)
+    assert run_on.keys() == other.keys() == set(range(37))
+    for k in run_on:
+        np.testing.assert_array_equal(run_on[k], other[k])
+    nxt = images(resumed, 8, True, 3)
+    assert sum(not np.array_equal(run_on[k], nxt[k]) for k in run_on) > 30
+
+
+def _row_decoder(t):
+    d = _RowDecoder(32, "hash:16", augment=True, seed=0)
+    d.row_of = {s: i for i, s in enumerate(t.column("sample_id").to_pylist())}
+    return d
+
+
+def test_auto_data_mode_follows_the_size_threshold(table):
+    _, files = table
+    assert choose_data_mode(files, "auto") == "worker"
+    assert choose_data_mode(files, "auto", in_worker_max_mb=1e-6) == "ray_data"
+    assert choose_data_mode(files, "ray_data") == "ray_data" and choose_data_mode(files, "worker") == "worker"
+    with pytest.raises(ValueError, match="data_mode must be one of"):
+        choose_data_mode(files, "bogus")
