@@ -13,6 +13,11 @@ Metrics per dataset and hand-pose backend (:func:`evaluate`):
   the row, mapped back with the row's ``crop_box``), so both sides are in the same frame and crop;
 - ``contact_point_nn_error_pct``: mean distance from each predicted point to the nearest true point
   (also % of the crop side); ``gmm_mean_error_pct`` the same for the GMM means;
+- what the truth is: ``true_contact_points`` (how many MuJoCo hand–object contacts the true contact
+  frame has: one per touching geom pair, typically 1–3, occluded ones included) and
+  ``true_contact_spread_pct`` (their mean distance from their own centroid, % of the crop side). With
+  one to three points the true centroid is where the first-touching finger segments are, not the
+  centre of a contact area: read the contact-point errors with that in mind (docs/extraction-jobs.md);
 - ``wrist_rotation_error_deg``: geodesic angle between predicted and true wrist rotation at the
   predicted contact frame (so it measures the pose estimator, not the contact detector);
 - ``hand_pose_error_deg``: mean over the 15 joints of the geodesic angle between predicted and true
@@ -89,6 +94,11 @@ def _centroid_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> fl
     return float(100 * np.linalg.norm(pred_px.mean(0) - true_px.mean(0)) / side)
 
 
+def _spread(true_px: np.ndarray, side: float) -> float:
+    """Mean distance of the true points from their centroid, % of the crop side (0 for one point)."""
+    return float(100 * np.linalg.norm(true_px - true_px.mean(0), axis=1).mean() / side)
+
+
 def _point_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float:
     d = np.linalg.norm(pred_px[:, None] - true_px[None], axis=2).min(1)
     return float(100 * d.mean() / side)
@@ -109,11 +119,13 @@ def per_sample(row: dict, rec: dict) -> dict:
            "wrist_rotation_error_deg": float(np.degrees(rotation_angle_between(Rp, Rt))),
            "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
            "hand_pose_max_abs": float(np.max(np.abs(np.asarray(row["hand_pose"]) - z["hand_pose"][t]))),
-           "contact_point_error_pct": None, "contact_point_nn_error_pct": None, "gmm_mean_error_pct": None}
+           "contact_point_error_pct": None, "contact_point_nn_error_pct": None, "gmm_mean_error_pct": None,
+           "true_contact_points": int(len(tp)), "true_contact_spread_pct": None}
     if len(tp):
         out["contact_point_error_pct"] = _centroid_error(to_px(row["contact_points"]), tp, side)
         out["contact_point_nn_error_pct"] = _point_error(to_px(row["contact_points"]), tp, side)
         out["gmm_mean_error_pct"] = _point_error(to_px(row["gmm_means"]), tp, side)
+        out["true_contact_spread_pct"] = _spread(tp, side)
         out["_true_px_in_crop"] = ((tp - box[:2]) / side).tolist()
     return out
 
@@ -127,7 +139,7 @@ def _stats(values) -> dict:
 
 
 METRICS = ("contact_frame_error_frames", "contact_point_error_pct", "contact_point_nn_error_pct", "gmm_mean_error_pct", "wrist_rotation_error_deg",
-           "hand_pose_error_deg", "hand_pose_max_abs")
+           "hand_pose_error_deg", "hand_pose_max_abs", "true_contact_points", "true_contact_spread_pct")
 
 
 def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dict], list[dict]]:

@@ -39,6 +39,8 @@ def test_report_counts_and_errors(extracted):
     assert g["contact_frame_error_frames"]["max"] <= 2
     assert g["contact_point_error_pct"]["median"] < 25  # the fake's true points are on the object's edge
     assert g["wrist_rotation_error_deg"]["median"] > 1  # a fixed pose is not the truth
+    assert g["true_contact_points"]["n"] == g["contact_point_error_pct"]["n"] and g["true_contact_points"]["median"] >= 1
+    assert all(s["true_contact_spread_pct"] >= 0 for s in samples if s["true_contact_points"])
 
 
 def test_moved_points_raise_the_error(extracted, tmp_path):
@@ -71,6 +73,15 @@ def test_centroid_and_nearest_point_errors_differ_as_defined():
     assert _point_error(pred, true, 100.0) == 0.0
     assert _centroid_error(pred, true, 100.0) == pytest.approx(5.0)
     assert _centroid_error(np.array([[5.0, 0.0]]), true, 50.0) == 0.0
+
+
+def test_truth_spread_is_zero_for_one_point_and_half_the_gap_for_two():
+    """true_contact_spread_pct: mean distance of the true points from their centroid, % of the crop side."""
+    from pipelines.quality import _spread
+
+    assert _spread(np.array([[3.0, 4.0]]), 100.0) == 0.0
+    assert _spread(np.array([[0.0, 0.0], [10.0, 0.0]]), 100.0) == pytest.approx(5.0)
+    assert _spread(np.array([[0.0, 0.0], [0.0, 20.0], [0.0, 40.0]]), 200.0) == pytest.approx(100 * (40 / 3) / 200)
 
 
 def test_sample_from_a_contact_free_clip_counts_as_false_positive(extracted, tmp_path):
