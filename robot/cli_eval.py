@@ -43,12 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prior", help="the run's name under OUT/<task>/ (e.g. oracle), or the prior for 'affordance'")
     parser.add_argument("--run", help="run directory (default: found under --out from --policy / --prior)")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
-    parser.add_argument("--robot", default="sim", choices=("sim", "toy"), help="when 'affordance' creates a new run")
+    parser.add_argument("--robot", default="sim",
+                        help="when 'affordance' creates a new run: 'sim', 'toy' or a robot YAML (a run fine-tuned on a "
+                             "lab robot is evaluated on that robot, the operator judging each trial)")
     parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
     parser.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation resets (default 1000)")
     parser.add_argument("--zero-latent", action="store_true", help="cVAE/direct: z = 0 instead of z ~ N(0, I)")
     parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    from robot.cli_operator import add_robot_arguments
+
+    add_robot_arguments(parser)
 
 
 def _resolve(args):
@@ -65,6 +70,9 @@ def _resolve(args):
                     raise CommandError(f"--prior {prior!r}: choose oracle or real-world-only, or give --checkpoint DIR")
                 if prior == "affordance" and not args.checkpoint:
                     raise CommandError("--prior affordance needs --checkpoint DIR")
+                robot = _robot_arg(args.robot)
+                if prior == "oracle" and robot not in ("sim", "toy"):
+                    raise CommandError("--prior oracle reads the simulator's state; on a robot use --checkpoint DIR")
                 ckpt = str(Path(args.checkpoint).resolve()) if args.checkpoint else None
                 if ckpt and not Path(ckpt, "config.json").is_file():
                     raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
@@ -74,7 +82,7 @@ def _resolve(args):
                     if meta.checkpoint != ckpt:
                         raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
                 else:
-                    meta = rd.write_or_check_meta(RunMeta(task=args.task, prior=prior, reward="sim", robot=args.robot,
+                    meta = rd.write_or_check_meta(RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                                           image_size=parse_size(args.size), checkpoint=ckpt))
             else:
                 rd = resolve_run(args.out, args.task, args.run, args.prior)
@@ -126,29 +134,59 @@ def run(args: argparse.Namespace) -> int:
         policy_fn = distilled_policy_fn(ckpt_dir, args.eval_seed, sample_latent=not args.zero_latent)
     seeds = eval_seeds(args.eval_seed, args.trials, exclude)
     splits = ("train", "test") if args.objects == "both" else (args.objects,)
-    runner = None
+    runner, real = None, None
+    if meta.robot not in ("sim", "toy"):  # the lab robot: the operator resets the scene and judges each trial
+        if args.objects == "both":
+            raise CommandError("on a lab robot the operator places the objects: evaluate one split at a time "
+                               "(--objects train, then --objects test)")
+        from robot.cli_operator import make_locator, make_operator
+
+        real = {"operator": make_operator(rd.path, with_judge=True), "locator": make_locator(args),
+                "object_prompt": args.object_prompt}
     for objects in splits:
         try:
-            env = open_env(meta, objects, runner=runner)
-        except (NotImplementedError, ValueError, FileNotFoundError) as exc:  # e.g. a bad checkpoint
-            raise CommandError(str(exc)) from None
+            env = open_env(meta, objects, runner=runner, real=real)
+        except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError, OSError) as exc:
+            raise CommandError(str(exc)) from None  # e.g. a bad checkpoint, an unreachable robot
         runner = getattr(env, "runner", None)
-        t0 = time.perf_counter()
-        trials = evaluate(env, policy_fn, seeds, progress=lambda r, o=objects: print(
-            f"{args.task} {args.policy} [{o}] trial {r.trial}/{len(seeds)}: {'success' if r.success else 'failure'} "
-            f"reward {r.reward:.3f}" + (f" ({r.error})" if r.error else ""), flush=True))
-        doc = eval_record(args.task, args.policy, objects, trials, run=str(rd.path), run_name=rd.path.name,
-                          prior=meta.prior, prior_checkpoint=meta.checkpoint, reward_source=meta.reward,
-                          policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), eval_seed=args.eval_seed,
-                          latent="zero" if args.zero_latent else "sampled", evaluated=what,
-                          excluded_finetune_seeds=len(exclude), wall_s=time.perf_counter() - t0)
-        path = write_json(rd.eval_path(args.policy, objects), doc)
-        s = summarise(trials)
-        print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
-              f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
+        try:
+            t0 = time.perf_counter()
+            trials = evaluate(env, policy_fn, seeds, progress=lambda r, o=objects: print(
+                f"{args.task} {args.policy} [{o}] trial {r.trial}/{len(seeds)}: {'success' if r.success else 'failure'} "
+                f"reward {r.reward:.3f}" + (f" ({r.error})" if r.error else ""), flush=True))
+            doc = eval_record(args.task, args.policy, objects, trials, run=str(rd.path), run_name=rd.path.name,
+                              prior=meta.prior, prior_checkpoint=meta.checkpoint, reward_source=meta.reward,
+                              policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), eval_seed=args.eval_seed,
+                              latent="zero" if args.zero_latent else "sampled", evaluated=what,
+                              excluded_finetune_seeds=len(exclude), wall_s=time.perf_counter() - t0)
+            path = write_json(rd.eval_path(args.policy, objects), doc)
+            s = summarise(trials)
+            print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
+                  f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
+        finally:
+            if real is not None:
+                env.close()  # hand open, arm stopped, devices disconnected
     if runner is not None:
         runner.close()
     return 0
+
+
+def _robot_arg(robot: str) -> str:
+    """'sim', 'toy', or the absolute path of a robot YAML that validates."""
+    from deft_core.cli_util import CommandError
+
+    if robot in ("sim", "toy"):
+        return robot
+    if not Path(robot).is_file():
+        raise CommandError(f"--robot {robot!r}: 'sim', 'toy' or an existing robot YAML file")
+    from robot.base import ConfigError
+    from robot.config import load_robot_config
+
+    try:
+        load_robot_config(robot)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return str(Path(robot).resolve())
 
 
 def _finetune_seeds(rd) -> set[int]:

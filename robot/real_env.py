@@ -36,19 +36,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from deft_core.geometry import deproject_pixel, matrix_to_euler_xyz, transform_points
 from deft_core.grasp import GraspParams
 from robot.base import ConfigError, ControllerError, DeviceError, Pose
 from robot.executor import ExecutorConfig, GraspExecutor
 from robot.locate import Detection, ObjectLocator, check_box
-from robot.sim_env import R_MANO_ROBOT, _jsonable, random_downward_rotation
+from robot.sim_env import R_MANO_ROBOT, _jsonable, real_world_only_prior
 
 log = logging.getLogger(__name__)
 
 #: priors the lab robot supports (``oracle`` reads simulator state)
 REAL_PRIORS = ("affordance", "real-world-only")
-#: half-closed hand of the real-world-only baseline = ½ × this power grasp (same as in simulation)
-POWER_GRASP = np.array([0.0, 1.2, 1.0, 0.6] * 3 + [1.3, 0.6, 0.6, 0.5])
 
 
 class RobotConnectionError(ConnectionError):
@@ -76,21 +73,6 @@ def device_address(dev) -> str:
     opts = dev.options if isinstance(dev.options, dict) else vars(dev.options)
     parts = [f"{k}={opts[k]}" for k in ("ip", "host", "port", "serial", "baudrate") if k in opts]
     return ", ".join(parts) or "no address"
-
-
-def real_world_only_prior(extras: dict, prior_seed: int) -> GraspParams:
-    """§5 baseline ξ: μ = the 3-D point under the box centre (base frame), θ = a random rotation with the
-    palm facing down (seeded by (``prior_seed``, ``extras['seed']``)), hand = ½ × power grasp.
-    Identical to the simulator's (:class:`robot.sim_env.SimFinetuneEnv`) for the same extras."""
-    from deft_core.retarget import robust_depth
-
-    x1, y1, x2, y2 = extras["object_box"]
-    uv = np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0])
-    z = robust_depth(extras["depth"], uv)
-    mu = transform_points(np.asarray(extras["T_base_camera"]), deproject_pixel(uv, z, np.asarray(extras["K"])))
-    rng = np.random.default_rng([int(prior_seed), int(extras["seed"]), 11])
-    theta = matrix_to_euler_xyz(random_downward_rotation(rng))
-    return GraspParams(mu=np.asarray(mu, dtype=np.float64).reshape(3), theta=theta, hand=0.5 * POWER_GRASP)
 
 
 class RealFinetuneEnv:

@@ -67,6 +67,24 @@ def random_downward_rotation(rng: np.random.Generator) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), zz]])
 
 
+def real_world_only_prior(extras: dict, prior_seed: int) -> GraspParams:
+    """§5 baseline ξ (robot base frame), shared by the simulator and the lab robot
+    (:class:`robot.real_env.RealFinetuneEnv`): μ = the 3-D point under the object box's centre pixel,
+    θ = a random rotation with the palm facing down (seeded by (``prior_seed``, ``extras['seed']``)),
+    hand = ½ × the power grasp. ``extras``: ``object_box`` (px), ``depth`` (m), ``K``, ``T_base_camera``, ``seed``."""
+    from deft_core.geometry import deproject_pixel, transform_points
+    from deft_core.retarget import robust_depth
+    from robot.sim.oracle import POWER_GRASP  # numpy only: no simulator is needed for the constant
+
+    x1, y1, x2, y2 = extras["object_box"]
+    uv = np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0])
+    z = robust_depth(extras["depth"], uv)
+    mu = transform_points(np.asarray(extras["T_base_camera"]), deproject_pixel(uv, z, np.asarray(extras["K"])))
+    rng = np.random.default_rng([int(prior_seed), int(extras["seed"]), 11])
+    theta = matrix_to_euler_xyz(random_downward_rotation(rng))
+    return GraspParams(mu=np.asarray(mu, dtype=np.float64).reshape(3), theta=theta, hand=0.5 * POWER_GRASP)
+
+
 class SimFinetuneEnv:
     """Algorithm 1's environment in the MuJoCo workcell (see the module docstring).
 
@@ -137,17 +155,7 @@ class SimFinetuneEnv:
                                    R_mano_robot=R_MANO_ROBOT)
 
     def _real_world_only(self, ex: dict) -> GraspParams:
-        from deft_core.geometry import deproject_pixel, transform_points
-        from deft_core.retarget import robust_depth
-        from robot.sim.oracle import POWER_GRASP
-
-        x1, y1, x2, y2 = ex["object_box"]
-        uv = np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0])
-        z = robust_depth(ex["depth"], uv)
-        mu = transform_points(np.asarray(ex["T_base_camera"]), deproject_pixel(uv, z, np.asarray(ex["K"])))
-        rng = np.random.default_rng([self.prior_seed, int(ex["seed"]), 11])
-        theta = matrix_to_euler_xyz(random_downward_rotation(rng))
-        return GraspParams(mu=np.asarray(mu, dtype=np.float64).reshape(3), theta=theta, hand=0.5 * POWER_GRASP)
+        return real_world_only_prior(ex, self.prior_seed)
 
     def execute(self, grasp: GraspParams):
         """Run ξ and τ from the last reset → :class:`deft_core.finetune.loop.EpisodeResult`."""
@@ -174,4 +182,4 @@ def _jsonable(x):
     return x
 
 
-__all__ = ["SimFinetuneEnv", "PRIORS", "R_MANO_ROBOT", "object_box_from_mask", "random_downward_rotation"]
+__all__ = ["SimFinetuneEnv", "PRIORS", "real_world_only_prior", "R_MANO_ROBOT", "object_box_from_mask", "random_downward_rotation"]

@@ -231,9 +231,7 @@ def test_no_box_after_retries_is_an_error_and_robot_safe(tmp_path):
 def test_real_world_only_prior_is_the_simulators(tmp_path):
     from robot.sim.oracle import POWER_GRASP
     from robot.sim_env import SimFinetuneEnv
-    import robot.real_env as real_env
 
-    assert np.array_equal(real_env.POWER_GRASP, POWER_GRASP)
     rng = np.random.default_rng(0)
     ex = {"object_box": np.array([100.0, 80.0, 140.0, 120.0]), "depth": rng.uniform(0.5, 0.9, (240, 320)).astype(np.float32),
           "K": np.array([[300.0, 0, 160], [0, 300, 120], [0, 0, 1]]), "seed": 42,
@@ -242,6 +240,7 @@ def test_real_world_only_prior_is_the_simulators(tmp_path):
     sim.prior_seed = 7
     a, b = real_world_only_prior(ex, 7), sim._real_world_only(ex)
     assert np.allclose(a.to_vector(), b.to_vector())
+    assert np.allclose(a.hand, 0.5 * POWER_GRASP)
 
 
 def test_bad_setup_is_refused_before_connecting(tmp_path):

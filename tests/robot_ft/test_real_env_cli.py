@@ -112,3 +112,24 @@ def test_terminal_judge_reasks_until_y_or_n(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("maybe\nY\n"))
     out = judge("pick_cup")
     assert out.success and out.reward == 1.0 and "type y or n" in capsys.readouterr().out
+
+
+def test_eval_on_fake_robot_asks_the_operator_for_each_outcome(monkeypatch, capsys, tmp_path):
+    """``deft-robot eval`` of a lab-robot run: each trial's outcome comes from the operator (a bad answer
+    re-asked), the result lands in the run's eval/ folder, and ``--objects both`` is refused (one split at a
+    time: the operator places the objects)."""
+    rc, out = _run(monkeypatch, capsys, tmp_path, "".join(f"\n\n{BOX}\n0.5\n" for _ in range(3)))
+    assert rc == 0, out.err
+    evaluate = ["eval", "--task", "pick_cup", "--policy", "affordance", "--prior", "real-world-only",
+                "--out", str(tmp_path / "runs"), "--segmenter", "operator", "--trials", "2"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main([*evaluate, "--objects", "both"]) == 2
+    assert "one split at a time" in capsys.readouterr().err
+    # trial 1: Enter (release), Enter (reset), box, 'maybe' (re-asked), y; trial 2: ..., n
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{BOX}\nmaybe\ny\n\n\n{BOX}\nn\n"))
+    rc = main([*evaluate, "--objects", "train"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "type y or n" in out.out
+    doc = json.loads((tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval" / "affordance_train.json").read_text())
+    assert [t["success"] for t in doc["per_trial"]] == [True, False] and doc["successes"] == 1
