@@ -58,62 +58,91 @@ def _mask(shape, box, minus=None, minus_pad: float = 0.0) -> np.ndarray:
     return m
 
 
-def estimate_object_motion(src_rgb: np.ndarray, dst_rgb: np.ndarray, hand_box, object_box, H_background: np.ndarray,
+@dataclass
+class ObjectFit:
+    H: np.ndarray | None   #: 3×3 similarity, contact frame → v1 (None: the object cannot carry the mapping)
+    inliers: int           #: RANSAC inliers among the object's matches
+    background_agree: int  #: of those inliers, how many the background homography also carries (< 1.5 px)
+    reason: str = ""       #: why ``H`` is None
+
+
+def estimate_object_motion(src_rgb: np.ndarray, dst_rgb: np.ndarray, hand_box, object_box, H_prior: np.ndarray | None,
                            min_inliers: int = 8, min_inlier_ratio: float = 0.15, hand_pad_px: float = 4.0,
                            search_grow: float = 0.25, search_pad_px: float = 10.0,
-                           ratio: float = 0.8, n_features: int = 1000) -> tuple[np.ndarray | None, int, str]:
+                           ratio: float = 0.8, n_features: int = 1000) -> ObjectFit:
     """Similarity transform contact frame (``src``) → v1 (``dst``) fitted on the object's own features
-    (see the module doc). Returns ``(H 3×3 or None, inliers, reason)``; ``None`` with the reason
-    (too few features / matches / inliers, implausible scale or shift) when the object cannot carry it."""
+    (see the module doc). ``H_prior``: the background homography, which places the v1 search region and
+    is scored on the object's inliers; ``None`` when it failed (the region is then the object box itself,
+    grown twice as much: the camera moves little between the two frames)."""
     g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
     g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
-    shape = g1.shape
     ob = np.asarray(object_box, float)
-    predicted = cp.map_box(H_background, ob)
-    region = grow_box(predicted, search_grow, search_pad_px)
+    prior = np.eye(3) if H_prior is None else np.asarray(H_prior, float)
+    grow = 1.0 if H_prior is not None else 2.0
+    predicted = cp.map_box(prior, ob)
+    region = grow_box(predicted, grow * search_grow, grow * search_pad_px)
     # small objects have little texture: FAST's threshold low and the border/patch small enough for them
     orb = cv2.ORB_create(nfeatures=n_features, edgeThreshold=8, patchSize=15, fastThreshold=5)
-    k1, d1 = orb.detectAndCompute(g1, _mask(shape, ob, hand_box, hand_pad_px))
+    k1, d1 = orb.detectAndCompute(g1, _mask(g1.shape, ob, hand_box, hand_pad_px))
     k2, d2 = orb.detectAndCompute(g2, _mask(g2.shape, region))
     n1, n2 = len(k1), len(k2)
     if d1 is None or d2 is None or n1 < min_inliers or n2 < min_inliers:
-        return None, 0, f"object: too few features ({n1} on the object, {n2} in the v1 search region)"
+        return ObjectFit(None, 0, 0, f"object: too few features ({n1} on the object, {n2} in the v1 search region)")
     # Lowe's ratio test: textures repeat (blocks, stripes); keep only distinctive matches
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
     matches = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
     if len(matches) < min_inliers:
-        return None, 0, f"object: {len(matches)} matches (< {min_inliers})"
+        return ObjectFit(None, 0, 0, f"object: {len(matches)} matches (< {min_inliers})")
     p1 = np.float32([k1[m.queryIdx].pt for m in matches])
     p2 = np.float32([k2[m.trainIdx].pt for m in matches])
     A, inl = cv2.estimateAffinePartial2D(p1, p2, method=cv2.RANSAC, ransacReprojThreshold=3.0)
     n = int(inl.sum()) if inl is not None else 0
     if A is None or n < min_inliers or n < min_inlier_ratio * len(matches):
-        return None, n, f"object: {n} RANSAC inliers of {len(matches)} matches"
+        return ObjectFit(None, n, 0, f"object: {n} RANSAC inliers of {len(matches)} matches")
     scale = float(np.sqrt(abs(np.linalg.det(A[:, :2]))))
     if not 0.7 <= scale <= 1.4:
-        return None, n, f"object: implausible scale {scale:.2f}"
+        return ObjectFit(None, n, 0, f"object: implausible scale {scale:.2f}")
     H = np.vstack([A, [0.0, 0.0, 1.0]])
     centre = np.array([[(ob[0] + ob[2]) / 2, (ob[1] + ob[3]) / 2]])
-    shift = np.abs(cp.apply_homography(H, centre) - cp.apply_homography(H_background, centre))[0]
+    shift = np.abs(cp.apply_homography(H, centre) - cp.apply_homography(prior, centre))[0]
     limit = (region[2:] - region[:2] - (predicted[2:] - predicted[:2])) / 2
     if np.any(shift > limit + 1e-6):
-        return None, n, f"object: shift {shift.round(1).tolist()} px from the background mapping exceeds the search margin"
-    return H, n, ""
+        return ObjectFit(None, n, 0, f"object: shift {shift.round(1).tolist()} px from the prior exceeds the search margin")
+    agree = 0
+    if H_prior is not None:
+        q1, q2 = p1[inl.ravel() > 0], p2[inl.ravel() > 0]
+        agree = int((np.linalg.norm(cp.apply_homography(prior, q1) - q2, axis=1) < 1.5).sum())
+    return ObjectFit(H, n, agree)
 
 
 def map_contact_to_v1(contact_rgb: np.ndarray, v1_rgb: np.ndarray, hand_box, object_box, other_boxes=(),
                       min_homography_inliers: int = 15, use_object: bool = True, same_frame: bool = False,
-                      **object_options) -> ContactMapping:
+                      agree_fraction: float = 0.8, **object_options) -> ContactMapping:
     """The contact-frame → v1 mapping for the contact points (module doc). ``same_frame``: the contact
-    frame is v1 (identity). Raises :class:`~pipelines.stages.contact_points.ContactPointsError` when
-    even the background homography fails (the object mapping needs it for its search region)."""
+    frame is v1 (identity).
+
+    Model selection: the object's similarity is used when the background homography fails, or when the
+    background carries fewer than ``agree_fraction`` of the object's inliers (parallax: the object moved
+    differently from the table). When the background carries the object too, it is kept (fitted on many
+    more features, 8 degrees of freedom). Raises :class:`~pipelines.stages.contact_points.ContactPointsError`
+    when neither mapping can be fitted (the message gives both reasons)."""
     if same_frame:
         return ContactMapping(np.eye(3), "identity", None)
-    bg = cp.estimate_homography(contact_rgb, v1_rgb, [hand_box, object_box, *(other_boxes or [])],
-                                min_inliers=min_homography_inliers)
+    try:
+        bg = cp.estimate_homography(contact_rgb, v1_rgb, [hand_box, object_box, *(other_boxes or [])],
+                                    min_inliers=min_homography_inliers)
+    except cp.ContactPointsError as exc:
+        if not use_object:
+            raise
+        bg, bg_error = None, str(exc)
     if not use_object:
         return ContactMapping(bg.H, "background", bg.inliers, "object mapping disabled", bg.inliers)
-    H, n, why = estimate_object_motion(contact_rgb, v1_rgb, hand_box, object_box, bg.H, **object_options)
-    if H is not None:
-        return ContactMapping(H, "object", n, "", bg.inliers)
+    fit = estimate_object_motion(contact_rgb, v1_rgb, hand_box, object_box, None if bg is None else bg.H, **object_options)
+    if bg is None:
+        if fit.H is None:
+            raise cp.ContactPointsError(f"{bg_error}; {fit.reason}")
+        return ContactMapping(fit.H, "object", fit.inliers, f"background failed: {bg_error}", None)
+    if fit.H is not None and fit.background_agree < agree_fraction * fit.inliers:
+        return ContactMapping(fit.H, "object", fit.inliers, "", bg.inliers)
+    why = fit.reason or f"background carries {fit.background_agree} of the object's {fit.inliers} inliers (no parallax)"
     return ContactMapping(bg.H, "background", bg.inliers, why, bg.inliers)

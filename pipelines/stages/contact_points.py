@@ -17,7 +17,10 @@ The recipe, at the contact frame (RGB uint8, pixels x right / y down):
    the ``num_points`` (5) nearest the object-box centre; otherwise fall back to skin pixels inside the
    intersection box, else the intersection box's pixels, sampled the same way (:func:`contact_points_at`);
 3. a homography contact frame → v1 from ORB features outside the hand and object boxes,
-   ``cv2.findHomography(..., RANSAC, 4.0)``, a similarity fit when that is degenerate (:func:`estimate_homography`); points that land outside the
+   ``cv2.findHomography(..., RANSAC, 4.0)``, a similarity fit when that is degenerate (:func:`estimate_homography`);
+   the pipeline first tries a similarity fitted on the object's own features and uses this background
+   fit only when the object cannot carry it (:mod:`pipelines.stages.contact_mapping`: a raised object
+   moves differently from the table under a moving head camera); points that land outside the
    (mapped) object box in v1 are discarded;
 4. a diagonal :class:`sklearn.mixture.GaussianMixture` on the kept points, crop-normalised
    (:func:`fit_gmm`): means and variances, components sorted by (x, y) for determinism.

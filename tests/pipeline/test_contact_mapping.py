@@ -65,8 +65,30 @@ def test_textureless_object_falls_back_to_the_background_and_says_why():
 def test_object_shift_beyond_the_search_region_is_refused():
     fc, v1 = _pair()
     wrong_bg = np.array([[1.0, 0, 80.0], [0, 1.0, 0], [0, 0, 1.0]])  # puts the search region 80 px off
-    H, n, why = estimate_object_motion(fc, v1, HAND, OBJ, wrong_bg)
-    assert H is None and why.startswith("object:")
+    fit = estimate_object_motion(fc, v1, HAND, OBJ, wrong_bg)
+    assert fit.H is None and fit.reason.startswith("object:")
+
+
+def test_without_parallax_the_background_fit_is_kept():
+    """Object and table move alike: the background homography carries the object's inliers, so the
+    8-DoF fit on many more features is kept, and the note says why."""
+    fc, v1 = _pair(bg_shift=(9, -5), obj_shift=(9, -5))
+    m = map_contact_to_v1(fc, v1, HAND, OBJ)
+    assert m.how == "background" and "no parallax" in m.note
+    np.testing.assert_allclose(cp.apply_homography(m.H, np.array([[240.0, 130.0]])), [[249.0, 125.0]], atol=1.0)
+
+
+def test_object_carries_the_points_when_the_background_fit_fails():
+    """Too few background inliers (a textureless table): the object's own fit maps the points."""
+    fc, v1 = _pair()
+    flat_bg = lambda img: np.where(cp._box_mask(img.shape[:2], OBJ)[..., None], img, 120).astype(np.uint8)  # noqa: E731
+    fc, v1 = flat_bg(fc), flat_bg(v1)
+    with pytest.raises(cp.ContactPointsError):
+        map_contact_to_v1(fc, v1, HAND, OBJ, use_object=False)
+    m = map_contact_to_v1(fc, v1, HAND, OBJ)
+    assert m.how == "object" and m.background_inliers is None and "background failed" in m.note
+    err = np.linalg.norm(cp.apply_homography(m.H, np.array([[250.0, 140.0]])) - [[243.0, 146.0]])
+    assert err < 1.0
 
 
 def test_same_frame_is_the_identity_and_grow_box():
