@@ -6,16 +6,21 @@ correctly, but points on an object that stands above the table (a cup's body, a 
 differently between the two views (parallax). The object is rigid and static until it is touched, so
 the mapping that carries the contact points is the one that carries the object's own pixels.
 
-:func:`map_contact_to_v1` tries, in order:
+:func:`map_contact_to_v1`:
 
-1. ``"object"``: ORB features inside the contact frame's object box (minus the hand box, grown by
-   ``hand_pad_px``) matched to features of v1 inside the search region — the object box carried by the
-   background homography, grown by ``search_grow`` of its size + ``search_pad_px`` (the parallax
-   shift is bounded by that) — and a RANSAC similarity (rotation, uniform scale, translation,
-   ``cv2.estimateAffinePartial2D``, 3 px threshold). Accepted with ≥ ``min_object_inliers`` inliers,
-   an inlier ratio ≥ ``min_inlier_ratio``, a scale within [0.7, 1.4] and the object centre moved by
-   less than the search margin from where the background mapping puts it;
-2. ``"background"``: the background homography itself (what the pipeline used before).
+1. ``"background"`` fit first (ORB outside the hand/object boxes, RANSAC homography); it places the
+   search region for the object and is the fallback;
+2. ``"object"``: ORB features inside the contact frame's object box (minus the hand box, grown by
+   ``hand_pad_px``) matched (Lowe ratio 0.8) to features of v1 inside the search region — the object box
+   carried by the background homography, grown by ``search_grow`` of its size + ``search_pad_px`` (twice
+   that around the unmoved box when the background fit failed) — and a RANSAC similarity (rotation,
+   uniform scale, translation, ``cv2.estimateAffinePartial2D``, 3 px). Accepted with ≥ ``min_inliers``
+   inliers, an inlier ratio ≥ ``min_inlier_ratio``, a scale within [0.7, 1.4] and the object centre
+   inside the search margin;
+3. choice: the object fit when the background fit failed, or when the background homography carries
+   fewer than ``agree_fraction`` (0.8) of the object's inliers to within 1.5 px (parallax); otherwise the
+   background (no measurable parallax: its 8-DoF fit on many more features is kept). Neither: a
+   :class:`~pipelines.stages.contact_points.ContactPointsError` naming both reasons.
 
 Pixels: x right, y down, decoded-frame pixels of both frames. The returned 3×3 matrix maps
 contact-frame pixels to v1 pixels. Measured on the synthetic datasets: docs/extraction-jobs.md.
@@ -30,7 +35,7 @@ import numpy as np
 
 from pipelines.stages import contact_points as cp
 
-#: mapping names, in the order they are tried (recorded with each sample)
+#: the values of :attr:`ContactMapping.how`
 MAPPINGS = ("object", "background", "identity")
 
 
