@@ -117,7 +117,7 @@ def compare_once(a, config, tmp: Path) -> dict:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     m = run_local(RepeatedSource(open_source(a.source, a.root), a.repeat), tmp / "local", config, limit=a.limit,
-                  batch_size=a.batch_size or 16)
+                  batch_size=a.batch_size)
     t_local = time.perf_counter() - t0
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=a.ray_num_cpus or a.workers, log_to_driver=False)
@@ -130,7 +130,7 @@ def compare_once(a, config, tmp: Path) -> dict:
     plain = {"clips": m["this_run"]["clips_processed"], "seconds": round(t_local, 3),
              "clips_per_s": round(m["this_run"]["clips_processed"] / t_local, 3), "samples": m["counts"]["samples"]}
     rd = {"clips": mr["this_run"]["clips_pending"], "seconds": mr["this_run"]["seconds"], "clips_per_s": mr["this_run"]["clips_per_s"],
-          "samples": mr["counts"]["samples"], "ray_init_s": round(t_init, 3), "workers": a.workers, "compute": a.compute,
+          "samples": mr["counts"]["samples"], "ray_init_s": round(t_init, 3), "workers": a.workers,
           "batch_size": mr["this_run"]["batch_size"]}
     if plain["samples"] != rd["samples"]:
         raise RuntimeError(f"plain loop wrote {plain['samples']} samples, Ray Data {rd['samples']}")

@@ -2,12 +2,10 @@
 
 records (metadata) → Appendix D filters → ``--limit`` → skip finished ids (resume) → Ray Data
 ``from_items`` (one block per batch) → optional model stages (``--hand-object-model`` / ``--object-boxes``:
-actor pools, :mod:`jobs._extract_models`) → one fused CPU stage that runs every per-clip stage and writes
-its batch idempotently → manifest + summary. The fused stage is, by default (``--compute tasks``),
-``map_batches(extract_batch)`` on Ray's already-started worker processes, each keeping one
-``ClipProcessor`` (models loaded once per process); ``--compute actors`` uses an actor pool of
-:class:`ExtractBatch` instead (models resident per actor, e.g. on GPUs). Batches default to
-``auto_batch_size`` (about 4 per worker) so all workers start at once and finish together.
+actor pools, :mod:`jobs._extract_models`) → ``map_batches(ExtractBatch)`` (an actor pool: each actor loads
+the detector and hand-pose model once, runs every per-clip stage on its batch, so decoded frames never
+leave the process, and writes it idempotently) → manifest + summary. Task-based extraction (models cached
+per worker process) and larger auto-sized batches were measured slower on 2 cores (docs/extraction-jobs.md).
 
 With ``--text-encoder`` the embedding runs in a second Ray Data stage (its own actors, hence its own
 processes: MiniLM crashed when run in a process that had already used the video/image libraries):
@@ -33,7 +31,7 @@ from typing import Any
 from jobs._extract_models import add_model_args, add_model_stages, model_options, model_settings
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
-from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig, auto_batch_size, extract_batch
+from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
 from pipelines.stages.text import make_text_encoder
 from pipelines.stages.writer import done_ids, error_row, pending, write_batch, write_manifest
 
@@ -51,12 +49,10 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per extraction actor")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per extraction actor (model backends)")
     p.add_argument("--text-num-gpus", type=float, default=0.0, help="GPUs per text-embedding actor")
-    p.add_argument("--concurrency", type=int, default=2, help="extraction workers (tasks in flight, or actors)")
-    p.add_argument("--compute", choices=["tasks", "actors"], default="tasks",
-                   help="tasks: Ray's already-started worker processes, models cached per process (default; "
-                        "no actor start-up); actors: a fixed actor pool (models resident, e.g. on GPUs)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="clips per map_batches batch (one shard write each); default: auto_batch_size(clips, concurrency)")
+    p.add_argument("--concurrency", type=int, default=2, help="extraction actors")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help="clips per map_batches batch (one shard write each); 4 measured fastest on 2 cores "
+                        "(docs/extraction-jobs.md, Throughput)")
     p.add_argument("--max-rows-per-shard", type=int, default=256)
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--ray-num-cpus", type=int, default=None,
@@ -146,7 +142,6 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
     statuses: Counter = Counter()
     stages: Counter = Counter()
     t0 = time.perf_counter()
-    batch = a.batch_size
     if todo:
         if not ray.is_initialized():
             address = a.address or os.environ.get("RAY_ADDRESS")
@@ -155,27 +150,21 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
             else:  # RAY_ADDRESS / --address, else an existing local cluster, else a new one
                 ray.init(address=address, log_to_driver=False)
         t0 = time.perf_counter()  # throughput excludes starting Ray
-        batch = a.batch_size or auto_batch_size(len(todo), a.concurrency)
         pool = ray.data.ActorPoolStrategy(size=a.concurrency)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = not a.no_progress
         # one block per batch: each task/actor call gets exactly one block, no re-batching between operators
-        ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // batch))
+        ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // a.batch_size))
         ds = add_model_stages(ds, a, str(out.resolve()))  # --hand-object-model / --object-boxes actor pools
-        if config.text_encoder is None and a.compute == "tasks":
-            # every per-clip stage fused in one task: decoded frames never leave the worker process
-            ds = ds.map_batches(extract_batch, fn_args=(config, str(out.resolve()), a.max_rows_per_shard),
-                                batch_size=batch, batch_format="pandas", concurrency=a.concurrency,
-                                num_cpus=a.num_cpus, num_gpus=a.num_gpus)
-        elif config.text_encoder is None:
+        if config.text_encoder is None:  # every per-clip stage fused: decoded frames never leave the actor
             ds = ds.map_batches(ExtractBatch, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
-                                batch_size=batch, batch_format="pandas", compute=pool,
+                                batch_size=a.batch_size, batch_format="pandas", compute=pool,
                                 num_cpus=a.num_cpus, num_gpus=a.num_gpus)
         else:
-            ds = ds.map_batches(ProcessRows, fn_constructor_args=(config,), batch_size=batch, batch_format="pandas",
+            ds = ds.map_batches(ProcessRows, fn_constructor_args=(config,), batch_size=a.batch_size, batch_format="pandas",
                                 compute=pool, num_cpus=a.num_cpus, num_gpus=a.num_gpus)
             ds = ds.map_batches(EmbedAndWrite, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
-                                batch_size=batch, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
+                                batch_size=a.batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
                                 num_cpus=1, num_gpus=a.text_num_gpus)
         for row in ds.iter_rows():
             statuses[row["status"]] += 1
@@ -191,9 +180,7 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
                           "samples_written": statuses["ok"], "errors": statuses["error"], "errors_by_stage": dict(stages),
                           "source_errors": len(bad), "seconds": round(elapsed, 3),
                           "clips_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
-                          "concurrency": a.concurrency, "compute": a.compute,
-                          "batch_size": batch,
-                          "limit": a.limit},
+                          "concurrency": a.concurrency, "batch_size": a.batch_size, "limit": a.limit},
              "models": model_settings(a)}
     return write_manifest(out, config.as_dict(), extra)
 

@@ -194,38 +194,3 @@ class ExtractBatch:
         return {"sample_id": [r["sample_id"] for r in rows] + [e["sample_id"] for e in errors],
                 "status": ["ok"] * len(rows) + ["error"] * len(errors),
                 "stage": [""] * len(rows) + [e["stage"] for e in errors]}
-
-
-#: auto batch size: batches per worker (4: measured on 2 cores, docs/extraction-jobs.md "Throughput")
-BLOCKS_PER_WORKER = 4
-MAX_AUTO_BATCH = 64
-
-
-def auto_batch_size(n_clips: int, workers: int, blocks_per_worker: int = BLOCKS_PER_WORKER,
-                    max_size: int = MAX_AUTO_BATCH) -> int:
-    """Clips per ``map_batches`` batch for ``n_clips`` on ``workers``: about ``blocks_per_worker``
-    batches each, so every worker starts at once and the tail (the slowest worker's last batch) is
-    short; at most ``max_size`` (progress granularity, work lost by a killed task)."""
-    return max(1, min(max_size, -(-n_clips // max(1, workers * blocks_per_worker))))
-
-
-#: Per-process processors, keyed by the config's JSON: a Ray worker process that runs many
-#: :func:`extract_batch` tasks loads its models once (Ray reuses worker processes for tasks).
-_PROCESSORS: dict[str, ClipProcessor] = {}
-
-
-def shared_processor(config: ExtractConfig) -> ClipProcessor:
-    """The :class:`ClipProcessor` of ``config`` for this process, built on first use and kept."""
-    import json
-
-    key = json.dumps(config.as_dict(), sort_keys=True, default=str)
-    if key not in _PROCESSORS:
-        _PROCESSORS[key] = ClipProcessor(config)
-    return _PROCESSORS[key]
-
-
-def extract_batch(batch, config: ExtractConfig, out: str, max_rows_per_shard: int = 256) -> dict:
-    """Task form of :class:`ExtractBatch` for ``map_batches`` with a task pool: same rows, same shards,
-    same summary; the models come from :func:`shared_processor`, so they load once per worker process
-    and the tasks run in Ray's already-started workers (no actor process to spawn)."""
-    return ExtractBatch(config, out, max_rows_per_shard, processor=shared_processor(config))(batch)

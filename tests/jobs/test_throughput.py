@@ -1,6 +1,6 @@
-"""Throughput wiring of the extraction jobs: the auto batch size, the per-process model cache of the
-task form, and that the task form (what the Ray job runs by default), the actor form and the plain
-loop write exactly the same samples and errors."""
+"""Wiring behind the extraction jobs' throughput: the fused per-clip stage (:class:`ExtractBatch`, what
+each Ray actor runs) writes exactly what the plain loop writes, however the clips are batched; the job
+(Ray Data, 2 actors) does too; a bad ``--batch-size`` is refused before Ray starts."""
 
 from __future__ import annotations
 
@@ -11,45 +11,14 @@ import sys
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import apply_filters
-from pipelines.stages import process
 from pipelines.stages.loop import run_local
-from pipelines.stages.process import (BLOCKS_PER_WORKER, MAX_AUTO_BATCH, ExtractBatch, ExtractConfig, auto_batch_size,
-                                      extract_batch, shared_processor)
+from pipelines.stages.process import ExtractBatch, ExtractConfig
 from tests.jobs.conftest import REPO, _make, job_env
 
 HAND_POSE = "tests.jobs.backends:FixedHandPose"
-
-
-@given(n=st.integers(1, 20000), workers=st.integers(1, 32))
-def test_auto_batch_size_starts_every_worker_and_bounds_the_tail(n, workers):
-    bs = auto_batch_size(n, workers)
-    assert 1 <= bs <= MAX_AUTO_BATCH
-    blocks = -(-n // bs)
-    assert blocks >= min(n, workers)  # every worker starts at once
-    if bs < MAX_AUTO_BATCH:  # at least two batches per worker (the tail is at most half a worker's share)
-        assert blocks >= min(n, 2 * workers)
-        assert blocks <= workers * BLOCKS_PER_WORKER
-
-
-def test_auto_batch_size_examples():
-    assert auto_batch_size(100, 2) == 13  # 8 batches: 4 per worker
-    assert auto_batch_size(3, 2) == 1
-    assert auto_batch_size(10**6, 2) == MAX_AUTO_BATCH
-
-
-def test_shared_processor_loads_once_per_config(monkeypatch):
-    monkeypatch.setattr(process, "_PROCESSORS", {})
-    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend=HAND_POSE)
-    p = shared_processor(cfg)
-    assert shared_processor(ExtractConfig(dataset="epic_kitchens", hand_pose_backend=HAND_POSE)) is p
-    other = shared_processor(ExtractConfig(dataset="epic_kitchens", hand_pose_backend=HAND_POSE, seed=1))
-    assert other is not p and other.config.seed == 1
-    assert len(process._PROCESSORS) == 2
 
 
 def _table(out, sub: str) -> list[dict]:
@@ -69,25 +38,19 @@ def loop_out(epic, tmp_path_factory):
     return out
 
 
-def test_task_and_actor_forms_write_what_the_loop_writes(epic, loop_out, tmp_path, monkeypatch):
-    monkeypatch.setattr(process, "_PROCESSORS", {})
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_batches_write_what_the_loop_writes(batch, epic, loop_out, tmp_path):
     cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend=HAND_POSE)
     rows = [r.to_row() for r in apply_filters(open_source("epic_kitchens", str(epic)).records())]
     assert len(rows) >= 3
-    half = len(rows) // 2
-    actor = ExtractBatch(cfg, str(tmp_path / "actor"))
-    summaries = {"task": [], "actor": []}
-    for batch in (rows[:half], rows[half:]):
-        summaries["task"].append(extract_batch(pd.DataFrame(batch), cfg, str(tmp_path / "task")))
-        summaries["actor"].append(actor(pd.DataFrame(batch)))
-    assert summaries["task"] == summaries["actor"]
-    assert len(process._PROCESSORS) == 1  # both task calls used one processor
+    fn = ExtractBatch(cfg, str(tmp_path / "out"))
+    summary = [fn(pd.DataFrame(rows[i:i + batch])) for i in range(0, len(rows), batch)]
+    assert sorted(s for part in summary for s in part["sample_id"]) == sorted(r["sample_id"] for r in rows)
     loop_data, loop_errors = _table(loop_out, "data"), _table(loop_out, "errors")
     assert loop_data, "the loop wrote no sample: the comparison would be empty"
-    for form in ("task", "actor"):
-        assert _table(tmp_path / form, "data") == loop_data, form
-        assert [(e["sample_id"], e["stage"]) for e in _table(tmp_path / form, "errors")] == \
-            [(e["sample_id"], e["stage"]) for e in loop_errors if e["stage"] != "source"], form
+    assert _table(tmp_path / "out", "data") == loop_data
+    assert [(e["sample_id"], e["stage"]) for e in _table(tmp_path / "out", "errors")] == \
+        [(e["sample_id"], e["stage"]) for e in loop_errors if e["stage"] != "source"]
 
 
 def _job(root, out, *extra: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -97,11 +60,11 @@ def _job(root, out, *extra: str, timeout: int = 300) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
-def test_ray_job_with_auto_batches_equals_the_loop(epic, loop_out, tmp_path):
-    res = _job(epic, tmp_path / "ray")  # defaults: --compute tasks, auto --batch-size
+def test_ray_job_with_default_batches_equals_the_loop(epic, loop_out, tmp_path):
+    res = _job(epic, tmp_path / "ray")
     assert res.returncode == 0, res.stderr[-3000:]
     run = json.loads(res.stdout.strip().splitlines()[-1])["this_run"]
-    assert run["compute"] == "tasks" and run["batch_size"] == auto_batch_size(run["clips_pending"], 2)
+    assert run["batch_size"] == 4 and run["concurrency"] == 2
     assert _table(tmp_path / "ray", "data") == _table(loop_out, "data")
     assert sorted((e["sample_id"], e["stage"]) for e in _table(tmp_path / "ray", "errors")) == \
         sorted((e["sample_id"], e["stage"]) for e in _table(loop_out, "errors"))
