@@ -7,7 +7,7 @@ threads = the Ray worker's CPUs = its torch threads (``--threads``). Throughput 
 ``train_samples_per_s`` (start-up — Ray, the worker group, the first epoch — excluded). Each repeat runs the
 plain loop with no Ray running, then the Ray job (a fresh local Ray, shut down after it), so on a noisy
 shared machine the pairs are measured close together; ``ray_over_plain`` is the median of the per-pair ratios.
-``--data-mode`` picks the Ray job's data path (``auto`` = in-worker reading for small shards, see
+The plain process gets ``OMP_NUM_THREADS`` = ``--threads`` like Ray's worker. ``--data-mode`` picks the Ray job's data path (``auto`` = in-worker reading for small shards, see
 ``pipelines/train_affordance.py``; ``ray_data`` = the Ray Data pipeline).
 
     python benchmarks/bench_train.py --rows 256 --epochs 3 --threads 2 --repeats 2
@@ -26,6 +26,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+
+def _threads_from_argv(default: int = 2) -> int:
+    for i, x in enumerate(sys.argv):
+        if x == "--threads" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+        if x.startswith("--threads="):
+            return int(x.split("=", 1)[1])
+    return default
+
+
+# Like for like: Ray starts its worker with OMP_NUM_THREADS = its CPUs, which (measured here) alone changes
+# a 1-thread training step by ~15 % against an unset variable; give the plain process the same before torch loads.
+os.environ.setdefault("OMP_NUM_THREADS", str(_threads_from_argv()))
+
 import torch  # noqa: E402
 
 from deft_core.affordance.data import ShardDecoder, iter_batches, list_shard_files, read_split  # noqa: E402
@@ -33,7 +47,7 @@ from deft_core.affordance.train_loop import train_func  # noqa: E402
 from pipelines.train_affordance import resolve_config, run  # noqa: E402
 from tests.affordance.fake_shards import write_shards  # noqa: E402
 
-_KEYS = ("train_samples_per_s", "train_seconds", "train_data_wait_s", "train_first_batch_s")
+_KEYS = ("train_samples_per_s", "train_seconds", "train_data_wait_s", "train_first_batch_s", "torch_threads", "train_loss")
 
 
 def _epochs(history: list[dict]) -> list[dict]:
@@ -87,16 +101,28 @@ def main() -> None:
         for r in range(a.repeats):
             load0 = os.getloadavg()
             plain, plain_wall = plain_run(files, cfg, a.threads)
-            ray_hist, ray_wall, mode = ray_run(shards, Path(tmp) / f"ray_run{r}", over, a.threads, a.data_mode)
+            try:
+                ray_hist, ray_wall, mode = ray_run(shards, Path(tmp) / f"ray_run{r}", over, a.threads, a.data_mode)
+            except Exception as e:  # noqa: BLE001 — e.g. Ray's dashboard killed on a loaded machine: keep the pairs so far
+                print(f"[bench] pair {r}: the Ray run failed: {e!r:.300}", file=sys.stderr, flush=True)
+                continue
             p, q = plain[-1]["train_samples_per_s"], ray_hist[-1]["train_samples_per_s"]
             pairs.append({"loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                           "plain_samples_per_s_last_epoch": round(p, 2), "ray_samples_per_s_last_epoch": round(q, 2),
                           "ray_over_plain": round(q / p, 3), "ray_data_mode": mode, "plain_wall_s": round(plain_wall, 1),
                           "ray_wall_s_incl_startup": round(ray_wall, 1), "plain_epochs": _epochs(plain),
                           "ray_epochs": _epochs(ray_hist)})
+            print(f"[bench] pair {r}: " + json.dumps(pairs[-1]), file=sys.stderr, flush=True)
+    if not pairs:
+        raise SystemExit("no plain/Ray pair completed")
+    after_first = {k: [e["train_samples_per_s"] for x in pairs for e in x[f"{k}_epochs"][1:]] for k in ("plain", "ray")}
     print(json.dumps({"benchmark": "affordance_train", "rows": a.rows, "epochs": a.epochs, "image_size": a.image_size,
-                      "batch_size": a.batch_size, "threads": a.threads, "cpu_count": os.cpu_count(),
-                      "ray_over_plain": statistics.median(x["ray_over_plain"] for x in pairs), "pairs": pairs}, indent=1))
+                      "batch_size": a.batch_size, "threads": a.threads, "omp_num_threads": os.environ["OMP_NUM_THREADS"],
+                      "cpu_count": os.cpu_count(), "ray_over_plain": statistics.median(x["ray_over_plain"] for x in pairs),
+                      # less noisy: median samples/s over every epoch after the first, all pairs
+                      "ray_over_plain_epochs_after_first": (statistics.median(after_first["ray"]) / statistics.median(after_first["plain"])
+                                                            if after_first["plain"] and after_first["ray"] else None),
+                      "pairs": pairs}, indent=1))
 
 
 if __name__ == "__main__":

@@ -83,7 +83,12 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
 
     ``train_batches(epoch)`` yields decoded training batches, ``val_batches()`` validation ones. On every
     worker ``report(metrics, ckpt_dir)`` is called once per epoch (``ckpt_dir`` only on the chief, a
-    temporary directory the callback must copy before returning). Returns the metric history."""
+    temporary directory the callback must copy before returning). Returns the metric history.
+
+    Per-epoch timing metrics (seconds, wall clock in this process): ``train_seconds`` (the whole training
+    pass), ``train_samples_per_s``, ``train_data_wait_s`` (time blocked on ``train_batches`` — decode or the
+    Ray Data pipeline — rather than on compute) and ``train_first_batch_s`` (until the first batch arrived);
+    ``torch_threads`` records the intra-op thread count the epoch ran with."""
     mc = dataclass_from_dict(ModelConfig, config["model"], "config['model']")
     tc = dataclass_from_dict(TrainConfig, config["train"], "config['train']")
     torch.manual_seed(tc.seed)
@@ -130,7 +135,8 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
         train_s = time.perf_counter() - t0
         metrics = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_samples": n,
                    "train_seconds": train_s, "train_samples_per_s": n / max(train_s, 1e-9),
-                   "train_data_wait_s": wait, "train_first_batch_s": first_batch_s or 0.0}
+                   "train_data_wait_s": wait, "train_first_batch_s": first_batch_s or 0.0,
+                   "torch_threads": torch.get_num_threads()}
         metrics |= {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
         if val_batches is not None:
             metrics |= evaluate_batches(model, val_batches(), tc, device)
