@@ -1,7 +1,8 @@
 """Ray wiring of affordance training: Ray Data input, Ray Train ``TorchTrainer``, resume, export.
 
-The loop itself is :func:`deft_core.affordance.train_loop.train_func` (no Ray); here it gets
-``get_dataset_shard(...).iter_torch_batches`` as its batch source and ``ray.train.report`` as its report.
+The loop itself is :func:`deft_core.affordance.train_loop.train_func` (no Ray); here it gets its batch
+source (in-worker :func:`iter_batches` or ``get_dataset_shard(...).iter_torch_batches``, see "Data path"
+below) and ``ray.train.report`` as its report.
 
 Run directory ``--out`` (absolute on shared storage for multi-node clusters)::
 
@@ -19,9 +20,9 @@ inline with the same :class:`ShardDecoder` and :func:`iter_batches` as the plain
 by (seed, epoch)); ``ray_data`` streams ``read_parquet`` → split → decode actors → ``iter_torch_batches``.
 ``auto`` (default) picks ``worker`` when the shard files total at most ``in_worker_max_mb`` (default 1024 MiB:
 each worker then holds the compressed rows of its split in memory) and ``ray_data`` above. Why: Ray Data
-re-executes its whole pipeline every epoch (start-up ≈ 14 s per epoch on the 2-core dev machine, measured
+re-executes its whole pipeline every epoch (start-up 7.6–14 s per epoch on the 2-core dev machine, measured
 as the wait for the first batch), in separate processes competing with the worker for the cores, which
-cost ~half the throughput on small data (docs/affordance-model.md). Both need the shard paths readable
+cost half or more of the throughput on small data (0.38× the plain loop; docs/affordance-model.md). Both need the shard paths readable
 from every worker node (shared storage on a cluster).
 
 Local Ray (:func:`init_local_ray`) pins the State API address to its own dashboard. Without that, on a
