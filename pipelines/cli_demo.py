@@ -38,6 +38,9 @@ class Step:
     argv: list[str]
     produces: str  #: what the user should look at afterwards
     needs_ray: bool = False  #: runs against the demo's local Ray cluster (started on demand)
+    #: consecutive steps with the same group run at the same time (independent, single-process steps such as
+    #: the three synthesis runs: on 2 cores this halves their wall-clock time); output goes to OUT/logs/
+    parallel_group: str | None = None
 
     def command(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -76,7 +79,7 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
         steps.append(Step(f"synthesise {ds}", [deft, "data", "synth", ds, "--out", str(synth / ds), "--clips", str(clips),
                                                "--seed", str(seed + k), "--overwrite", *demos],
                           f"{synth / ds} in the native layout, ground truth in _groundtruth/"
-                          + (", task demos in _demos/" if not demos else "")))
+                          + (", task demos in _demos/" if not demos else ""), parallel_group="synthesise"))
     for ds in ("ego4d", "epic_kitchens", "hoi4d"):
         steps.append(Step(f"contact sheet ({ds})", [deft, "data", "show", str(synth / ds), "--out", str(reports / f"sheet_{ds}.png")],
                           str(reports / f"sheet_{ds}.png")))
@@ -175,6 +178,48 @@ class LocalRay:
             self.started = False
 
 
+def _run_one(step: Step, i: int, n: int, env: dict, state: dict, console, local_ray: "LocalRay") -> None:
+    console.rule(f"{i + 1}/{n} {step.name}")
+    if step.needs_ray:
+        local_ray.ensure()
+    console.print(f"[dim]$ {step.command()}[/]")
+    t0 = time.perf_counter()
+    # `ray job submit --working-dir .` uploads the repository, so those steps run from its root.
+    proc = subprocess.run(step.argv, env=env, cwd=REPO_ROOT if step.needs_ray else None)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise CommandError(f"step '{step.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s; "
+                           f"fix the cause and re-run: completed steps are skipped")
+    state[step.name] = {"ok": True, "seconds": round(elapsed, 1)}
+
+
+def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state: dict, console) -> None:
+    """Run independent steps at once, each logging to OUT/logs/<step>.log; every step that succeeds is
+    recorded even when another fails (a re-run then repeats only the failed ones)."""
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    console.rule(f"{i + 1}-{i + len(group)}/{n} " + ", ".join(s.name for s in group) + " (in parallel)")
+    procs = []
+    t0 = time.perf_counter()
+    for step in group:
+        log = logs / (step.name.replace(" ", "_").replace("/", "_") + ".log")
+        console.print(f"[dim]$ {step.command()}  > {log}[/]")
+        fh = open(log, "w")
+        procs.append((step, subprocess.Popen(step.argv, env=env, stdout=fh, stderr=subprocess.STDOUT), fh, log))
+    failed = []
+    for step, proc, fh, log in procs:
+        rc = proc.wait()
+        fh.close()
+        elapsed = time.perf_counter() - t0
+        if rc == 0:
+            state[step.name] = {"ok": True, "seconds": round(elapsed, 1), "parallel": True}
+            console.print(f"  {step.name}: done in {elapsed:.0f} s")
+        else:
+            failed.append(f"'{step.name}' (exit {rc}; log {log})")
+    if failed:
+        raise CommandError(f"step(s) {', '.join(failed)} failed; fix the cause and re-run: completed steps are skipped")
+
+
 def _state_path(out: Path) -> Path:
     return out / "demo_state.json"
 
@@ -216,23 +261,24 @@ def run(args: argparse.Namespace) -> int:
     env.setdefault("RAY_AUTH_MODE", "token")
     local_ray = LocalRay(env, console)
     try:
-        for i, step in enumerate(steps, 1):
-            if state.get(step.name, {}).get("ok"):
-                console.print(f"[dim]{i:2d}/{len(steps)} {step.name}: done earlier, skipped[/]")
-                continue
-            console.rule(f"{i}/{len(steps)} {step.name}")
-            if step.needs_ray:
-                local_ray.ensure()
-            console.print(f"[dim]$ {step.command()}[/]")
-            t0 = time.perf_counter()
-            # `ray job submit --working-dir .` uploads the repository, so those steps run from its root.
-            proc = subprocess.run(step.argv, env=env, cwd=REPO_ROOT if step.needs_ray else None)
-            elapsed = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise CommandError(f"step '{step.name}' failed (exit {proc.returncode}) after {elapsed:.0f} s; "
-                                   f"fix the cause and re-run: completed steps are skipped")
-            state[step.name] = {"ok": True, "seconds": round(elapsed, 1)}
+        i = 0
+        while i < len(steps):
+            span = 1  # this step and the consecutive steps of its parallel group
+            while steps[i].parallel_group and i + span < len(steps) and \
+                    steps[i + span].parallel_group == steps[i].parallel_group:
+                span += 1
+            pending = []
+            for k, step in enumerate(steps[i:i + span], i + 1):
+                if state.get(step.name, {}).get("ok"):
+                    console.print(f"[dim]{k:2d}/{len(steps)} {step.name}: done earlier, skipped[/]")
+                else:
+                    pending.append(step)
+            if len(pending) > 1:
+                _run_parallel(pending, i, len(steps), out, env, state, console)
+            elif pending:
+                _run_one(pending[0], steps.index(pending[0]), len(steps), env, state, console, local_ray)
             _save_state(out, state)
+            i += span
     finally:
         _save_state(out, state)
         local_ray.stop()

@@ -1,0 +1,63 @@
+"""``deft demo``'s step runner: parallel groups run at the same time, completed steps are recorded and
+skipped on re-run, and a failing member of a group does not lose its siblings' completion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import pytest
+
+from deft_core.cli_util import CommandError
+from pipelines import cli_demo
+from pipelines.cli_demo import Step
+
+
+def _sleep_step(name: str, marker, seconds: float = 1.0, rc: int = 0, group: str | None = "g") -> Step:
+    code = f"import time, pathlib; time.sleep({seconds}); pathlib.Path({str(marker)!r}).write_text('x'); raise SystemExit({rc})"
+    return Step(name, [sys.executable, "-c", code], "nothing", parallel_group=group)
+
+
+def _args(out) -> argparse.Namespace:
+    return argparse.Namespace(out=str(out), quick=True, clips=1, seed=0, restart=False, list=False)
+
+
+def test_parallel_group_runs_together_and_resumes(tmp_path, monkeypatch):
+    steps = [_sleep_step(f"s{k}", tmp_path / f"m{k}") for k in range(3)] + \
+            [_sleep_step("after", tmp_path / "after", seconds=0.0, group=None)]
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
+    t0 = time.perf_counter()
+    assert cli_demo.run(_args(tmp_path / "out")) == 0
+    wall = time.perf_counter() - t0
+    assert all((tmp_path / f"m{k}").exists() for k in range(3)) and (tmp_path / "after").exists()
+    assert wall < 2.5, f"three 1-s steps of one group took {wall:.1f} s: not run in parallel"
+    state = json.loads((tmp_path / "out" / "demo_state.json").read_text())
+    assert all(state[f"s{k}"]["ok"] and state[f"s{k}"]["parallel"] for k in range(3)) and state["after"]["ok"]
+    assert (tmp_path / "out" / "logs" / "s0.log").is_file()
+    for k in range(3):
+        (tmp_path / f"m{k}").unlink()
+    assert cli_demo.run(_args(tmp_path / "out")) == 0       # everything done earlier: nothing re-runs
+    assert not any((tmp_path / f"m{k}").exists() for k in range(3))
+
+
+def test_a_failing_group_member_keeps_the_others_done(tmp_path, monkeypatch):
+    steps = [_sleep_step("ok", tmp_path / "ok", 0.2), _sleep_step("bad", tmp_path / "bad", 0.2, rc=3),
+             _sleep_step("later", tmp_path / "later", 0.0, group=None)]
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
+    with pytest.raises(CommandError, match=r"'bad' \(exit 3"):
+        cli_demo.run(_args(tmp_path / "out"))
+    state = json.loads((tmp_path / "out" / "demo_state.json").read_text())
+    assert state["ok"]["ok"] and "bad" not in state and not (tmp_path / "later").exists()
+    (tmp_path / "ok").unlink()
+    steps[1] = _sleep_step("bad", tmp_path / "bad", 0.0)  # the cause fixed: only 'bad' and 'later' run
+    assert cli_demo.run(_args(tmp_path / "out")) == 0
+    assert not (tmp_path / "ok").exists() and (tmp_path / "later").exists()
+
+
+def test_full_demo_synthesises_the_three_datasets_in_one_parallel_group(tmp_path):
+    steps = cli_demo.build_steps(tmp_path, quick=True, clips=2, seed=0)
+    groups = [s.parallel_group for s in steps if s.name.startswith("synthesise")]
+    assert groups == ["synthesise"] * 3
+    assert all(s.parallel_group is None for s in steps if not s.name.startswith("synthesise"))
