@@ -247,7 +247,8 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
 
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = list_shard_files(shards)
+    # absolute: the Train workers (and Ray Data's read tasks) do not run in the driver's working directory
+    files = [str(Path(f).resolve()) for f in list_shard_files(shards)]
     cfg = resolve_config(preset, overrides or {})
     summary = summarise_data(files, cfg["train"]["val_fraction"])
     if summary["train_rows"] == 0:

@@ -52,13 +52,17 @@ def test_worker_failure_is_retried_from_checkpoint(ray_session, shard_dir, tmp_p
     assert [m["epoch"] for m in history] == [0, 1]
 
 
-def test_two_workers_train_with_ddp(ray_session, shard_dir, tmp_path):
+def test_two_workers_train_with_ddp(ray_session, shard_dir, tmp_path, monkeypatch):
     """Multi-worker training (issue 7): two CPU workers, the model wrapped in DDP by Ray's prepare_model,
-    each reading its own Ray Data shard; rank 0 writes the checkpoint and the export."""
+    each reading its own Ray Data shard; rank 0 writes the checkpoint and the export. The shards are given
+    as a path relative to the driver's working directory, which the workers do not share."""
+    import os
+
     from pipelines.train_affordance import run
 
     out = tmp_path / "run2"
-    result = run([str(shard_dir)], str(out), "tiny", _overrides(1), num_workers=2)
+    monkeypatch.chdir(shard_dir.parent)
+    result = run([os.path.relpath(shard_dir)], str(out), "tiny", _overrides(1), num_workers=2)
     assert result["metrics"]["epoch"] == 0 and result["metrics"]["val_samples"] > 0 and result["data_mode"] == "worker"
     # each rank trained on its own half of the training rows (in-worker path, rank-sharded)
     summary = json.loads((out / "run.json").read_text())["data_summary"]
