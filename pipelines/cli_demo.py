@@ -49,7 +49,7 @@ class Step:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="data/demo", help="where everything is written (default data/demo)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes on 2 cores); what CI runs")
-    parser.add_argument("--clips", type=int, default=None, help="clips per synthetic dataset (default 24, quick 6)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per synthetic dataset (default 100, quick 6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--restart", action="store_true", help="ignore completed steps and run everything again")
     parser.add_argument("--list", action="store_true", help="print the steps and exit")
@@ -99,7 +99,7 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
                       [ray, "job", "submit", "--address", address, "--working-dir", ".", "--",
                        "python", "jobs/train.py", "--shards", str(shards), "--out", str(train_out), "--preset", "tiny",
                        # the validation split is by video: hold out enough videos that a small demo has some
-                       "--val-fraction", "0.3", *(["--epochs", "4"] if quick else [])],
+                       "--val-fraction", "0.3", "--epochs", "4" if quick else str(FULL_EPOCHS)],
                       f"{train_out}/model/ (the exported checkpoint), TensorBoard logs in {train_out}/tensorboard/",
                       needs_ray=True))
     steps.append(Step("evaluate the affordance model",
@@ -109,6 +109,10 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
     steps += robot_steps(out, train_out / "model", quick, reports)
     return steps
 
+
+#: Epochs of the full demo's tiny model: on the 100-clip default (~230 samples, ~5 steps per epoch) the
+#: preset's 8 epochs stop while the wrist and pose errors are still falling (measured in the README).
+FULL_EPOCHS = 30
 
 #: Tasks fine-tuned by the full demo (the five the paper's Table 2 and the simulator both cover well).
 DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon")
@@ -241,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     out = Path(args.out).resolve()
-    clips = args.clips or (6 if args.quick else 24)
+    clips = args.clips or (6 if args.quick else 100)
     if clips < 1:
         raise CommandError(f"--clips must be at least 1, got {clips}")
     steps = build_steps(out, args.quick, clips, args.seed)
