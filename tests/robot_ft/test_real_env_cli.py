@@ -13,24 +13,7 @@ import pytest
 
 from robot.cli import main
 
-# fake arm/hand/camera; top-down camera 0.8 m above (0.4, 0, 0): OpenCV x → base −y, y → base −x, z → base −z
-FAKE_YAML = """\
-name: fake_lab
-arm: {backend: fake}
-hand: {backend: fake}
-camera:
-  backend: fake
-  T_base_camera: [[0, -1, 0, 0.4], [-1, 0, 0, 0.0], [0, 0, -1, 0.8], [0, 0, 0, 1]]
-safety:
-  workspace: {lower: [0.1, -0.4, 0.0], upper: [0.7, 0.4, 0.5]}
-  min_clearance_m: 0.01
-"""
-
-
-def write_yaml(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "robot.yaml"
-    path.write_text(text)
-    return path
+from test_real_env import FAKE_YAML, write_yaml  # noqa: E402  (same directory, rootdir sys.path)
 
 
 # the fake camera (320x240) shows its red object at x 120..200, y 90..150
