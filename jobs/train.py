@@ -46,7 +46,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "auto: worker when the shards total <= --in-worker-max-mb")
     p.add_argument("--in-worker-max-mb", type=float, default=1024.0, help="auto's threshold (MiB of shard files)")
     p.add_argument("--max-failures", type=int, default=2, help="worker failures retried from the last checkpoint")
+    p.add_argument("--hand-label-weight", action="append", default=[], metavar="SOURCE=W",
+                   help="weight of the wrist/pose loss for rows whose hand_pose_source is SOURCE (default 1), e.g. "
+                        "mediapipe=0 to learn wrist and pose only from exact labels; repeatable")
     return p.parse_args(argv)
+
+
+def hand_label_weights(items: list[str]) -> dict[str, float] | None:
+    """['mediapipe=0', ...] → {'mediapipe': 0.0}; a malformed item exits with a message naming it."""
+    out = {}
+    for item in items:
+        source, sep, value = item.partition("=")
+        try:
+            if not sep or not source or float(value) < 0:
+                raise ValueError
+            out[source] = float(value)
+        except ValueError:
+            raise SystemExit(f"--hand-label-weight {item!r}: expected SOURCE=W with W >= 0, e.g. mediapipe=0") from None
+    return out or None
 
 
 def main(argv=None) -> int:
@@ -55,7 +72,8 @@ def main(argv=None) -> int:
         "model": {"image_size": a.image_size, "text_encoder": a.text_encoder, "text_dim": a.text_dim,
                   "visual_encoder": a.visual_encoder, "visual_arch": a.visual_arch, "visual_weights": a.visual_weights},
         "train": {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
-                  "val_fraction": a.val_fraction, "augment": False if a.no_augment else None},
+                  "val_fraction": a.val_fraction, "augment": False if a.no_augment else None,
+                  "hand_label_weights": hand_label_weights(a.hand_label_weight)},
     }
     result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
                  cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,

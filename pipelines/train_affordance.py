@@ -53,7 +53,7 @@ RUN_NAME = "affordance"
 DATA_MODES = ("auto", "worker", "ray_data")
 IN_WORKER_MAX_MB = 1024.0
 _READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
-                 "hand_pose", "text_embedding", "text_encoder"]
+                 "hand_pose", "hand_pose_source", "text_embedding", "text_encoder"]
 
 
 def load_train_state_epoch(ckpt_dir: str) -> int:
@@ -198,7 +198,8 @@ def _worker_batches(config: dict, rank: int, world: int):
     files, bs, seed = config["shard_files"], int(t["batch_size"]), int(t["seed"])
     train_table = read_split(files, "train", t["val_fraction"])
     val_table = read_split(files, "val", t["val_fraction"]) if config.get("has_val") else None
-    dec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"], augment=t["augment"], seed=seed)
+    dec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"], augment=t["augment"], seed=seed,
+                       hand_label_weights=t.get("hand_label_weights"))
     vdec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"])
 
     def train_batches(epoch: int):
@@ -228,7 +229,8 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
         ds = raw.map_batches(select_split, fn_kwargs={"split": split, "val_fraction": train_cfg["val_fraction"]},
                              batch_format="numpy")
         # seed=None for training: fresh augmentations on every pass (Ray re-executes the pipeline per epoch)
-        kwargs = common | ({"augment": train_cfg["augment"], "seed": None} if split == "train" else {"augment": False})
+        kwargs = common | ({"augment": train_cfg["augment"], "seed": None,
+                            "hand_label_weights": train_cfg.get("hand_label_weights")} if split == "train" else {"augment": False})
         out[split] = ds.map_batches(ShardDecoder, fn_constructor_kwargs=kwargs, batch_format="numpy",
                                     batch_size=train_cfg["batch_size"], num_cpus=decode_cpus,
                                     compute=ray.data.ActorPoolStrategy(size=decode_concurrency))

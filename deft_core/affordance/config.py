@@ -84,6 +84,9 @@ class TrainConfig:
     max_targets: int = 8
     augment: bool = True
     seed: int = 0
+    #: per ``hand_pose_source`` weight of the wrist/pose loss terms (absent sources: 1.0), e.g.
+    #: {"mediapipe": 0.0} to learn wrist and pose only from exact labels (HOI4D's fits)
+    hand_label_weights: dict = field(default_factory=dict)
 
 
 @dataclass

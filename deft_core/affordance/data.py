@@ -9,6 +9,9 @@ A decoded batch (all numpy, numeric only, so ``iter_torch_batches`` can carry it
 - ``target_points`` (B, T, 2) float32 GMM means (crop-normalised x right / y down), zero-padded to
   T = ``max_targets``, with ``target_mask`` (B, T) float32; extra means beyond T are dropped;
 - ``wrist`` (B, 3), ``pose`` (B, 45) float32 (axis-angle, camera frame / MANO flat-hand-mean);
+- ``hand_weight`` (B,) float32: how much the wrist/pose labels count in the loss, from the row's
+  ``hand_pose_source`` through ``hand_label_weights`` (default 1; e.g. ``{"mediapipe": 0}`` trains the wrist
+  and pose heads only on trusted labels);
 - ``crop_wh`` (B, 2) float32 — the crop's size in original-frame pixels (for errors in px).
 
 The train/validation split is by video: :func:`is_validation` hashes ``dataset/video_id``, so every clip
@@ -29,10 +32,10 @@ import pyarrow.parquet as pq
 from deft_core.affordance.encoders import make_text_encoder
 from deft_core.schema import check_table_schema
 
-DECODED_KEYS = ("image", "text_emb", "target_points", "target_mask", "wrist", "pose", "crop_wh")
+DECODED_KEYS = ("image", "text_emb", "target_points", "target_mask", "wrist", "pose", "crop_wh", "hand_weight")
 _SPLIT_SALT = "deft-affordance-split-v1"
 _COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
-            "hand_pose", "text_embedding", "text_encoder"]
+            "hand_pose", "hand_pose_source", "text_embedding", "text_encoder"]
 
 
 def is_validation(dataset: str, video_id: str, val_fraction: float) -> bool:
@@ -98,8 +101,10 @@ class ShardDecoder:
     draws fresh entropy (used under Ray Data, which re-creates its decode actors on every pass).
     """
 
-    def __init__(self, image_size: int, text_encoder: str, max_targets: int = 8, augment: bool = False, seed: int | None = 0):
+    def __init__(self, image_size: int, text_encoder: str, max_targets: int = 8, augment: bool = False, seed: int | None = 0,
+                 hand_label_weights: Mapping[str, float] | None = None):
         self.image_size, self.text_encoder_id = int(image_size), text_encoder
+        self.hand_label_weights = {str(k): float(v) for k, v in (hand_label_weights or {}).items()}
         self.max_targets, self.augment = int(max_targets), bool(augment)
         self.seed = None if seed is None else int(seed)
         self._encoder = None
@@ -151,6 +156,8 @@ class ShardDecoder:
             out["crop_wh"][i] = (box[2] - box[0], box[3] - box[1])
         out["wrist"] = np.stack([np.asarray(v, np.float32) for v in _column(batch, "wrist_rotation")])
         out["pose"] = np.stack([np.asarray(v, np.float32) for v in _column(batch, "hand_pose")])
+        sources = _column(batch, "hand_pose_source") if "hand_pose_source" in batch else [None] * n
+        out["hand_weight"] = np.array([self.hand_label_weights.get(str(src), 1.0) for src in sources], np.float32)
         has_emb = "text_embedding" in batch and "text_encoder" in batch
         embs = _column(batch, "text_embedding") if has_emb else [None] * n
         enc_ids = _column(batch, "text_encoder") if has_emb else [None] * n

@@ -32,10 +32,17 @@ def chamfer(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
 def affordance_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], lambda_mu: float = 1.0,
                     lambda_theta: float = 0.1, lambda_pose: float = 0.1) -> dict[str, torch.Tensor]:
     """Eq. 1. ``batch`` has ``target_points`` (B, T, 2), ``target_mask`` (B, T), ``wrist`` (B, 3),
-    ``pose`` (B, 45). Returns ``loss`` and its three unweighted terms ``contact``, ``wrist``, ``pose``."""
+    ``pose`` (B, 45) and optionally ``hand_weight`` (B,): the wrist and pose terms are then averaged with
+    those per-sample weights (a batch whose weights are all 0 contributes 0). Returns ``loss`` and its
+    three terms ``contact``, ``wrist``, ``pose`` (before the λ weights)."""
     contact = chamfer(out["points"], batch["target_points"], batch["target_mask"]).mean()
-    wrist = torch.linalg.vector_norm(out["wrist"] - batch["wrist"].float(), dim=-1).mean()
-    pose = torch.linalg.vector_norm(out["pose"] - batch["pose"].float(), dim=-1).mean()
+    wrist_err = torch.linalg.vector_norm(out["wrist"] - batch["wrist"].float(), dim=-1)
+    pose_err = torch.linalg.vector_norm(out["pose"] - batch["pose"].float(), dim=-1)
+    if "hand_weight" in batch:
+        w = batch["hand_weight"].to(wrist_err.dtype)
+        wrist, pose = (w * wrist_err).sum() / w.sum().clamp_min(1e-6), (w * pose_err).sum() / w.sum().clamp_min(1e-6)
+    else:
+        wrist, pose = wrist_err.mean(), pose_err.mean()
     loss = lambda_mu * contact + lambda_theta * wrist + lambda_pose * pose
     return {"loss": loss, "contact": contact.detach(), "wrist": wrist.detach(), "pose": pose.detach()}
 

@@ -89,3 +89,43 @@ def test_contact_depends_on_text(trained):
     # the mean contact moves by a sizeable part of the distance between the two true regions
     assert np.mean(shifts) > 0.25 * np.mean(dists), (np.mean(shifts), np.mean(dists))
     assert wins >= 8, wins
+
+
+def test_hand_label_weights_mask_the_wrist_and_pose_terms(shard_dir):
+    """Per-sample hand_weight (from hand_pose_source) averages the wrist/pose terms over trusted rows only:
+    a row with weight 0 cannot move them, whatever its label; the contact term is untouched."""
+    import torch
+
+    from deft_core.affordance.data import ShardDecoder
+    from deft_core.affordance.loss import affordance_loss
+
+    out = {"points": torch.zeros(2, 3, 2), "wrist": torch.zeros(2, 3), "pose": torch.zeros(2, 45)}
+    batch = {"target_points": torch.zeros(2, 1, 2), "target_mask": torch.ones(2, 1),
+             "wrist": torch.tensor([[1.0, 0, 0], [100.0, 0, 0]]), "pose": torch.zeros(2, 45)}
+    batch["pose"][1, 0] = 50.0
+    plain = affordance_loss(out, batch)
+    weighted = affordance_loss(out, batch | {"hand_weight": torch.tensor([1.0, 0.0])})
+    assert abs(float(plain["wrist"]) - 50.5) < 1e-4 and abs(float(weighted["wrist"]) - 1.0) < 1e-5
+    assert abs(float(plain["pose"]) - 25.0) < 1e-4 and float(weighted["pose"]) == 0.0
+    assert float(plain["contact"]) == float(weighted["contact"])
+    none = affordance_loss(out, batch | {"hand_weight": torch.zeros(2)})
+    assert float(none["wrist"]) == 0.0 and float(none["pose"]) == 0.0
+    table = read_split(list_shard_files([shard_dir]), "train", 0.0)  # rows with hand_pose_source "fake"
+    b = next(iter_batches(table, 8, ShardDecoder(64, "hash:16", hand_label_weights={"fake": 0.25, "hoi4d": 2.0})))
+    assert b["hand_weight"].shape == (8,) and np.all(b["hand_weight"] == 0.25)
+    b = next(iter_batches(table, 8, ShardDecoder(64, "hash:16", hand_label_weights={"mediapipe": 0.0})))
+    assert np.all(b["hand_weight"] == 1.0)                     # sources not named keep weight 1
+
+
+def test_train_job_parses_hand_label_weights():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_job", Path(__file__).resolve().parents[2] / "jobs" / "train.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    assert job.hand_label_weights(["mediapipe=0", "hoi4d=1.5"]) == {"mediapipe": 0.0, "hoi4d": 1.5}
+    assert job.hand_label_weights([]) is None
+    for bad in ("mediapipe", "=1", "mediapipe=-1", "mediapipe=x"):
+        with pytest.raises(SystemExit, match="SOURCE=W"):
+            job.hand_label_weights([bad])
