@@ -94,7 +94,23 @@ class SimEpisodeRunner:
         self.world.reset(task, seed, split, variant_names)
         self.arm._enabled = True
         self.task = task
-        return self.camera.read()
+        return self.capture_initial()
+
+    def capture_initial(self):
+        """I₀ with the arm folded aside (:data:`deft_core.world.robot_scene.CAPTURE_Q`): the egocentric
+        camera looks over the robot, whose home pose would hide the objects. Kinematic only: the arm is
+        put back at its reset pose before anything runs."""
+        from deft_core.world.robot_scene import CAPTURE_Q
+
+        w = self.world
+        q_home = w.data.qpos[w.arm_qadr].copy()
+        w.data.qpos[w.arm_qadr] = CAPTURE_Q
+        w.mj.mj_forward(w.model, w.data)
+        try:
+            return self.camera.read()
+        finally:
+            w.data.qpos[w.arm_qadr] = q_home
+            w.mj.mj_forward(w.model, w.data)
 
     def run(self, grasp: GraspParams, trajectory: PostGraspTrajectory | None = None,
             video: "VideoRecorder | None" = None, initial_image: np.ndarray | None = None) -> EpisodeOutcome:
@@ -105,7 +121,7 @@ class SimEpisodeRunner:
         traj = trajectory or task.default_trajectory()
         w = self.world
         if initial_image is None:
-            initial_image = w.render(self.camera.config.width, self.camera.config.height, False, False)[0]
+            initial_image = self.capture_initial().rgb
         trace = [w.snapshot("initial")]
 
         def on_event(phase: str, index: int) -> None:

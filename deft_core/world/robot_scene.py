@@ -8,8 +8,12 @@ Frames and units (metres, radians):
   the reachable region ``PLACE_X`` × ``PLACE_Y`` (drawers further back in ``DRAWER_X``), with a
   kind-dependent random yaw about the nominal orientation (handles of spoons, spatulas and grape stems
   point at the robot, the drawer's front faces it), without overlap, all from ``seed``.
-- Camera ``overhead``: a fixed RGB-D camera in front of and above the table, looking back at the
-  workspace; 640×480, ``fovy`` 42.5° (RealSense D435-like colour intrinsics). :class:`SceneInfo`
+- Camera ``overhead``: a fixed RGB-D camera above and behind the robot's base, looking over it at the
+  workspace — the paper's egocentric placement (its Fig. 4: "above the robot to maintain an egocentric
+  viewpoint, consistent with the affordance model's training data"; wrist rotations predicted in the
+  camera frame only transfer from a view like the head camera's); 640×480, ``fovy`` 42.5° (RealSense
+  D435-like colour intrinsics). The arm at ``home`` stands in that view, so the initial image I₀ is
+  taken with the arm folded aside (:data:`CAPTURE_Q`), as a real robot would move out of the way. :class:`SceneInfo`
   gives its OpenCV intrinsics ``K`` and extrinsics ``T_base_cam`` (OpenCV axes: x right, y down,
   z forward) — what the real robot's camera calibration produces.
 - Keyframe ``home``: arm at :data:`deft_core.world.xarm6.HOME`, hand open, objects at their placement.
@@ -30,7 +34,9 @@ from deft_core.world.robot_hand import robot_hand_mjcf
 from deft_core.world.xarm6 import HOME, JOINT_NAMES, xarm6_mjcf
 
 PLACE_X, PLACE_Y, DRAWER_X = (0.36, 0.58), (-0.20, 0.20), (0.56, 0.62)
-CAMERA_EYE, CAMERA_TARGET = (1.05, 0.0, 0.80), (0.45, 0.0, 0.0)
+CAMERA_EYE, CAMERA_TARGET = (-0.35, 0.0, 1.00), (0.47, 0.0, 0.0)
+#: arm joints (rad) while I₀ is taken: folded to the robot's right, below the camera's view of the table
+CAPTURE_Q = np.array([1.57, -1.9, -2.2, 0.0, 0.0, 0.0])
 CAMERA_WIDTH, CAMERA_HEIGHT, CAMERA_FOVY = 640, 480, 42.5
 TABLE_X, TABLE_Y, TABLE_THICKNESS = (-0.30, 1.00), (-0.65, 0.65), 0.04
 #: random yaw half-range (rad) about the nominal orientation, per object kind
