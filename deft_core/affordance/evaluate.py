@@ -21,13 +21,16 @@ from deft_core.affordance.data import ShardDecoder, iter_batches, list_shard_fil
 from deft_core.affordance.loss import MetricAccumulator
 
 
-def _train_means(files: list[str], val_fraction: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _train_means(files: list[str], val_fraction: float) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """Training-split mean wrist (3) and pose (45), the row count, and the same means per hand_pose_source."""
     t = read_split(files, "train", val_fraction) if val_fraction > 0 else read_split(files, "all", 0.0)
     if t.num_rows == 0:
         t = read_split(files, "all", 0.0)
     wrist = np.asarray(t.column("wrist_rotation").to_pylist(), np.float64)
     pose = np.asarray(t.column("hand_pose").to_pylist(), np.float64)
-    return wrist.mean(0), pose.mean(0), t.num_rows
+    src = np.asarray([str(x) for x in t.column("hand_pose_source").to_pylist()])
+    per_source = {s: (wrist[src == s].mean(0), pose[src == s].mean(0)) for s in np.unique(src)}
+    return wrist.mean(0), pose.mean(0), t.num_rows, per_source
 
 
 def evaluate_checkpoint(checkpoint: str | Path, shards: list[str], split: str = "val", val_fraction: float | None = None,
@@ -44,7 +47,9 @@ def evaluate_checkpoint(checkpoint: str | Path, shards: list[str], split: str = 
     table = read_split(files, split, val_fraction)
     if table.num_rows == 0:
         raise ValueError(f"split {split!r} of {shards} is empty (val_fraction {val_fraction})")
-    wrist_mean, pose_mean, n_train = _train_means(files, val_fraction)
+    wrist_mean, pose_mean, n_train, source_means = _train_means(files, val_fraction)
+    sources_all = [str(x) for x in table.column("hand_pose_source").to_pylist()]
+    by_source: dict[str, dict[str, MetricAccumulator]] = {}
     decoder = ShardDecoder(cfg.image_size, cfg.text_encoder, augment=False)
     acc, centre, mean_base = MetricAccumulator(), MetricAccumulator(), MetricAccumulator()
     shifts, sheet = [], {"image": [], "heat": [], "pred": [], "true": [], "mask": [], "text": []}
@@ -60,6 +65,16 @@ def evaluate_checkpoint(checkpoint: str | Path, shards: list[str], split: str = 
             centre.add(np.full_like(out["points"], 0.5), *args, b["wrist"], b["wrist"], b["pose"], b["pose"])
             mean_base.add(out["points"], *args, np.broadcast_to(wrist_mean, b["wrist"].shape), b["wrist"],
                           np.broadcast_to(pose_mean, b["pose"].shape), b["pose"])
+            for src in sorted(set(sources_all[offset:offset + n])):  # wrist/pose per label source
+                rows = [i for i in range(n) if sources_all[offset + i] == src]
+                accs = by_source.setdefault(src, {"model": MetricAccumulator(), "mean": MetricAccumulator()})
+                w_m, p_m = source_means.get(src, (wrist_mean, pose_mean))
+                sub = lambda a: np.asarray(a)[rows]  # noqa: E731
+                accs["model"].add(sub(out["points"]), sub(args[0]), sub(args[1]), sub(args[2]), sub(out["wrist"]),
+                                  sub(b["wrist"]), sub(out["pose"]), sub(b["pose"]))
+                accs["mean"].add(sub(out["points"]), sub(args[0]), sub(args[1]), sub(args[2]),
+                                 np.broadcast_to(w_m, (len(rows), 3)), sub(b["wrist"]),
+                                 np.broadcast_to(p_m, (len(rows), 45)), sub(b["pose"]))
             texts = texts_all[offset:offset + n]
             other = [next((j for j in np.roll(np.arange(n), -1 - i) if texts[j] != texts[i]), None) for i in range(n)]
             idx = [i for i in range(n) if other[i] is not None]
@@ -80,6 +95,14 @@ def evaluate_checkpoint(checkpoint: str | Path, shards: list[str], split: str = 
         "model": {k: m[k] for k in ("contact_px", "wrist_deg", "pose_deg")},
         "baselines": {"crop_centre_contact_px": c["contact_px"], "train_mean_wrist_deg": mb["wrist_deg"],
                       "train_mean_pose_deg": mb["pose_deg"]},
+        # per label source: the model's wrist/pose errors against that source's labels, and the baseline of
+        # that source's training-set mean (labels of different quality are not averaged together)
+        "by_hand_pose_source": {src: {"samples": a["model"].n,
+                                      "model_wrist_deg": a["model"].result()["wrist_deg"],
+                                      "model_pose_deg": a["model"].result()["pose_deg"],
+                                      "source_mean_wrist_deg": a["mean"].result()["wrist_deg"],
+                                      "source_mean_pose_deg": a["mean"].result()["pose_deg"]}
+                                for src, a in sorted(by_source.items())},
         "text_swap_contact_shift_px": float(np.mean(shifts)) if shifts else None,
         "text_swap_pairs": len(shifts),
     }

@@ -59,6 +59,10 @@ def test_beats_baselines_and_depends_on_text(trained, capsys):
     assert rep["model"]["contact_px"] < 0.7 * rep["baselines"]["crop_centre_contact_px"], rep
     assert rep["model"]["wrist_deg"] < 0.6 * rep["baselines"]["train_mean_wrist_deg"], rep
     assert rep["model"]["pose_deg"] < 0.6 * rep["baselines"]["train_mean_pose_deg"], rep
+    per = rep["by_hand_pose_source"]              # one label source ("fake") here: the same numbers again
+    assert list(per) == ["fake"] and per["fake"]["samples"] == rep["samples"]
+    assert abs(per["fake"]["model_wrist_deg"] - rep["model"]["wrist_deg"]) < 1e-6
+    assert abs(per["fake"]["source_mean_pose_deg"] - rep["baselines"]["train_mean_pose_deg"]) < 1e-6
     (root / "report.json").write_text(json.dumps(rep))
 
 
