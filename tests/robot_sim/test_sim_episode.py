@@ -83,3 +83,25 @@ def test_random_grasps_around_the_object_mostly_fail(runner, task):
         g[6:] += rng.uniform(-0.3, 0.3, 16)
         wins += runner.run(GraspParams.from_vector(g)).success
     assert wins <= 2
+
+
+@pytest.mark.parametrize("task", ["pick_cup", "open_drawer", "pick_spoon"])
+def test_initial_image_is_egocentric_and_unoccluded(runner, task):
+    """I₀ comes from a camera above and behind the robot (the paper's egocentric placement, so wrist
+    rotations learned in a head camera's frame transfer), taken with the arm folded aside: over several
+    placements the object is in view and no arm or hand pixel touches its box; afterwards the arm is
+    back at its reset pose, so the episode starts from home."""
+    from deft_core.world.robot_scene import CAPTURE_Q
+    from robot.sim.world import SEGMENT_IDS
+
+    T = runner.camera.T_base_camera
+    assert T[0, 3] < 0.0 and T[0, 2] > 0.5 and T[2, 2] < -0.5  # behind the base, looking forward and down
+    for seed in range(4):
+        frame = runner.reset(task, seed)
+        w = runner.world
+        assert not np.allclose(w.arm_q(), CAPTURE_Q) and np.allclose(w.arm_q(), w.info.home_q, atol=1e-6)
+        ys, xs = np.nonzero(frame.mask == SEGMENT_IDS["object"])
+        assert len(xs) >= 20, f"{task} seed {seed}: object nearly out of view"
+        box = frame.mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        robot_px = np.isin(box, [SEGMENT_IDS["arm"], SEGMENT_IDS["hand"]]).sum()
+        assert robot_px == 0, f"{task} seed {seed}: {robot_px} arm/hand pixels inside the object's box"
