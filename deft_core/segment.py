@@ -156,8 +156,6 @@ SEGMENT_BACKENDS: dict[str, str] = {"sam": "deft_core.segment:SamSegmenter"}
 
 def make_segmenter(name: str = "sam", **options):
     """Instantiate the segmentation backend ``name`` (see :data:`SEGMENT_BACKENDS`)."""
-    try:
-        module, cls = SEGMENT_BACKENDS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown segmentation backend {name!r}; known: {', '.join(SEGMENT_BACKENDS)}") from None
-    return getattr(importlib.import_module(module), cls)(**options)
+    from deft_core.registry import load_class
+
+    return load_class(SEGMENT_BACKENDS, name, "segmentation backend")(**options)

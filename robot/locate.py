@@ -138,13 +138,9 @@ class PointLocator:
 
 def make_locator(name: str, **options) -> ObjectLocator:
     """Instantiate the locator backend ``name`` (see :data:`LOCATORS`)."""
-    import importlib
+    from deft_core.registry import load_class
 
-    try:
-        module, cls = LOCATORS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown object locator {name!r}; known: {', '.join(LOCATORS)}") from None
-    return getattr(importlib.import_module(module), cls)(**options)
+    return load_class(LOCATORS, name, "object locator")(**options)
 
 
 __all__ = ["Detection", "ObjectLocator", "TextBoxLocator", "PointLocator", "LOCATORS", "make_locator", "check_box"]

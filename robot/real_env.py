@@ -40,7 +40,7 @@ from deft_core.grasp import GraspParams
 from robot.base import ConfigError, ControllerError, DeviceError, Pose
 from robot.executor import ExecutorConfig, GraspExecutor
 from robot.locate import Detection, ObjectLocator, check_box
-from robot.sim_env import R_MANO_ROBOT, _jsonable, real_world_only_prior
+from robot.sim_env import _jsonable, affordance_prior, real_world_only_prior
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +230,7 @@ class RealFinetuneEnv:
         ex = obs.extras
         if self.prior_name == "real-world-only":
             return real_world_only_prior(ex, self.prior_seed)
-        from deft_core.retarget import affordance_to_grasp
-
-        pred = self._predictor.predict(obs.image, ex["object_box"], self.task_def.text)
-        return affordance_to_grasp({"contact_pixel": pred.contact_mean, "wrist_rotation": pred.wrist_rotation,
-                                    "hand_pose": pred.hand_pose}, ex["depth"], ex["K"], ex["T_base_camera"],
-                                   R_mano_robot=R_MANO_ROBOT)
+        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text)
 
     def execute(self, grasp: GraspParams):
         """Run ξ and τ from the last reset → :class:`deft_core.finetune.loop.EpisodeResult`."""

@@ -67,6 +67,18 @@ def random_downward_rotation(rng: np.random.Generator) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), zz]])
 
 
+def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str) -> GraspParams:
+    """ξ (robot base frame) from the affordance model, shared by the simulator and the lab robot: the
+    predicted mean contact pixel lifted with ``extras['depth']``/``K``/``T_base_camera``, the predicted wrist
+    (camera frame) through :data:`R_MANO_ROBOT`, the 45-d pose retargeted (:func:`deft_core.retarget.affordance_to_grasp`)."""
+    from deft_core.retarget import affordance_to_grasp
+
+    pred = predictor.predict(image, extras["object_box"], text)
+    return affordance_to_grasp({"contact_pixel": pred.contact_mean, "wrist_rotation": pred.wrist_rotation,
+                                "hand_pose": pred.hand_pose}, extras["depth"], extras["K"], extras["T_base_camera"],
+                               R_mano_robot=R_MANO_ROBOT)
+
+
 def real_world_only_prior(extras: dict, prior_seed: int) -> GraspParams:
     """§5 baseline ξ (robot base frame), shared by the simulator and the lab robot
     (:class:`robot.real_env.RealFinetuneEnv`): μ = the 3-D point under the object box's centre pixel,
@@ -147,12 +159,7 @@ class SimFinetuneEnv:
             return oracle_grasp(self.runner.world, self.task)
         if self.prior_name == "real-world-only":
             return self._real_world_only(ex)
-        from deft_core.retarget import affordance_to_grasp
-
-        pred = self._predictor.predict(obs.image, ex["object_box"], self.task_def.text)
-        return affordance_to_grasp({"contact_pixel": pred.contact_mean, "wrist_rotation": pred.wrist_rotation,
-                                    "hand_pose": pred.hand_pose}, ex["depth"], ex["K"], ex["T_base_camera"],
-                                   R_mano_robot=R_MANO_ROBOT)
+        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text)
 
     def _real_world_only(self, ex: dict) -> GraspParams:
         return real_world_only_prior(ex, self.prior_seed)
@@ -182,4 +189,4 @@ def _jsonable(x):
     return x
 
 
-__all__ = ["SimFinetuneEnv", "PRIORS", "real_world_only_prior", "R_MANO_ROBOT", "object_box_from_mask", "random_downward_rotation"]
+__all__ = ["SimFinetuneEnv", "PRIORS", "affordance_prior", "real_world_only_prior", "R_MANO_ROBOT", "object_box_from_mask", "random_downward_rotation"]

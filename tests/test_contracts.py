@@ -111,3 +111,14 @@ def test_schema_mismatch_is_named():
     retyped = schema.AFFORDANCE_SCHEMA.set(schema.AFFORDANCE_SCHEMA.get_field_index("fps"), pa.field("fps", pa.string()))
     with pytest.raises(schema.SchemaError, match="fps"):
         schema.check_table_schema(retyped)
+
+
+def test_backend_tables_resolve_through_one_lookup():
+    """deft_core.registry.load_class: the one name → "module:Class" lookup of the backend tables."""
+    from deft_core.geometry import look_at
+    from deft_core.registry import load_class
+
+    table = {"look": "deft_core.geometry:look_at"}
+    assert load_class(table, "look", "thing") is look_at
+    with pytest.raises(ValueError, match=r"unknown thing 'nope'; known: look"):
+        load_class(table, "nope", "thing")

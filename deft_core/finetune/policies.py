@@ -23,7 +23,6 @@ pixels (replicate padding) each step.
 
 from __future__ import annotations
 
-import importlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, replace
@@ -305,10 +304,9 @@ def _vec(v: np.ndarray, name: str, episode: int) -> np.ndarray:
 
 def policy_class(kind: str) -> type[ResidualPolicy]:
     """The class registered for ``kind`` in :data:`POLICY_KINDS`."""
-    if kind not in POLICY_KINDS:
-        raise ValueError(f"unknown policy kind {kind!r}; known: {', '.join(POLICY_KINDS)}")
-    module, name = POLICY_KINDS[kind].split(":")
-    return getattr(importlib.import_module(module), name)
+    from deft_core.registry import load_class
+
+    return load_class(POLICY_KINDS, kind, "policy kind")
 
 
 def make_policy(kind: str, config: PolicyConfig | None = None) -> ResidualPolicy:

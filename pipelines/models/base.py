@@ -19,12 +19,12 @@ visible, else CPU). A missing weight directory raises :class:`WeightsNotFound` n
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from deft_core.registry import load_class
 from deft_core.segment import (MODELS_INSTALL, SEGMENT_BACKENDS, WeightsNotFound, pick_device, require,
                                resolve_pretrained_dir)
 
@@ -91,11 +91,7 @@ OBJECT_BOX_BACKENDS: dict[str, str] = {
 
 
 def _make(table: dict[str, str], kind: str, name: str, options: dict):
-    try:
-        module, cls = table[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown {kind} backend {name!r}; known: {', '.join(table)}") from None
-    return getattr(importlib.import_module(module), cls)(**options)
+    return load_class(table, name, f"{kind} backend")(**options)
 
 
 def make_hand_object_detector(name: str, **options) -> HandObjectDetector:

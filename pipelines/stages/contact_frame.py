@@ -21,7 +21,6 @@ model-based detector for raw video can be added under a new name with the same i
 
 from __future__ import annotations
 
-import importlib
 import json
 import pickle
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from deft_core.geometry import axis_angle_to_matrix
+from deft_core.registry import load_class
 from pipelines.sources.base import ClipRecord
 
 
@@ -294,8 +294,4 @@ DETECTORS: dict[str, str] = {
 
 
 def make_detector(name: str, **options) -> ContactFrameDetector:
-    try:
-        module, cls = DETECTORS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown contact detector {name!r}; known: {', '.join(DETECTORS)}") from None
-    return getattr(importlib.import_module(module), cls)(**options)
+    return load_class(DETECTORS, name, "contact detector")(**options)

@@ -15,13 +15,14 @@ Embedding backends (chosen by name from :data:`TEXT_ENCODERS`, imported lazily):
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from deft_core.registry import load_class
 
 _PREFIX = re.compile(r"^\s*#\s*[cC]\s+[cC]\b\s*|^\s*#\s*[cC]\b\s*|^\s*[cC]\s+(?=[a-z])")
 _TAGS = re.compile(r"#\s*unsure|#\s*summary", re.IGNORECASE)
@@ -132,8 +133,4 @@ TEXT_ENCODERS: dict[str, str] = {
 
 
 def make_text_encoder(name: str, **options) -> TextEncoder:
-    try:
-        module, cls = TEXT_ENCODERS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown text encoder {name!r}; known: {', '.join(TEXT_ENCODERS)}") from None
-    return getattr(importlib.import_module(module), cls)(**options)
+    return load_class(TEXT_ENCODERS, name, "text encoder")(**options)
