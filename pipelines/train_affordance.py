@@ -47,13 +47,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deft_core.affordance.config import get_preset
-from deft_core.affordance.data import ShardDecoder, is_validation, list_shard_files
+from deft_core.affordance.data import READ_COLUMNS, ShardDecoder, is_validation, list_shard_files
 
 RUN_NAME = "affordance"
 DATA_MODES = ("auto", "worker", "ray_data")
 IN_WORKER_MAX_MB = 1024.0
-_READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
-                 "hand_pose", "hand_pose_source", "text_embedding", "text_encoder"]
 
 
 def load_train_state_epoch(ckpt_dir: str) -> int:
@@ -223,7 +221,7 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch comes from train
     common = {"image_size": model_cfg["image_size"], "text_encoder": model_cfg["text_encoder"],
               "max_targets": train_cfg["max_targets"]}
-    raw = ray.data.read_parquet(files, columns=_READ_COLUMNS, ray_remote_args={"num_cpus": read_cpus})
+    raw = ray.data.read_parquet(files, columns=READ_COLUMNS, ray_remote_args={"num_cpus": read_cpus})
     out = {}
     for split in ("train", "val"):
         ds = raw.map_batches(select_split, fn_kwargs={"split": split, "val_fraction": train_cfg["val_fraction"]},

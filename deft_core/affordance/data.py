@@ -34,7 +34,8 @@ from deft_core.schema import check_table_schema
 
 DECODED_KEYS = ("image", "text_emb", "target_points", "target_mask", "wrist", "pose", "crop_wh", "hand_weight")
 _SPLIT_SALT = "deft-affordance-split-v1"
-_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
+#: shard columns the training data paths read (plain loop, in-worker and Ray Data)
+READ_COLUMNS = ["sample_id", "dataset", "video_id", "text", "crop_jpeg", "crop_box", "gmm_means", "wrist_rotation",
             "hand_pose", "hand_pose_source", "text_embedding", "text_encoder"]
 
 
@@ -171,7 +172,7 @@ def read_split(files: Sequence[str], split: str, val_fraction: float) -> "Any":
 
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be train, val or all, got {split!r}")
-    tables = [pq.read_table(f, columns=_COLUMNS) for f in files]
+    tables = [pq.read_table(f, columns=READ_COLUMNS) for f in files]
     table = pa.concat_tables(tables) if tables else None
     if split == "all":
         return table
