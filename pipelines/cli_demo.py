@@ -200,6 +200,10 @@ def _run_one(step: Step, i: int, n: int, env: dict, state: dict, console, local_
     state[step.name] = {"ok": True, "seconds": round(elapsed, 1)}
 
 
+#: seconds between the "still running" lines of a parallel group
+HEARTBEAT_S = 60.0
+
+
 def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state: dict, console) -> None:
     """Run independent steps at once, each logging to OUT/logs/<step>.log; every step that succeeds is
     recorded even when another fails (a re-run then repeats only the failed ones)."""
@@ -214,6 +218,12 @@ def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state
         fh = open(log, "w")
         procs.append((step, subprocess.Popen(step.argv, env=env, stdout=fh, stderr=subprocess.STDOUT), fh, log))
     failed = []
+    last = t0
+    while running := [step.name for step, proc, _, _ in procs if proc.poll() is None]:
+        if time.perf_counter() - last >= HEARTBEAT_S:  # a heartbeat: the steps' own output goes to their logs
+            last = time.perf_counter()
+            console.print(f"  [dim]{last - t0:.0f} s: still running: {', '.join(running)}[/]")
+        time.sleep(min(1.0, HEARTBEAT_S))
     for step, proc, fh, log in procs:
         rc = proc.wait()
         fh.close()

@@ -61,3 +61,14 @@ def test_full_demo_synthesises_the_three_datasets_in_one_parallel_group(tmp_path
     groups = [s.parallel_group for s in steps if s.name.startswith("synthesise")]
     assert groups == ["synthesise"] * 3
     assert all(s.parallel_group is None for s in steps if not s.name.startswith("synthesise"))
+
+
+def test_parallel_group_prints_a_heartbeat_while_it_runs(tmp_path, monkeypatch, capsys):
+    """The group's own output goes to log files, so the runner says what is still running."""
+    monkeypatch.setattr(cli_demo, "HEARTBEAT_S", 0.3)
+    steps = [_sleep_step("slow", tmp_path / "slow", 1.2), _sleep_step("fast", tmp_path / "fast", 0.1)]
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
+    assert cli_demo.run(_args(tmp_path / "out")) == 0
+    out = capsys.readouterr().out
+    beats = [line.split("still running: ")[1].strip() for line in out.splitlines() if "still running: " in line]
+    assert beats and beats[-1] == "slow"               # a finished step is no longer named
