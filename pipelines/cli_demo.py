@@ -117,8 +117,9 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
 #: preset's 8 epochs stop while the wrist and pose errors are still falling (measured in the README).
 FULL_EPOCHS = 30
 
-#: Tasks fine-tuned by the full demo (the five the paper's Table 2 and the simulator both cover well).
-DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon")
+#: Tasks fine-tuned by the full demo: the seven of the paper's nine whose hand-tuned grasps succeed in the
+#: simulator (scoop grape and flip bagel do not yet, so no prior could be judged on them).
+DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon", "pick_grape", "squeeze_lemon")
 
 
 def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path) -> list[Step]:

@@ -72,3 +72,15 @@ def test_parallel_group_prints_a_heartbeat_while_it_runs(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     beats = [line.split("still running: ")[1].strip() for line in out.splitlines() if "still running: " in line]
     assert beats and beats[-1] == "slow"               # a finished step is no longer named
+
+
+def test_full_demo_fine_tunes_and_evaluates_every_demo_task(tmp_path):
+    from robot.tasks import get_task_definition
+
+    steps = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0)
+    tuned = {s.argv[s.argv.index("--task") + 1] for s in steps if "finetune" in s.argv}
+    assert tuned == set(cli_demo.DEMO_TASKS) and len(cli_demo.DEMO_TASKS) >= 5
+    for task in cli_demo.DEMO_TASKS:
+        get_task_definition(task)  # a real task of the simulator
+        evals = [s for s in steps if "eval" in s.argv and s.argv[s.argv.index("--task") + 1] == task]
+        assert {s.argv[s.argv.index("--policy") + 1] for s in evals} == {"deft", "affordance", "real-world-only"}
