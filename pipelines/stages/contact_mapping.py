@@ -78,9 +78,8 @@ def estimate_object_motion(src_rgb: np.ndarray, dst_rgb: np.ndarray, hand_box, o
     """Similarity transform contact frame (``src``) → v1 (``dst``) fitted on the object's own features
     (see the module doc). ``H_prior``: the background homography, which places the v1 search region and
     is scored on the object's inliers; ``None`` when it failed (the region is then the object box itself,
-    grown twice as much: the camera moves little between the two frames)."""
-    g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
-    g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
+    grown twice as much: the camera moves little between the two frames). Frames RGB or grey."""
+    g1, g2 = cp.as_grey(src_rgb), cp.as_grey(dst_rgb)
     ob = np.asarray(object_box, float)
     prior = np.eye(3) if H_prior is None else np.asarray(H_prior, float)
     grow = 1.0 if H_prior is not None else 2.0
@@ -133,6 +132,7 @@ def map_contact_to_v1(contact_rgb: np.ndarray, v1_rgb: np.ndarray, hand_box, obj
     when neither mapping can be fitted (the message gives both reasons)."""
     if same_frame:
         return ContactMapping(np.eye(3), "identity", None)
+    contact_rgb, v1_rgb = cp.as_grey(contact_rgb), cp.as_grey(v1_rgb)  # once for both fits
     try:
         bg = cp.estimate_homography(contact_rgb, v1_rgb, [hand_box, object_box, *(other_boxes or [])],
                                     min_inliers=min_homography_inliers)

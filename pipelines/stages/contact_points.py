@@ -234,6 +234,12 @@ def _feature_mask(shape, boxes, pad: float = 8.0) -> np.ndarray:
     return m
 
 
+def as_grey(img: np.ndarray) -> np.ndarray:
+    """A frame as 8-bit grey for feature matching: (H, W) is returned as is, (H, W, 3) RGB converted."""
+    img = np.ascontiguousarray(img)
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
 def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes, min_inliers: int = 15,
                         n_features: int = 2000) -> Homography:
     """Homography from ``src`` (contact frame) to ``dst`` (v1) with ORB features outside ``exclude_boxes``
@@ -242,9 +248,8 @@ def estimate_homography(src_rgb: np.ndarray, dst_rgb: np.ndarray, exclude_boxes,
     A fit with fewer than ``min_inliers`` inliers, or a degenerate one (area scale of the linear part outside
     [0.25, 4], a mirror flip, or strong perspective terms — what RANSAC returns on a few chance matches), is
     replaced by a RANSAC similarity fit (``cv2.estimateAffinePartial2D``) if that has ``min_inliers`` and a
-    scale in [0.5, 2]; otherwise refused."""
-    g1 = cv2.cvtColor(np.ascontiguousarray(src_rgb), cv2.COLOR_RGB2GRAY)
-    g2 = cv2.cvtColor(np.ascontiguousarray(dst_rgb), cv2.COLOR_RGB2GRAY)
+    scale in [0.5, 2]; otherwise refused. The frames are RGB or already grey (:func:`as_grey`)."""
+    g1, g2 = as_grey(src_rgb), as_grey(dst_rgb)
     mask = _feature_mask(g1.shape, exclude_boxes)
     orb = cv2.ORB_create(nfeatures=n_features)
     k1, d1 = orb.detectAndCompute(g1, mask)

@@ -103,3 +103,14 @@ def test_no_background_features_raises_contact_points_error():
     flat = np.full((H, W, 3), 90, np.uint8)
     with pytest.raises(cp.ContactPointsError):
         map_contact_to_v1(flat, flat, HAND, OBJ)
+
+
+def test_feature_fits_take_rgb_or_grey_frames_alike():
+    from pipelines.stages import contact_points as cp
+
+    a = background(seed=3)
+    b = np.roll(a, (4, 6), axis=(0, 1))
+    rgb = cp.estimate_homography(a, b, [np.array([10, 10, 30, 30])])
+    grey = cp.estimate_homography(cp.as_grey(a), cp.as_grey(b), [np.array([10, 10, 30, 30])])
+    np.testing.assert_allclose(rgb.H, grey.H)
+    assert cp.as_grey(a).ndim == 2 and np.array_equal(cp.as_grey(cp.as_grey(a)), cp.as_grey(a))
