@@ -205,6 +205,19 @@ def _run_one(step: Step, i: int, n: int, env: dict, state: dict, console, local_
 HEARTBEAT_S = 60.0
 
 
+def _last_line(path: Path, max_chars: int = 160) -> str:
+    """The last non-empty line of a (growing) log file, shortened to ``max_chars``; '' if none yet."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.replace("\r", "\n").splitlines() if ln.strip()]
+    return lines[-1][:max_chars] if lines else ""
+
+
 def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state: dict, console) -> None:
     """Run independent steps at once, each logging to OUT/logs/<step>.log; every step that succeeds is
     recorded even when another fails (a re-run then repeats only the failed ones)."""
@@ -220,10 +233,13 @@ def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state
         procs.append((step, subprocess.Popen(step.argv, env=env, stdout=fh, stderr=subprocess.STDOUT), fh, log))
     failed = []
     last = t0
-    while running := [step.name for step, proc, _, _ in procs if proc.poll() is None]:
+    while running := [(step.name, log) for step, proc, _, log in procs if proc.poll() is None]:
         if time.perf_counter() - last >= HEARTBEAT_S:  # a heartbeat: the steps' own output goes to their logs
             last = time.perf_counter()
-            console.print(f"  [dim]{last - t0:.0f} s: still running: {', '.join(running)}[/]")
+            console.print(f"  [dim]{last - t0:.0f} s: still running:[/]")
+            for name, log in running:  # with each step's latest progress line (e.g. a render's k/N clips)
+                line = _last_line(log)
+                console.print(f"    [dim]{name}{': ' + line if line else ''}[/]", markup=True, highlight=False)
         time.sleep(min(1.0, HEARTBEAT_S))
     for step, proc, fh, log in procs:
         rc = proc.wait()

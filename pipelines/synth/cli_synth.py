@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, *, render_fn=None, demo_fn=None) -> int:
             summaries.append(generate_dataset(
                 name, root, clips=args.clips, seed=args.seed + i, corrupt=args.corrupt, width=args.width,
                 height=args.height, overwrite=args.overwrite, demos=not args.no_demos,
-                render_fn=render_fn, demo_fn=demo_fn, progress=console.is_terminal))
+                render_fn=render_fn, demo_fn=demo_fn, progress="bar" if console.is_terminal else "lines"))
         except OutputExistsError as exc:
             raise CommandError(str(exc)) from None
         except RuntimeError as exc:

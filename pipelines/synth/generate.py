@@ -138,7 +138,7 @@ def _default_renderers() -> tuple[Callable, Callable]:
 def generate_dataset(dataset: str, out: str | Path, *, clips: int, seed: int = 0, corrupt: int = 0,
                      width: int = 456, height: int = 256, overwrite: bool = False, demos: bool = True,
                      render_fn: Callable | None = None, demo_fn: Callable | None = None,
-                     progress: bool = False) -> Summary:
+                     progress: bool | str = False) -> Summary:
     """Render and write ``clips`` clips of ``dataset`` under ``out``; returns a :class:`Summary`.
 
     ``render_fn`` / ``demo_fn`` default to ``pipelines.synth.render.render_clip`` / ``render_demo``.
@@ -236,15 +236,23 @@ def write_demos(root: Path, demo_fn: Callable, *, seed: int, width: int, height:
 
 
 class _progress:
-    """A rich progress bar when ``enabled``, else a no-op; ``with _progress(...) as advance: advance()``."""
+    """Progress of a render, ``with _progress(mode, ...) as advance: advance()``. ``mode``: ``"bar"`` (or
+    True) a rich bar for a terminal; ``"lines"`` plain lines for a log file (``deft demo`` sends each
+    render's output to one): ``<description> k/N clips, m.m min, ~r.r min left`` at every 10 % and at
+    least every ``every_s`` seconds, flushed; ``"off"`` (or False/None) nothing."""
 
-    def __init__(self, enabled: bool, description: str, total: int):
-        self.enabled, self.description, self.total = enabled, description, total
+    def __init__(self, mode, description: str, total: int, every_s: float = 60.0, stream=None):
+        self.mode = {True: "bar", False: "off", None: "off"}.get(mode, mode)
+        if self.mode not in ("bar", "lines", "off"):
+            raise ValueError(f"progress must be 'bar', 'lines' or 'off', got {mode!r}")
+        self.description, self.total, self.every_s, self.stream = description, total, every_s, stream
         self._bar = None
 
     def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
+        if self.mode == "off":
             return lambda: None
+        if self.mode == "lines":
+            return self._lines()
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
         self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -252,6 +260,24 @@ class _progress:
         self._bar.start()
         task = self._bar.add_task(self.description, total=self.total)
         return lambda: self._bar.advance(task)
+
+    def _lines(self) -> Callable[[], None]:
+        import sys
+
+        stream = self.stream or sys.stderr
+        t0, state = time.perf_counter(), {"done": 0, "last_t": time.perf_counter(), "last_decile": 0}
+
+        def advance() -> None:
+            state["done"] += 1
+            done, now = state["done"], time.perf_counter()
+            decile = (10 * done) // max(self.total, 1)
+            if decile > state["last_decile"] or now - state["last_t"] >= self.every_s or done == self.total:
+                elapsed = now - t0
+                left = elapsed / done * (self.total - done)
+                print(f"{self.description} {done}/{self.total} clips, {elapsed / 60:.1f} min, ~{left / 60:.1f} min left",
+                      file=stream, flush=True)
+                state["last_t"], state["last_decile"] = now, decile
+        return advance
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
