@@ -132,7 +132,8 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
             raise ValueError(f"{flag} must be >= 1, got {v}")
     out = Path(a.out)
     config = make_config(dataset, a)
-    source = source if source is not None else open_source(dataset, a.root)
+    # absolute: the actors may run in another working directory (an existing cluster, or `ray job submit`'s upload)
+    source = source if source is not None else open_source(dataset, str(Path(a.root).resolve()))
     stats = FilterStats()
     records = apply_filters(source.records(), FilterConfig(), stats)
     if a.limit is not None:
