@@ -321,4 +321,25 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"Finished in {total / 60:.1f} min. Where to look:")
     for step in steps:
         console.print(f"  • {step.name}: {step.produces}")
+    table = table2_section(out / "reports" / "sim" / "report.md")
+    if table:  # the headline result, so nobody has to open a file to see it
+        from rich.markdown import Markdown
+
+        console.rule("result: Table 2 (deft-robot report)")
+        console.print(Markdown(table))
     return 0
+
+
+def table2_section(report_md: Path) -> str | None:
+    """The "Table 2" section (heading to the next ``## ``) of a ``deft-robot report`` markdown file, or
+    None when there is no report (yet)."""
+    try:
+        text = Path(report_md).read_text()
+    except OSError:
+        return None
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("## Table 2")), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip()

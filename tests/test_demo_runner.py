@@ -114,3 +114,17 @@ def test_full_demo_fine_tunes_and_evaluates_every_demo_task(tmp_path):
         get_task_definition(task)  # a real task of the simulator
         evals = [s for s in steps if "eval" in s.argv and s.argv[s.argv.index("--task") + 1] == task]
         assert {s.argv[s.argv.index("--policy") + 1] for s in evals} == {"deft", "affordance", "real-world-only"}
+
+
+def test_the_finished_demo_prints_table_2(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    (out / "reports" / "sim").mkdir(parents=True)
+    (out / "reports" / "sim" / "report.md").write_text(
+        "# DEFT evaluation report\n\n## Table 2: success rate per task and method\n\n| task | DEFT (train) |\n|---|---|\n"
+        "| pick_cup | 60 % (6/10) |\n\n## Table 3a: residual policies\n\n| task | mlp |\n|---|---|\n| pick_cup | 1 |\n")
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: [_sleep_step("only", tmp_path / "m", 0.0, group=None)])
+    assert cli_demo.run(_args(out)) == 0
+    printed = capsys.readouterr().out
+    assert "Table 2" in printed and "pick_cup" in printed and "60 % (6/10)" in printed
+    assert "Table 3a" not in printed and "mlp" not in printed
+    assert cli_demo.table2_section(tmp_path / "missing.md") is None
