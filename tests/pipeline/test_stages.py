@@ -333,3 +333,16 @@ def test_degenerate_homography_falls_back_to_similarity(monkeypatch):
     assert np.linalg.norm(cp.apply_homography(hom.H, probe) - cv2.transform(probe[None], M)[0], axis=1).max() < 1.0
     with pytest.raises(cp.ContactPointsError, match="similarity fallback"):  # unrelated views still refused
         cp.estimate_homography(img, scene(seed=11)[0][::-1].copy(), [hand, obj])
+
+
+def test_hoi4d_sequence_with_only_reach_and_stop_events_has_no_contact(tmp_path):
+    """The 2-D fingertip rule fires on a hand hovering in front of the object; the action annotation
+    says whether the hand ever grasps."""
+    rec = _hoi4d_frames(tmp_path)
+    rec.contact["events"] = [{"event": "Stop", "start": 0.0, "end": 0.1}, {"event": "Reachout", "start": 0.1, "end": 0.3}]
+    with pytest.raises(ContactError, match="only non-contact events"):
+        HOI4DGeometryContact().detect(rec, (W, H))
+    rec.contact["events"].append({"event": "Pickup", "start": 0.3, "end": 0.4})  # any other event: geometry decides
+    assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
+    rec.contact["events"] = []  # no annotation at all: geometry decides
+    assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
