@@ -65,7 +65,11 @@ class PolicyConfig:
     ``latent_dim``/``beta``: VAE latent size and KL weight; ``d_model``/``layers``/``heads``: transformer;
     ``steps``/``lr``: full-batch Adam; ``augment_shift``: max random image shift in pixels (trainable
 encoder only); ``xi_noise``: std of Gaussian noise added to the normalised ξ at each training step (a
-regulariser: 10 episodes are easy to memorise by their ξ); ``weight_decay``: AdamW; ``seed``: initialisation and training noise."""
+regulariser: 10 episodes are easy to memorise by their ξ); ``weight_decay``: AdamW; ``seed``: initialisation and training noise;
+``clip_to_training_range``: ``act`` keeps each dimension of the residual δ̂ within the range of the
+residuals the policy was fitted on (stored with the checkpoint as ``training_data.residual_range``; every
+kind, ``direct`` included through its implied residual ξ̂ − ξ), so an image unlike the training ones (a
+new object) cannot send the robot beyond what fine-tuning tried."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     top_k: int | None = 10
@@ -81,6 +85,7 @@ regulariser: 10 episodes are easy to memorise by their ξ); ``weight_decay``: Ad
     weight_decay: float = 0.0
     lr: float = 1e-3
     seed: int = 0
+    clip_to_training_range: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hidden", "latent_dim", "d_model", "layers", "heads", "steps"):
@@ -258,7 +263,9 @@ class ResidualPolicy(ABC):
         net.eval()
         self.training_summary = {
             "episodes": [int(e.episode) for e in data], "rewards": [float(e.reward) for e in data],
-            "num_available": len(episodes), "max_reward": float(reward.max())}
+            "num_available": len(episodes), "max_reward": float(reward.max()),
+            # the trust region of act(): per dimension, the range of the residuals the policy was fitted on
+            "residual_range": {"low": delta.min(axis=0).tolist(), "high": delta.max(axis=0).tolist()}}
         return {"kind": self.kind, "num_train": len(data), "steps": self.config.steps,
                 "initial_loss": losses[0] if losses else None,
                 "final_loss": float(np.mean(losses[-10:])) if losses else None,
@@ -289,7 +296,11 @@ class ResidualPolicy(ABC):
             z = torch.as_tensor(noise, dtype=torch.float32)
         target_n = self.predict(feats, net.xi_norm(torch.as_tensor(xis, dtype=torch.float32)), z)
         target = net.target_norm.inverse(target_n).double().numpy()
-        return np.stack([self.delta_from(x, t) for x, t in zip(xis, target)])
+        delta = np.stack([self.delta_from(x, t) for x, t in zip(xis, target)])
+        bounds = self.training_summary.get("residual_range")
+        if bounds is not None and self.config.clip_to_training_range:
+            delta = np.clip(delta, np.asarray(bounds["low"], float), np.asarray(bounds["high"], float))
+        return delta
 
     def config_dict(self) -> dict:
         return {"kind": self.kind, "policy": self.config.to_dict()}

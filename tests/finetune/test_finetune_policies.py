@@ -256,3 +256,29 @@ def test_random_shift_moves_content_within_bounds():
     for b in range(3):
         y, x = map(int, torch.nonzero(out[b, 0] == 1.0)[0])
         assert abs(y - 8) <= 2 and abs(x - 8) <= 2
+
+
+@pytest.mark.parametrize("kind", ["deft", "direct"])
+def test_residual_stays_within_what_fine_tuning_tried(kind, image_conditioned, tmp_path):
+    """The trust region of act(): an image unlike the training ones cannot push a dimension of δ̂ past the
+    range of the training residuals; the range travels with the checkpoint; the option turns it off."""
+    policy = tiny(kind, steps=60)
+    policy.fit(image_conditioned)
+    D = np.stack([e.delta for e in image_conditioned])
+    rng_ = policy.training_summary["residual_range"]
+    np.testing.assert_allclose(rng_["low"], D.min(0))
+    np.testing.assert_allclose(rng_["high"], D.max(0))
+    odd = np.full((36, 40, 3), 128, np.uint8)           # neither red nor dark: outside the training images
+    far = 40 * S0                                         # and a prior far from every training ξ
+    # narrow the region to one point: every output must then be that point
+    mid = ((D.min(0) + D.max(0)) / 2).tolist()
+    policy.training_summary["residual_range"] = {"low": mid, "high": mid}
+    out = policy.act(odd, far, np.random.default_rng(0))
+    np.testing.assert_allclose(out, mid)
+    save_policy(policy, tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    np.testing.assert_allclose(loaded.act(odd, far, np.random.default_rng(0)), mid)
+    free = tiny(kind, steps=60, clip_to_training_range=False)
+    free.fit(image_conditioned)
+    free.training_summary["residual_range"] = {"low": mid, "high": mid}
+    assert not np.allclose(free.act(odd, far, np.random.default_rng(0)), mid)
