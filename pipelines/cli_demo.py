@@ -221,6 +221,8 @@ def _last_line(path: Path, max_chars: int = 160) -> str:
 def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state: dict, console) -> None:
     """Run independent steps at once, each logging to OUT/logs/<step>.log; every step that succeeds is
     recorded even when another fails (a re-run then repeats only the failed ones)."""
+    from rich.markup import escape
+
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     console.rule(f"{i + 1}-{i + len(group)}/{n} " + ", ".join(s.name for s in group) + " (in parallel)")
@@ -238,8 +240,8 @@ def _run_parallel(group: list[Step], i: int, n: int, out: Path, env: dict, state
             last = time.perf_counter()
             console.print(f"  [dim]{last - t0:.0f} s: still running:[/]")
             for name, log in running:  # with each step's latest progress line (e.g. a render's k/N clips)
-                line = _last_line(log)
-                console.print(f"    [dim]{name}{': ' + line if line else ''}[/]", markup=True, highlight=False)
+                line = _last_line(log)  # escaped: a log line may hold square brackets that rich would parse
+                console.print(f"    [dim]{escape(name + (': ' + line if line else ''))}[/]", highlight=False)
         time.sleep(min(1.0, HEARTBEAT_S))
     for step, proc, fh, log in procs:
         rc = proc.wait()

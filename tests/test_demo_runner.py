@@ -73,7 +73,7 @@ def test_parallel_group_prints_a_heartbeat_while_it_runs(tmp_path, monkeypatch, 
     """The group's own output goes to log files, so the runner says what is still running, with each
     step's latest progress line from its log."""
     monkeypatch.setattr(cli_demo, "HEARTBEAT_S", 0.3)
-    code = "import time; print('render 1/2 clips', flush=True); time.sleep(1.5)"
+    code = "import time; print('[render] 1/2 clips', flush=True); time.sleep(1.5)"
     steps = [Step("slow", [sys.executable, "-c", code], "nothing", parallel_group="g"),
              _sleep_step("fast", tmp_path / "fast", 0.1)]
     monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
@@ -82,7 +82,7 @@ def test_parallel_group_prints_a_heartbeat_while_it_runs(tmp_path, monkeypatch, 
     beats = [i for i, line in enumerate(lines) if "still running:" in line]
     assert beats
     last = lines[beats[-1] + 1].strip()
-    assert last == "slow: render 1/2 clips"            # the running step with its progress
+    assert last == "slow: [render] 1/2 clips"          # the running step with its progress, brackets kept
     assert not lines[beats[-1] + 2].strip().startswith("fast")  # a finished step is no longer named
 
 
