@@ -40,7 +40,8 @@ def affordance_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
     pose_err = torch.linalg.vector_norm(out["pose"] - batch["pose"].float(), dim=-1)
     if "hand_weight" in batch:
         w = batch["hand_weight"].to(wrist_err.dtype)
-        wrist, pose = (w * wrist_err).sum() / w.sum().clamp_min(1e-6), (w * pose_err).sum() / w.sum().clamp_min(1e-6)
+        total = w.sum().clamp_min(1e-6)
+        wrist, pose = (w * wrist_err).sum() / total, (w * pose_err).sum() / total
     else:
         wrist, pose = wrist_err.mean(), pose_err.mean()
     loss = lambda_mu * contact + lambda_theta * wrist + lambda_pose * pose
