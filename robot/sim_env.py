@@ -13,7 +13,8 @@
   * ``affordance``: an exported affordance checkpoint (``deft_core.affordance.load_affordance``):
     ``predict(I₀, object_box, task text)`` → the heatmap's expected contact pixel, wrist rotation and
     hand pose → :func:`deft_core.retarget.affordance_to_grasp` with the sim camera's depth, ``K`` and
-    ``T_base_camera`` and :data:`R_MANO_ROBOT` (robot wrist frame → MANO wrist frame);
+    ``T_base_camera`` and :data:`R_MANO_ROBOT` (robot wrist frame → MANO wrist frame), the hand pose
+    retargeted with the thumb offsets fitted to this hand's kinematics (:mod:`robot.sim.retarget_fit`);
   * ``real-world-only``: the paper's §5 baseline — contact μ = the 3-D point under the object box's
     centre pixel, a random wrist rotation (uniform over rotations whose palm faces the lower hemisphere:
     a hand cannot approach from under the table), a half-closed hand (½ × the oracle's power grasp);
@@ -67,16 +68,18 @@ def random_downward_rotation(rng: np.random.Generator) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), zz]])
 
 
-def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str) -> GraspParams:
+def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str, retarget=None) -> GraspParams:
     """ξ (robot base frame) from the affordance model, shared by the simulator and the lab robot: the
     predicted mean contact pixel lifted with ``extras['depth']``/``K``/``T_base_camera``, the predicted wrist
-    (camera frame) through :data:`R_MANO_ROBOT`, the 45-d pose retargeted (:func:`deft_core.retarget.affordance_to_grasp`)."""
+    (camera frame) through :data:`R_MANO_ROBOT`, the 45-d pose retargeted (:func:`deft_core.retarget.affordance_to_grasp`)
+    with ``retarget`` (a :class:`deft_core.retarget.RetargetConfig`; ``None`` = identity; the simulator passes
+    its hand's calibrated thumb, :func:`robot.sim.retarget_fit.sim_retarget_config`)."""
     from deft_core.retarget import affordance_to_grasp
 
     pred = predictor.predict(image, extras["object_box"], text)
     return affordance_to_grasp({"contact_pixel": pred.contact_mean, "wrist_rotation": pred.wrist_rotation,
                                 "hand_pose": pred.hand_pose}, extras["depth"], extras["K"], extras["T_base_camera"],
-                               R_mano_robot=R_MANO_ROBOT)
+                               R_mano_robot=R_MANO_ROBOT, retarget=retarget)
 
 
 def real_world_only_prior(extras: dict, prior_seed: int) -> GraspParams:
@@ -131,6 +134,10 @@ class SimFinetuneEnv:
             runner = SimEpisodeRunner(image_size=tuple(image_size))
         self.runner = runner
         self._obs = None
+        from robot.sim.retarget_fit import sim_retarget_config
+
+        #: MANO → robot hand map of the affordance prior: the thumb calibrated to this hand's kinematics
+        self.retarget = sim_retarget_config()
 
     def close(self) -> None:
         self.runner.close()
@@ -159,7 +166,7 @@ class SimFinetuneEnv:
             return oracle_grasp(self.runner.world, self.task)
         if self.prior_name == "real-world-only":
             return self._real_world_only(ex)
-        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text)
+        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text, retarget=self.retarget)
 
     def _real_world_only(self, ex: dict) -> GraspParams:
         return real_world_only_prior(ex, self.prior_seed)

@@ -1,0 +1,135 @@
+"""Kinematic calibration of the thumb's retargeting for the simulated robot hand.
+
+Appendix C maps MANO's anatomical angles onto the robot hand joint for joint (``q = scale · angle +
+offset``, :class:`deft_core.retarget.RetargetConfig`) and notes that the thumb "does not have
+anatomically the same structure". With the identity map (scale 1, offset 0) our procedural hand's thumb
+lands a median 3–6 cm from where a human thumb of the same posture would be: a human thumb at MANO's
+zero already sits differently from the robot's flat thumb, so a human grasp's thumb ends up beside the
+object instead of opposite the fingers.
+
+:func:`fit_thumb_offsets` fixes the four thumb offsets (CMC-side, CMC-forward, MCP, IP) by least squares
+so that the robot thumb's chain matches the human one over a seeded spread of human hand postures
+(:func:`calibration_postures`, generic ranges, not the synthetic generator's grasps): the thumb's MCP,
+IP and tip positions and the thumb-tip → index-tip and thumb-tip → middle-tip vectors, each in the palm
+frame (x fingers, y away from the thumb, z palm normal, through :data:`robot.sim_env.R_MANO_ROBOT`),
+relative to the middle finger's MCP, the human hand scaled to the robot hand's wrist → middle-MCP length.
+Only hand kinematics go in: no task, no success rate.
+
+The result is stored as :data:`SIM_THUMB_OFFSET` (used by the simulator's affordance prior through
+:func:`sim_retarget_config`) and a test re-fits it. For a lab hand, fit the same way against its own
+model, or tune ``RetargetConfig`` by hand as LEAP's authors advise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deft_core.retarget import RetargetConfig, anatomical_to_hand
+
+#: fitted thumb offsets (rad; CMC-side, CMC-forward, MCP, IP) for ``deft_core.world.robot_hand``,
+#: reproduced by ``fit_thumb_offsets()`` (tests/robot_sim/test_retarget_fit.py)
+SIM_THUMB_OFFSET = np.array([-0.36, 0.36, 0.59, -0.41])
+
+_THUMB = slice(12, 16)
+
+
+def sim_retarget_config() -> RetargetConfig:
+    """The retargeting used for the simulated robot hand: identity for the fingers, the fitted thumb offsets."""
+    offset = np.zeros(16)
+    offset[_THUMB] = SIM_THUMB_OFFSET
+    return RetargetConfig(offset=offset)
+
+
+def calibration_postures(n: int = 200, seed: int = 0) -> np.ndarray:
+    """(n, 15, 3) human postures (anatomical ``[twist, spread, bend]``, MANO joint order) spanning open
+    hands to grasps: per finger, bends uniform in [0, 1.4] (MCP), [0, 1.6] (PIP), [0, 1.0] (DIP); MCP
+    spreads in ±0.2; thumb spread in [−0.6, 0.3] and bends in [0, 1.2], [0, 0.9], [0, 0.9]."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((n, 15, 3))
+    for mcp in (0, 3, 6, 9):  # index, middle, pinky, ring
+        a[:, mcp, 1] = rng.uniform(-0.2, 0.2, n)
+        a[:, mcp, 2] = rng.uniform(0.0, 1.4, n)
+        a[:, mcp + 1, 2] = rng.uniform(0.0, 1.6, n)
+        a[:, mcp + 2, 2] = rng.uniform(0.0, 1.0, n)
+    a[:, 12, 1] = rng.uniform(-0.6, 0.3, n)
+    a[:, 12, 2] = rng.uniform(0.0, 1.2, n)
+    a[:, 13, 2] = rng.uniform(0.0, 0.9, n)
+    a[:, 14, 2] = rng.uniform(0.0, 0.9, n)
+    return a
+
+
+class _RobotHandFK:
+    """Forward kinematics of the procedural robot hand (MuJoCo, hand alone)."""
+
+    def __init__(self):
+        import mujoco
+
+        from deft_core.grasp import HAND_JOINT_NAMES
+        from deft_core.world.robot_hand import standalone_hand_xml
+
+        self._mj = mujoco
+        self.model = mujoco.MjModel.from_xml_string(standalone_hand_xml("h/"))
+        self.data = mujoco.MjData(self.model)
+        self.qadr = [int(self.model.jnt_qposadr[self.model.joint(f"h/{n}").id]) for n in HAND_JOINT_NAMES]
+        self.data.qpos[:] = 0
+        self._mj.mj_kinematics(self.model, self.data)
+        self.length = float(np.linalg.norm(self.data.body("h/middle_mcp_side_link").xpos - self.data.body("h/mount").xpos))
+
+    def chain(self, q: np.ndarray) -> np.ndarray:
+        """(5, 3): thumb MCP, IP, tip, index tip, middle tip in the palm frame, relative to the middle MCP."""
+        d = self.data
+        d.qpos[:] = 0
+        d.qpos[self.qadr] = q
+        self._mj.mj_kinematics(self.model, d)
+        R = d.site("h/palm_center").xmat.reshape(3, 3)
+        ref = d.body("h/middle_mcp_side_link").xpos
+        pts = [d.body("h/thumb_pip_link").xpos, d.body("h/thumb_dip_link").xpos, d.site("h/thumb_tip").xpos,
+               d.site("h/index_tip").xpos, d.site("h/middle_tip").xpos]
+        return (np.array(pts) - ref) @ R
+
+
+def human_chain(angles: np.ndarray, length: float) -> np.ndarray:
+    """(5, 3): the MANO template hand's thumb MCP (thumb2), IP (thumb3), tip, index tip and middle tip for
+    ``angles`` (15, 3), in the robot palm frame, relative to the middle MCP, scaled so that the wrist →
+    middle-MCP distance is ``length`` (m)."""
+    from deft_core import mano
+    from robot.sim_env import R_MANO_ROBOT
+
+    J = mano.mano_joint_positions(np.concatenate([np.zeros(3), mano.anatomical_to_pose(angles)]))
+    scale = length / float(np.linalg.norm(mano.TEMPLATE_JOINTS[4] - mano.TEMPLATE_JOINTS[0]))
+    # thumb2, thumb3, thumb tip, index tip, middle tip; rows of R_MANO_ROBOT's columns = palm-frame axes
+    return (J[[14, 15, 16, 17, 18]] - J[4]) @ R_MANO_ROBOT * scale
+
+
+def _residuals(offset: np.ndarray, fk: _RobotHandFK, postures, humans) -> np.ndarray:
+    cfg = RetargetConfig(offset=np.r_[np.zeros(12), offset])
+    out = []
+    for a, h in zip(postures, humans):
+        r = fk.chain(anatomical_to_hand(a, cfg))
+        out += [r[0] - h[0], r[1] - h[1], r[2] - h[2], (r[2] - r[3]) - (h[2] - h[3]), (r[2] - r[4]) - (h[2] - h[4])]
+    return np.concatenate(out)
+
+
+def fit_thumb_offsets(postures: np.ndarray | None = None) -> dict:
+    """Least-squares thumb offsets (see the module docstring). Returns ``{"offset": (4,), "rms_identity_m",
+    "rms_fitted_m", "tip_error_identity_m", "tip_error_fitted_m"}`` (median thumb-tip distances)."""
+    from scipy.optimize import least_squares
+
+    fk = _RobotHandFK()
+    postures = calibration_postures() if postures is None else np.asarray(postures, dtype=np.float64)
+    humans = [human_chain(a, fk.length) for a in postures]
+    x0 = np.zeros(4)
+    fit = least_squares(_residuals, x0, args=(fk, postures, humans), bounds=(-1.5, 1.5))
+
+    def tip_error(offset):
+        cfg = RetargetConfig(offset=np.r_[np.zeros(12), offset])
+        return float(np.median([np.linalg.norm(fk.chain(anatomical_to_hand(a, cfg))[2] - h[2]) for a, h in zip(postures, humans)]))
+
+    rms = lambda r: float(np.sqrt(np.mean(np.square(r))))  # noqa: E731
+    return {"offset": fit.x, "rms_identity_m": rms(_residuals(x0, fk, postures, humans)), "rms_fitted_m": rms(fit.fun),
+            "tip_error_identity_m": tip_error(x0), "tip_error_fitted_m": tip_error(fit.x)}
+
+
+if __name__ == "__main__":  # python -m robot.sim.retarget_fit
+    r = fit_thumb_offsets()
+    print({k: (np.round(v, 3).tolist() if isinstance(v, np.ndarray) else round(v, 4)) for k, v in r.items()})
