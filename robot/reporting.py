@@ -32,6 +32,42 @@ def _cell(run: RunDir | None, policy: str, split: str) -> dict | None:
             "mean_reward": float(e["mean_reward"]), "source": str(path)}
 
 
+def _fisher_greater(a: dict, b: dict) -> float:
+    """One-sided Fisher exact p-value that cell ``a``'s success rate is above cell ``b``'s."""
+    from scipy.stats import fisher_exact
+
+    table = [[a["successes"], a["trials"] - a["successes"]], [b["successes"], b["trials"] - b["successes"]]]
+    return float(fisher_exact(table, alternative="greater")[1])
+
+
+def pattern(row: dict, alpha: float = 0.05) -> dict:
+    """Does Table 2's pattern hold on this row: DEFT's success rate strictly above both baselines',
+    on train and on test objects? Per split: ``above`` (bool, None if a cell is missing) and ``p`` — the
+    one-sided Fisher exact p-value of DEFT against the better baseline (how likely the gap is from
+    chance with this many trials). ``holds``: above on both splits; ``significant``: also p < ``alpha``
+    on both."""
+    out = {}
+    for split in SPLITS:
+        d, a, r = (row.get(f"{m}_{split}") for m in ("deft", "affordance", "real-world-only"))
+        if d is None or a is None or r is None:
+            out[split] = {"above": None, "p": None}
+            continue
+        best = max((a, r), key=lambda c: c["success_rate"])
+        out[split] = {"above": d["success_rate"] > best["success_rate"], "p": _fisher_greater(d, best)}
+    holds = all(out[s]["above"] for s in SPLITS)
+    out["holds"] = holds
+    out["significant"] = holds and all(out[s]["p"] < alpha for s in SPLITS)
+    return out
+
+
+def _fmt_pattern(p: dict) -> str:
+    if any(p[s]["above"] is None for s in SPLITS):
+        return MISSING
+    if p["holds"]:
+        return "yes" + (" (p < 0.05 on both)" if p["significant"] else f" (p = {p['train']['p']:.2f}, {p['test']['p']:.2f})")
+    return "no: " + ", ".join(f"not above on {s}" for s in SPLITS if not p[s]["above"])
+
+
 def fmt_cell(cell: dict | None) -> str:
     """``"70 % (7/10)"``, or ``missing``."""
     if cell is None:
@@ -56,6 +92,7 @@ def collect(root: str | Path) -> dict:
                 src = rwo[0] if method == "real-world-only" and rwo else (None if method == "real-world-only" else run)
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(src, method, split)
+            row["pattern"] = pattern(row)
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
             for kind in ("affordance",) + ABLATION_KINDS:
@@ -73,9 +110,13 @@ def collect(root: str | Path) -> dict:
             for method in TABLE2_METHODS:
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(rwo[0], method, split) if method == "real-world-only" else None
+            row["pattern"] = pattern(row)
             table2.append(row)
+    judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
+    summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
+               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]})}
     return {"format": "deft-report", "version": 1, "runs_root": str(Path(root).resolve()),
-            "num_runs": len(runs), "table2": table2, "table3_policy": table3_policy,
+            "num_runs": len(runs), "table2": table2, "table2_summary": summary, "table3_policy": table3_policy,
             "table3_reward": table3_reward, "curves": curves}
 
 
@@ -117,10 +158,18 @@ def to_markdown(report: dict) -> str:
            f"From {report['num_runs']} run(s) under `{report['runs_root']}`. Cells: success rate (successes/trials) "
            f"on fresh held-out resets; `{MISSING}` = no evaluation on disk.", "",
            "## Table 2: success rate per task and method", ""]
-    header = ["task", "prior"] + [f"{TABLE2_LABELS[m]} ({s})" for m in TABLE2_METHODS for s in SPLITS]
+    header = (["task", "prior"] + [f"{TABLE2_LABELS[m]} ({s})" for m in TABLE2_METHODS for s in SPLITS]
+              + ["DEFT above both on train and test?"])
     rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
-            for r in report["table2"]]
-    out += [_md_table(header, rows) if rows else "_no runs_", "",
+            + [_fmt_pattern(r["pattern"])] for r in report["table2"]]
+    sm = report["table2_summary"]
+    verdict = (f"The pattern (DEFT strictly above both baselines on train and on test objects) holds on "
+               f"**{len(sm['holds'])} of {sm['tasks']}** task(s) with all cells on disk"
+               + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
+               + f"; significant on both splits (one-sided Fisher exact test against the better baseline, "
+               f"p < 0.05) on {len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
+               + ". With 10 trials a cell even 6/10 against 2/10 is not significant (p = 0.09).")
+    out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, "",
             "## Table 3a: residual policies distilled from the same run", ""]
     kinds = ("affordance",) + ABLATION_KINDS
     header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
@@ -181,4 +230,4 @@ def write_report(runs_root: str | Path, out_dir: str | Path) -> dict:
     return {"markdown": md, "json": js, "png": png, "report": report}
 
 
-__all__ = ["collect", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]
+__all__ = ["collect", "pattern", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]

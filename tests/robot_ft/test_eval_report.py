@@ -119,7 +119,7 @@ def test_report_tables_show_the_numbers_on_disk_and_mark_missing_cells(tmp_path)
     assert rewards[("pick_cup", "sim")]["deft_train"]["successes"] == 9
     md = to_markdown(report)
     line = next(l for l in md.splitlines() if l.startswith("| pick_cup | oracle | 60 %"))
-    assert line == "| pick_cup | oracle | 60 % (6/10) | 50 % (5/10) | 10 % (1/10) | missing | 90 % (9/10) | 70 % (7/10) |"
+    assert line == "| pick_cup | oracle | 60 % (6/10) | 50 % (5/10) | 10 % (1/10) | missing | 90 % (9/10) | 70 % (7/10) | missing |"
     assert "| pick_cup | oracle | r3m | 60 % (3/5) | missing |" in md
     assert "40 % (4/10)" in md                                      # the mlp ablation cell
     files = write_report(tmp_path, tmp_path / "rep")
@@ -147,3 +147,29 @@ def test_resolve_run_is_explicit_about_ambiguity(tmp_path):
         resolve_run(tmp_path, "pick_cup")
     with pytest.raises(ValueError, match="not 'open_drawer'"):
         resolve_run(tmp_path, "open_drawer", run=str(tmp_path / "pick_cup" / "oracle"))
+
+
+def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path):
+    """DEFT must be strictly above the better baseline on both splits; ties and one-split wins do not count;
+    the p-value is the one-sided Fisher exact test against the better baseline."""
+    def task(name, aff, rwo, deft):
+        _fake_run(tmp_path, name, "affordance", "affordance", evals={
+            ("affordance", "train"): (aff[0], 10), ("affordance", "test"): (aff[1], 10),
+            ("deft", "train"): (deft[0], 10), ("deft", "test"): (deft[1], 10)})
+        _fake_run(tmp_path, name, "real-world-only", "real-world-only", evals={
+            ("real-world-only", "train"): (rwo[0], 10), ("real-world-only", "test"): (rwo[1], 10)})
+    task("pick_cup", (2, 1), (0, 0), (9, 8))      # holds, significant
+    task("pour_cup", (3, 2), (1, 1), (5, 3))      # holds, not significant
+    task("open_drawer", (5, 5), (1, 0), (9, 5))   # tie on test: does not hold
+    task("pick_grape", (1, 1), (4, 0), (3, 6))    # below real-world-only on train
+    report = collect(tmp_path)
+    pats = {r["task"]: r["pattern"] for r in report["table2"]}
+    assert pats["pick_cup"]["holds"] and pats["pick_cup"]["significant"]
+    assert pats["pick_cup"]["train"]["p"] == pytest.approx(0.00274, abs=1e-4)   # 9/10 vs 2/10
+    assert pats["pour_cup"]["holds"] and not pats["pour_cup"]["significant"]
+    assert not pats["open_drawer"]["holds"] and pats["open_drawer"]["train"]["above"] and not pats["open_drawer"]["test"]["above"]
+    assert not pats["pick_grape"]["holds"] and not pats["pick_grape"]["train"]["above"]
+    assert report["table2_summary"] == {"tasks": 4, "holds": ["pick_cup", "pour_cup"], "significant": ["pick_cup"]}
+    md = to_markdown(report)
+    assert "holds on **2 of 4** task(s)" in md and "significant on both splits" in md
+    assert "| no: not above on test |" in md and "| no: not above on train |" in md and "| yes (p < 0.05 on both) |" in md
