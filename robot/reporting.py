@@ -28,32 +28,46 @@ def _cell(run: RunDir | None, policy: str, split: str) -> dict | None:
     if not path.is_file():
         return None
     e = load_eval(path)
-    return {"successes": int(e["successes"]), "trials": int(e["trials"]), "success_rate": float(e["success_rate"]),
+    cell = {"successes": int(e["successes"]), "trials": int(e["trials"]), "success_rate": float(e["success_rate"]),
             "mean_reward": float(e["mean_reward"]), "source": str(path)}
+    per = e.get("per_trial") or []
+    if per and all("seed" in t and "success" in t for t in per):
+        cell["trial_outcomes"] = [(int(t["seed"]), bool(t["success"])) for t in per]
+    return cell
 
 
-def _fisher_greater(a: dict, b: dict) -> float:
-    """One-sided Fisher exact p-value that cell ``a``'s success rate is above cell ``b``'s."""
-    from scipy.stats import fisher_exact
+def _p_greater(a: dict, b: dict) -> tuple[float, str]:
+    """One-sided p-value that cell ``a``'s success rate is above cell ``b``'s, and the test used. When both
+    evaluations ran the same trial seeds (``deft-robot eval`` pairs them: the same scenes for every
+    policy), the exact McNemar test on the discordant trials; otherwise Fisher's exact test."""
+    from scipy.stats import binomtest, fisher_exact
 
+    pa, pb = a.get("trial_outcomes"), b.get("trial_outcomes")
+    if pa and pb and [s for s, _ in pa] == [s for s, _ in pb]:
+        wins = sum(x and not y for (_, x), (_, y) in zip(pa, pb))
+        losses = sum(y and not x for (_, x), (_, y) in zip(pa, pb))
+        if wins + losses == 0:
+            return 1.0, "mcnemar"
+        return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue), "mcnemar"
     table = [[a["successes"], a["trials"] - a["successes"]], [b["successes"], b["trials"] - b["successes"]]]
-    return float(fisher_exact(table, alternative="greater")[1])
+    return float(fisher_exact(table, alternative="greater")[1]), "fisher"
 
 
 def pattern(row: dict, alpha: float = 0.05) -> dict:
     """Does Table 2's pattern hold on this row: DEFT's success rate strictly above both baselines',
-    on train and on test objects? Per split: ``above`` (bool, None if a cell is missing) and ``p`` — the
-    one-sided Fisher exact p-value of DEFT against the better baseline (how likely the gap is from
-    chance with this many trials). ``holds``: above on both splits; ``significant``: also p < ``alpha``
-    on both."""
+    on train and on test objects? Per split: ``above`` (bool, None if a cell is missing), ``p`` — the
+    one-sided p-value of DEFT against the better baseline (how likely the gap is from chance with this
+    many trials; :func:`_p_greater`) — and ``test`` (``mcnemar`` for paired trials, else ``fisher``).
+    ``holds``: above on both splits; ``significant``: also p < ``alpha`` on both."""
     out = {}
     for split in SPLITS:
         d, a, r = (row.get(f"{m}_{split}") for m in ("deft", "affordance", "real-world-only"))
         if d is None or a is None or r is None:
-            out[split] = {"above": None, "p": None}
+            out[split] = {"above": None, "p": None, "test": None}
             continue
         best = max((a, r), key=lambda c: c["success_rate"])
-        out[split] = {"above": d["success_rate"] > best["success_rate"], "p": _fisher_greater(d, best)}
+        p, test = _p_greater(d, best)
+        out[split] = {"above": d["success_rate"] > best["success_rate"], "p": p, "test": test}
     holds = all(out[s]["above"] for s in SPLITS)
     out["holds"] = holds
     out["significant"] = holds and all(out[s]["p"] < alpha for s in SPLITS)
@@ -166,9 +180,10 @@ def to_markdown(report: dict) -> str:
     verdict = (f"The pattern (DEFT strictly above both baselines on train and on test objects) holds on "
                f"**{len(sm['holds'])} of {sm['tasks']}** task(s) with all cells on disk"
                + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
-               + f"; significant on both splits (one-sided Fisher exact test against the better baseline, "
-               f"p < 0.05) on {len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
-               + ". With 10 trials a cell even 6/10 against 2/10 is not significant (p = 0.09).")
+               + f"; significant on both splits (one-sided test against the better baseline, p < 0.05: exact "
+               f"McNemar on the paired trials — every policy is evaluated on the same scenes — else Fisher) on "
+               f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
+               + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
     out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, "",
             "## Table 3a: residual policies distilled from the same run", ""]
     kinds = ("affordance",) + ABLATION_KINDS

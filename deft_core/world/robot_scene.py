@@ -39,8 +39,12 @@ CAMERA_EYE, CAMERA_TARGET = (-0.35, 0.0, 1.00), (0.47, 0.0, 0.0)
 CAPTURE_Q = np.array([1.57, -1.9, -2.2, 0.0, 0.0, 0.0])
 CAMERA_WIDTH, CAMERA_HEIGHT, CAMERA_FOVY = 640, 480, 42.5
 TABLE_X, TABLE_Y, TABLE_THICKNESS = (-0.30, 1.00), (-0.65, 0.65), 0.04
-#: random yaw half-range (rad) about the nominal orientation, per object kind
-YAW_RANGE = {"cup": np.pi, "drawer": 0.25, "spoon": 0.5, "spatula": 0.5, "grapes": 0.5, "lemon": np.pi,
+#: random yaw half-range (rad) about the nominal orientation, per object kind. The paper randomises the
+#: object's *position* on the table (§5); the operator who resets the scene puts an object that has a
+#: front (cup handle, spoon, spatula, grape stem, drawer) back roughly the same way round, so those turn
+#: by at most ±0.5 rad (drawer ±0.25); round objects (lemon, pot, bagel, juicer) by any angle. Until
+#: 2026-11-26 cups turned by ±π (docs/finetune-cli.md has what that did to fine-tuning).
+YAW_RANGE = {"cup": 0.5, "drawer": 0.25, "spoon": 0.5, "spatula": 0.5, "grapes": 0.5, "lemon": np.pi,
              "pot": np.pi, "bagel": np.pi, "juicer": np.pi}
 #: which grape shape a task needs (a whole bunch to pick up, a single grape to scoop)
 _GRAPE_SHAPE = {"pick_grape": "bunch", "scoop_grape": "single"}

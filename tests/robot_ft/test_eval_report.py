@@ -165,7 +165,8 @@ def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path
     report = collect(tmp_path)
     pats = {r["task"]: r["pattern"] for r in report["table2"]}
     assert pats["pick_cup"]["holds"] and pats["pick_cup"]["significant"]
-    assert pats["pick_cup"]["train"]["p"] == pytest.approx(0.00274, abs=1e-4)   # 9/10 vs 2/10
+    # 9/10 vs 2/10 on the same seeds: 7 scenes won, none lost -> exact McNemar p = 0.5 ** 7
+    assert pats["pick_cup"]["train"]["test"] == "mcnemar" and pats["pick_cup"]["train"]["p"] == pytest.approx(0.5 ** 7)
     assert pats["pour_cup"]["holds"] and not pats["pour_cup"]["significant"]
     assert not pats["open_drawer"]["holds"] and pats["open_drawer"]["train"]["above"] and not pats["open_drawer"]["test"]["above"]
     assert not pats["pick_grape"]["holds"] and not pats["pick_grape"]["train"]["above"]
@@ -173,3 +174,18 @@ def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path
     md = to_markdown(report)
     assert "holds on **2 of 4** task(s)" in md and "significant on both splits" in md
     assert "| no: not above on test |" in md and "| no: not above on train |" in md and "| yes (p < 0.05 on both) |" in md
+
+
+def test_pattern_falls_back_to_fisher_when_trials_are_not_paired():
+    from robot.reporting import pattern
+
+    def cell(k, seeds):
+        return {"successes": k, "trials": 10, "success_rate": k / 10, "trial_outcomes": [(s, i < k) for i, s in enumerate(seeds)]}
+
+    a, b = range(10), range(100, 110)
+    row = {"deft_train": cell(9, a), "affordance_train": cell(2, b), "real-world-only_train": cell(0, b),
+           "deft_test": cell(3, a), "affordance_test": cell(3, a), "real-world-only_test": cell(0, a)}
+    p = pattern(row)
+    assert p["train"]["test"] == "fisher" and p["train"]["p"] == pytest.approx(0.00274, abs=1e-4)
+    assert p["test"] == {"above": False, "p": 1.0, "test": "mcnemar"}  # identical outcomes: nothing discordant
+    assert not p["holds"] and not p["significant"]
