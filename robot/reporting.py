@@ -79,7 +79,7 @@ def _fmt_pattern(p: dict) -> str:
         return MISSING
     if p["holds"]:
         return "yes" + (" (p < 0.05 on both)" if p["significant"] else f" (p = {p['train']['p']:.2f}, {p['test']['p']:.2f})")
-    return "no: " + ", ".join(f"not above on {s}" for s in SPLITS if not p[s]["above"])
+    return "no (not on " + ", ".join(s for s in SPLITS if not p[s]["above"]) + ")"
 
 
 def fmt_cell(cell: dict | None) -> str:
@@ -173,7 +173,7 @@ def to_markdown(report: dict) -> str:
            f"on fresh held-out resets; `{MISSING}` = no evaluation on disk.", "",
            "## Table 2: success rate per task and method", ""]
     header = (["task", "prior"] + [f"{TABLE2_LABELS[m]} ({s})" for m in TABLE2_METHODS for s in SPLITS]
-              + ["DEFT above both on train and test?"])
+              + ["DEFT above both?"])
     rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
             + [_fmt_pattern(r["pattern"])] for r in report["table2"]]
     sm = report["table2_summary"]

@@ -173,7 +173,7 @@ def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path
     assert report["table2_summary"] == {"tasks": 4, "holds": ["pick_cup", "pour_cup"], "significant": ["pick_cup"]}
     md = to_markdown(report)
     assert "holds on **2 of 4** task(s)" in md and "significant on both splits" in md
-    assert "| no: not above on test |" in md and "| no: not above on train |" in md and "| yes (p < 0.05 on both) |" in md
+    assert "| no (not on test) |" in md and "| no (not on train) |" in md and "| yes (p < 0.05 on both) |" in md
 
 
 def test_pattern_falls_back_to_fisher_when_trials_are_not_paired():
