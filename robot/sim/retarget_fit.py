@@ -33,11 +33,16 @@ SIM_THUMB_OFFSET = np.array([-0.36, 0.36, 0.59, -0.41])
 _THUMB = slice(12, 16)
 
 
+def _thumb_config(thumb_offset) -> RetargetConfig:
+    """Identity retargeting for the fingers, ``thumb_offset`` (4, rad) on the thumb's joints."""
+    offset = np.zeros(16)
+    offset[_THUMB] = thumb_offset
+    return RetargetConfig(offset=offset)
+
+
 def sim_retarget_config() -> RetargetConfig:
     """The retargeting used for the simulated robot hand: identity for the fingers, the fitted thumb offsets."""
-    offset = np.zeros(16)
-    offset[_THUMB] = SIM_THUMB_OFFSET
-    return RetargetConfig(offset=offset)
+    return _thumb_config(SIM_THUMB_OFFSET)
 
 
 def calibration_postures(n: int = 200, seed: int = 0) -> np.ndarray:
@@ -102,7 +107,7 @@ def human_chain(angles: np.ndarray, length: float) -> np.ndarray:
 
 
 def _residuals(offset: np.ndarray, fk: _RobotHandFK, postures, humans) -> np.ndarray:
-    cfg = RetargetConfig(offset=np.r_[np.zeros(12), offset])
+    cfg = _thumb_config(offset)
     out = []
     for a, h in zip(postures, humans):
         r = fk.chain(anatomical_to_hand(a, cfg))
@@ -122,7 +127,7 @@ def fit_thumb_offsets(postures: np.ndarray | None = None) -> dict:
     fit = least_squares(_residuals, x0, args=(fk, postures, humans), bounds=(-1.5, 1.5))
 
     def tip_error(offset):
-        cfg = RetargetConfig(offset=np.r_[np.zeros(12), offset])
+        cfg = _thumb_config(offset)
         return float(np.median([np.linalg.norm(fk.chain(anatomical_to_hand(a, cfg))[2] - h[2]) for a, h in zip(postures, humans)]))
 
     rms = lambda r: float(np.sqrt(np.mean(np.square(r))))  # noqa: E731

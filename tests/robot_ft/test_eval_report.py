@@ -151,7 +151,7 @@ def test_resolve_run_is_explicit_about_ambiguity(tmp_path):
 
 def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path):
     """DEFT must be strictly above the better baseline on both splits; ties and one-split wins do not count;
-    the p-value is the one-sided Fisher exact test against the better baseline."""
+    the p-value is one-sided against the better baseline (exact McNemar here: the fake runs share trial seeds)."""
     def task(name, aff, rwo, deft):
         _fake_run(tmp_path, name, "affordance", "affordance", evals={
             ("affordance", "train"): (aff[0], 10), ("affordance", "test"): (aff[1], 10),
