@@ -66,19 +66,33 @@ def select_split(batch: dict[str, np.ndarray], split: str, val_fraction: float) 
     return {k: v[keep] for k, v in batch.items()}
 
 
-def summarise_data(files: list[str], val_fraction: float) -> dict[str, Any]:
-    """Row / video counts per split and per dataset (reads only the identity columns)."""
-    t = pa.concat_tables([pq.read_table(f, columns=["dataset", "video_id", "text"]) for f in files])
-    ds, vid = t.column("dataset").to_pylist(), t.column("video_id").to_pylist()
+def summarise_data(files: list[str], val_fraction: float, hand_label_weights: dict | None = None) -> dict[str, Any]:
+    """Row / video counts per split and per dataset (reads only the identity columns), and
+    ``hand_label_texts``: for every text, how many training rows supervise the wrist and pose heads with it
+    (rows whose ``hand_pose_source`` has a weight > 0 in ``hand_label_weights``; absent sources weigh 1).
+    The exported checkpoint keeps it, so a robot can tell whether its task's text is one the hand heads
+    were ever trained on (:meth:`deft_core.affordance.AffordancePredictor.hand_text_support`)."""
+    first = pq.read_schema(files[0]) if files else None
+    has_source = first is not None and "hand_pose_source" in first.names
+    cols = ["dataset", "video_id", "text"] + (["hand_pose_source"] if has_source else [])
+    t = pa.concat_tables([pq.read_table(f, columns=cols) for f in files])
+    ds, vid, texts = t.column("dataset").to_pylist(), t.column("video_id").to_pylist(), t.column("text").to_pylist()
+    sources = t.column("hand_pose_source").to_pylist() if has_source else [None] * len(ds)
+    weights = {str(k): float(v) for k, v in (hand_label_weights or {}).items()}
     val = [is_validation(d, v, val_fraction) for d, v in zip(ds, vid)]
     per_ds: dict[str, int] = {}
     for d in ds:
         per_ds[d] = per_ds.get(d, 0) + 1
+    hand_texts: dict[str, int] = {}
+    for text, src, is_val in zip(texts, sources, val):
+        if not is_val and weights.get(str(src), 1.0) > 0:
+            hand_texts[text] = hand_texts.get(text, 0) + 1
     return {"files": len(files), "rows": len(ds), "train_rows": len(ds) - sum(val), "val_rows": sum(val),
             "train_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if not x}),
             "val_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if x}), "rows_per_dataset": per_ds,
-            "distinct_texts": len(set(t.column("text").to_pylist())), "val_fraction": val_fraction,
-            "split": "sha1(salt, dataset, video_id) < val_fraction"}
+            "distinct_texts": len(set(texts)), "val_fraction": val_fraction,
+            "split": "sha1(salt, dataset, video_id) < val_fraction",
+            "hand_label_texts": dict(sorted(hand_texts.items()))}
 
 
 def choose_data_mode(files: list[str], mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB) -> str:
@@ -250,7 +264,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     # absolute: the Train workers (and Ray Data's read tasks) do not run in the driver's working directory
     files = [str(Path(f).resolve()) for f in list_shard_files(shards)]
     cfg = resolve_config(preset, overrides or {})
-    summary = summarise_data(files, cfg["train"]["val_fraction"])
+    summary = summarise_data(files, cfg["train"]["val_fraction"], cfg["train"].get("hand_label_weights"))
     if summary["train_rows"] == 0:
         raise ValueError(f"no training rows in {shards} after the video split (val_fraction {cfg['train']['val_fraction']})")
     mode = choose_data_mode(files, data_mode, in_worker_max_mb)

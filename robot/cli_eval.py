@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError, OSError) as exc:
             raise CommandError(str(exc)) from None  # e.g. a bad checkpoint, an unreachable robot
         runner = getattr(env, "runner", None)
+        if getattr(env, "hand_text_note", None) and objects == splits[0]:
+            print(f"warning: {env.hand_text_note}", flush=True)
         try:
             t0 = time.perf_counter()
             trials = evaluate(env, policy_fn, seeds, progress=lambda r, o=objects: print(

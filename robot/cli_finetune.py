@@ -241,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
     except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError) as exc:  # e.g. a bad checkpoint
         raise CommandError(str(exc)) from None
     limit_threads(args.threads)
+    if getattr(env, "hand_text_note", None):
+        print(f"warning: {env.hand_text_note}", flush=True)
     try:
         rd.write_or_check_meta(meta)
         result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator" and not on_robot)

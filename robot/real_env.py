@@ -40,7 +40,7 @@ from deft_core.grasp import GraspParams
 from robot.base import ConfigError, ControllerError, DeviceError, Pose
 from robot.executor import ExecutorConfig, GraspExecutor
 from robot.locate import Detection, ObjectLocator, check_box
-from robot.sim_env import _jsonable, affordance_prior, real_world_only_prior
+from robot.sim_env import _jsonable, affordance_prior, hand_text_note, real_world_only_prior
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ class RealFinetuneEnv:
             from deft_core.affordance import load_affordance
 
             self._predictor = load_affordance(checkpoint, text_encoder=text_encoder)
+        #: a warning when the task's text is unlike the hand heads' training texts (``None``: no concern)
+        self.hand_text_note = hand_text_note(self._predictor, get_task(task).text) if self._predictor else None
         self._obs = None
         self._fault: str | None = None   # controller error of the last episode, cleared at the next reset
         self._dirty = True               # release before a reset: after an episode, and at start (a killed run)

@@ -82,6 +82,25 @@ def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str, reta
                                R_mano_robot=R_MANO_ROBOT, retarget=retarget)
 
 
+#: a task text whose cosine similarity to every text that supervised the affordance model's wrist and pose
+#: heads is below this gets a warning (:func:`hand_text_note`); with MiniLM on the embedded default the robot
+#: texts whose wrists matched the human's were at ≥ 0.68, those far off at ≤ 0.52 (docs/finetune-cli.md)
+HAND_TEXT_MIN_SIMILARITY = 0.6
+
+
+def hand_text_note(predictor, text: str) -> str | None:
+    """A warning when ``text`` is unlike every text the checkpoint's wrist and pose heads were trained on
+    (:meth:`deft_core.affordance.AffordancePredictor.hand_text_support`), else ``None`` (also for
+    checkpoints that do not record those texts). Shared by the simulator and the lab robot."""
+    support = predictor.hand_text_support(text)
+    if support is None or support["similarity"] >= HAND_TEXT_MIN_SIMILARITY:
+        return None
+    return (f"the affordance model's wrist and hand heads were not trained on any text close to {text!r} (nearest: "
+            f"{support['nearest']!r}, cosine {support['similarity']:.2f} < {HAND_TEXT_MIN_SIMILARITY}): its wrist rotation "
+            "and hand pose for this task are extrapolated and may be far off (train with hand-labelled clips of this "
+            "task, or give a hand-pose source that covers it a weight: --hand-label-weight)")
+
+
 def real_world_only_prior(extras: dict, prior_seed: int) -> GraspParams:
     """§5 baseline ξ (robot base frame), shared by the simulator and the lab robot
     (:class:`robot.real_env.RealFinetuneEnv`): μ = the 3-D point under the object box's centre pixel,
@@ -128,6 +147,8 @@ class SimFinetuneEnv:
             from deft_core.affordance import load_affordance
 
             self._predictor = load_affordance(checkpoint, text_encoder=text_encoder)
+        #: :func:`hand_text_note` for this task's text (``None``: no concern, or no affordance prior)
+        self.hand_text_note = hand_text_note(self._predictor, self.task_def.text) if self._predictor else None
         if runner is None:
             from robot.episode import SimEpisodeRunner
 

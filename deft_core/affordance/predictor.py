@@ -93,6 +93,32 @@ class AffordancePredictor:
             self._text_cache[text] = self.text_encoder.encode([text])[0]
         return self._text_cache[text]
 
+    @property
+    def hand_label_texts(self) -> dict[str, int] | None:
+        """Text → number of training rows that supervised the wrist and pose heads with it (the export's
+        ``training.data.hand_label_texts``); ``None`` for checkpoints exported before it was recorded."""
+        texts = ((self.config.get("training") or {}).get("data") or {}).get("hand_label_texts")
+        return None if texts is None else {str(k): int(v) for k, v in texts.items()}
+
+    def hand_text_support(self, text: str) -> dict | None:
+        """How close ``text`` is to a text the wrist and pose heads were trained on: ``{"nearest": text,
+        "similarity": cosine of the text embeddings, "rows": training rows with that text}``, or ``None``
+        when the checkpoint does not record its hand-label texts (or none had a non-zero weight).
+
+        The heads are conditioned on the text; a text unlike any they were supervised with gets an
+        extrapolated wrist and hand (measured on the embedded default: with MiniLM, robot texts at cosine
+        ≥ 0.68 from a HOI4D text got wrists 11–22° from the human's, those at ≤ 0.52 48–131°;
+        docs/finetune-cli.md)."""
+        texts = self.hand_label_texts
+        if not texts:
+            return None
+        names = list(texts)
+        emb = np.stack([self.embed_text(t) for t in names]).astype(np.float64)
+        q = np.asarray(self.embed_text(text), dtype=np.float64)
+        sims = emb @ q / np.maximum(np.linalg.norm(emb, axis=1) * np.linalg.norm(q), 1e-12)
+        k = int(np.argmax(sims))
+        return {"nearest": names[k], "similarity": float(sims[k]), "rows": texts[names[k]]}
+
     def crop(self, image: np.ndarray, object_box) -> tuple[np.ndarray, np.ndarray]:
         """(S, S, 3) model input and the integer box actually used (clipped to the image)."""
         image = np.asarray(image)

@@ -34,6 +34,9 @@ def test_ray_train_and_resubmission_resumes(ray_session, shard_dir, tmp_path):
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     summary = json.loads((out / "model" / "config.json").read_text())["training"]["data"]
     assert summary["rows"] == 48 and summary["train_rows"] + summary["val_rows"] == 48
+    # the texts that supervised the hand heads travel with the export (fake rows: source "fake", weight 1)
+    assert sum(summary["hand_label_texts"].values()) == summary["train_rows"]
+    assert load_affordance(out / "model").hand_text_support("pour the cup")["similarity"] == pytest.approx(1.0)
     res = load_affordance(out / "model").predict(np.zeros((80, 80, 3), np.uint8), (0, 0, 64, 64), "pour the cup")
     assert res.hand_pose.shape == (45,)
 
