@@ -83,8 +83,9 @@ def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str, reta
 
 
 #: a task text whose cosine similarity to every text that supervised the affordance model's wrist and pose
-#: heads is below this gets a warning (:func:`hand_text_note`); with MiniLM on the embedded default the robot
-#: texts whose wrists matched the human's were at ≥ 0.68, those far off at ≤ 0.52 (docs/finetune-cli.md)
+#: heads is below this gets a warning (:func:`hand_text_note`); with MiniLM on the embedded default the cup and
+#: drawer texts (≥ 0.68) got wrists 11–22° from the human's, the spoon and lemon texts (0.34–0.52) 48–131°
+#: (the grape text, 0.37, 13°: a low similarity warns of a risk, it does not prove an error; docs/finetune-cli.md)
 HAND_TEXT_MIN_SIMILARITY = 0.6
 
 
