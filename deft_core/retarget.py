@@ -167,7 +167,7 @@ def _field(prediction, name: str, size: int) -> np.ndarray:
 
 
 def affordance_to_grasp(prediction, depth: np.ndarray, K: np.ndarray, T_base_camera: np.ndarray, *,
-                        R_mano_robot: np.ndarray | None = None, retarget: RetargetConfig | None = None,
+                        R_mano_robot: np.ndarray | None = None, retarget=None,
                         depth_radius: int = 3, contact_offset_m: float = 0.0) -> GraspParams:
     """Turn one affordance prediction into grasp parameters ξ (robot base frame).
 
@@ -181,7 +181,9 @@ def affordance_to_grasp(prediction, depth: np.ndarray, K: np.ndarray, T_base_cam
       object's thickness when the hand should grasp the surface point's interior);
     - θ: ``R_base = R_base_camera · R_camera(wrist_rotation) · R_mano_robot`` as extrinsic Euler xyz, where
       ``R_mano_robot`` (default identity) rotates the robot hand's wrist frame into MANO's wrist frame;
-    - P: :func:`mano_to_hand` of ``hand_pose``.
+    - P: :func:`mano_to_hand` of ``hand_pose`` with ``retarget`` (a :class:`RetargetConfig`, default the
+      identity map), or ``retarget(hand_pose)`` when ``retarget`` is a callable (a hand-specific
+      retargeter such as :class:`robot.sim.retarget_fit.FingertipRetargeter`).
     """
     K = np.asarray(K, dtype=np.float64)
     T = np.asarray(T_base_camera, dtype=np.float64)
@@ -201,7 +203,7 @@ def affordance_to_grasp(prediction, depth: np.ndarray, K: np.ndarray, T_base_cam
     if R_mano_robot is not None:
         R = R @ np.asarray(R_mano_robot, dtype=np.float64)
     theta = matrix_to_euler_xyz(R)
-    hand = mano_to_hand(pose, retarget)
+    hand = np.asarray(retarget(pose), dtype=np.float64) if callable(retarget) else mano_to_hand(pose, retarget)
     return GraspParams(mu=mu, theta=theta, hand=hand)
 
 

@@ -14,7 +14,8 @@
     ``predict(I₀, object_box, task text)`` → the heatmap's expected contact pixel, wrist rotation and
     hand pose → :func:`deft_core.retarget.affordance_to_grasp` with the sim camera's depth, ``K`` and
     ``T_base_camera`` and :data:`R_MANO_ROBOT` (robot wrist frame → MANO wrist frame), the hand pose
-    retargeted with the thumb offsets fitted to this hand's kinematics (:mod:`robot.sim.retarget_fit`);
+    retargeted so that the robot's fingertips land where the human's are (this hand is 1.32× a human's;
+    :class:`robot.sim.retarget_fit.FingertipRetargeter`);
   * ``real-world-only``: the paper's §5 baseline — contact μ = the 3-D point under the object box's
     centre pixel, a random wrist rotation (uniform over rotations whose palm faces the lower hemisphere:
     a hand cannot approach from under the table), a half-closed hand (½ × the oracle's power grasp);
@@ -72,8 +73,9 @@ def affordance_prior(predictor, image: np.ndarray, extras: dict, text: str, reta
     """ξ (robot base frame) from the affordance model, shared by the simulator and the lab robot: the
     predicted mean contact pixel lifted with ``extras['depth']``/``K``/``T_base_camera``, the predicted wrist
     (camera frame) through :data:`R_MANO_ROBOT`, the 45-d pose retargeted (:func:`deft_core.retarget.affordance_to_grasp`)
-    with ``retarget`` (a :class:`deft_core.retarget.RetargetConfig`; ``None`` = identity; the simulator passes
-    its hand's calibrated thumb, :func:`robot.sim.retarget_fit.sim_retarget_config`)."""
+    with ``retarget`` (a :class:`deft_core.retarget.RetargetConfig` or a callable 45 → 16; ``None`` = the
+    identity joint map; the simulator passes its hand's fingertip retargeter,
+    :func:`robot.sim.retarget_fit.sim_retargeter`)."""
     from deft_core.retarget import affordance_to_grasp
 
     pred = predictor.predict(image, extras["object_box"], text)
@@ -156,10 +158,10 @@ class SimFinetuneEnv:
             runner = SimEpisodeRunner(image_size=tuple(image_size))
         self.runner = runner
         self._obs = None
-        from robot.sim.retarget_fit import sim_retarget_config
+        from robot.sim.retarget_fit import sim_retargeter
 
-        #: MANO → robot hand map of the affordance prior: the thumb calibrated to this hand's kinematics
-        self.retarget = sim_retarget_config()
+        #: MANO → robot hand of the affordance prior: fingertips where the human's are (this hand is larger)
+        self.retarget = sim_retargeter()
 
     def close(self) -> None:
         self.runner.close()
