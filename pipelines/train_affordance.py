@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deft_core.affordance.config import get_preset
-from deft_core.affordance.data import READ_COLUMNS, ShardDecoder, is_validation, list_shard_files
+from deft_core.affordance.data import READ_COLUMNS, ShardDecoder, hand_label_weight, is_validation, list_shard_files
 
 RUN_NAME = "affordance"
 DATA_MODES = ("auto", "worker", "ray_data")
@@ -85,7 +85,7 @@ def summarise_data(files: list[str], val_fraction: float, hand_label_weights: di
         per_ds[d] = per_ds.get(d, 0) + 1
     hand_texts: dict[str, int] = {}
     for text, src, is_val in zip(texts, sources, val):
-        if not is_val and weights.get(str(src), 1.0) > 0:
+        if not is_val and hand_label_weight(weights, src) > 0:
             hand_texts[text] = hand_texts.get(text, 0) + 1
     return {"files": len(files), "rows": len(ds), "train_rows": len(ds) - sum(val), "val_rows": sum(val),
             "train_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if not x}),

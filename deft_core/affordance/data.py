@@ -45,6 +45,11 @@ def is_validation(dataset: str, video_id: str, val_fraction: float) -> bool:
     return int.from_bytes(h[:8], "little") / 2**64 < val_fraction
 
 
+def hand_label_weight(weights: Mapping[str, float], source: Any) -> float:
+    """Weight of a row's wrist/pose loss terms for its ``hand_pose_source`` (absent sources: 1)."""
+    return float(weights.get(str(source), 1.0))
+
+
 def list_shard_files(dirs: Sequence[str | Path]) -> list[str]:
     """All affordance-sample Parquet files under ``dirs`` (recursively, sorted), skipping errors tables.
     Raises FileNotFoundError naming the directories when there are none, SchemaError on a bad shard."""
@@ -158,7 +163,7 @@ class ShardDecoder:
         out["wrist"] = np.stack([np.asarray(v, np.float32) for v in _column(batch, "wrist_rotation")])
         out["pose"] = np.stack([np.asarray(v, np.float32) for v in _column(batch, "hand_pose")])
         sources = _column(batch, "hand_pose_source") if "hand_pose_source" in batch else [None] * n
-        out["hand_weight"] = np.array([self.hand_label_weights.get(str(src), 1.0) for src in sources], np.float32)
+        out["hand_weight"] = np.array([hand_label_weight(self.hand_label_weights, src) for src in sources], np.float32)
         has_emb = "text_embedding" in batch and "text_encoder" in batch
         embs = _column(batch, "text_embedding") if has_emb else [None] * n
         enc_ids = _column(batch, "text_encoder") if has_emb else [None] * n
