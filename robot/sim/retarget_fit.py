@@ -82,17 +82,33 @@ class _RobotHandFK:
         self._mj.mj_kinematics(self.model, self.data)
         self.length = float(np.linalg.norm(self.data.body("h/middle_mcp_side_link").xpos - self.data.body("h/mount").xpos))
 
-    def chain(self, q: np.ndarray) -> np.ndarray:
-        """(5, 3): thumb MCP, IP, tip, index tip, middle tip in the palm frame, relative to the middle MCP."""
+    def pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Put the hand at joints ``q`` (all else 0) and return the palm frame (``R``, columns = palm axes)
+        and its origin for :meth:`chain`-style points, the middle finger's MCP; ``(p - ref) @ R`` expresses
+        a world point ``p`` in that frame."""
         d = self.data
         d.qpos[:] = 0
         d.qpos[self.qadr] = q
         self._mj.mj_kinematics(self.model, d)
-        R = d.site("h/palm_center").xmat.reshape(3, 3)
-        ref = d.body("h/middle_mcp_side_link").xpos
+        return d.site("h/palm_center").xmat.reshape(3, 3), d.body("h/middle_mcp_side_link").xpos.copy()
+
+    def chain(self, q: np.ndarray) -> np.ndarray:
+        """(5, 3): thumb MCP, IP, tip, index tip, middle tip in the palm frame, relative to the middle MCP."""
+        R, ref = self.pose(q)
+        d = self.data
         pts = [d.body("h/thumb_pip_link").xpos, d.body("h/thumb_dip_link").xpos, d.site("h/thumb_tip").xpos,
                d.site("h/index_tip").xpos, d.site("h/middle_tip").xpos]
         return (np.array(pts) - ref) @ R
+
+
+def _human_palm_points(pose45: np.ndarray, rows) -> np.ndarray:
+    """MANO-21 ``rows`` of the template hand in ``pose45``, in the robot palm frame relative to the middle
+    MCP (metres, template size); the columns of ``R_MANO_ROBOT`` are the palm-frame axes in MANO's frame."""
+    from deft_core import mano
+    from robot.sim_env import R_MANO_ROBOT
+
+    J = mano.mano_joint_positions(np.concatenate([np.zeros(3), np.asarray(pose45, dtype=np.float64)]))
+    return (J[list(rows)] - J[4]) @ R_MANO_ROBOT
 
 
 def human_chain(angles: np.ndarray, length: float) -> np.ndarray:
@@ -100,12 +116,9 @@ def human_chain(angles: np.ndarray, length: float) -> np.ndarray:
     ``angles`` (15, 3), in the robot palm frame, relative to the middle MCP, scaled so that the wrist →
     middle-MCP distance is ``length`` (m)."""
     from deft_core import mano
-    from robot.sim_env import R_MANO_ROBOT
 
-    J = mano.mano_joint_positions(np.concatenate([np.zeros(3), mano.anatomical_to_pose(angles)]))
     scale = length / float(np.linalg.norm(mano.TEMPLATE_JOINTS[4] - mano.TEMPLATE_JOINTS[0]))
-    # thumb2, thumb3, thumb tip, index tip, middle tip; rows of R_MANO_ROBOT's columns = palm-frame axes
-    return (J[[14, 15, 16, 17, 18]] - J[4]) @ R_MANO_ROBOT * scale
+    return _human_palm_points(mano.anatomical_to_pose(angles), (14, 15, 16, 17, 18)) * scale
 
 
 def _residuals(offset: np.ndarray, fk: _RobotHandFK, postures, humans) -> np.ndarray:
@@ -171,28 +184,18 @@ class FingertipRetargeter:
         self.lower, self.upper = hand_joint_limits()
         self._tips = [self.fk.model.site(f"h/{n}").id for n in _ROBOT_TIPS]
         self._dips = [self.fk.model.body(f"h/{n}").id for n in _ROBOT_DIPS]
-        self._ref = self.fk.model.body("h/middle_mcp_side_link").id
-        self._palm = self.fk.model.site("h/palm_center").id
 
     def robot_points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(4, 3) fingertips and (4, 3) DIP joints (index, middle, ring, thumb) for joints ``q``, in the palm
         frame relative to the middle finger's MCP."""
+        R, ref = self.fk.pose(q)
         d = self.fk.data
-        d.qpos[:] = 0
-        d.qpos[self.fk.qadr] = q
-        self.fk._mj.mj_kinematics(self.fk.model, d)
-        R = d.site_xmat[self._palm].reshape(3, 3)
-        ref = d.xpos[self._ref]
         return (d.site_xpos[self._tips] - ref) @ R, (d.xpos[self._dips] - ref) @ R
 
     @staticmethod
     def human_points(pose45: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The same points of MANO's template hand in ``pose45``, in the robot palm frame, metres."""
-        from deft_core import mano
-        from robot.sim_env import R_MANO_ROBOT
-
-        J = mano.mano_joint_positions(np.concatenate([np.zeros(3), np.asarray(pose45, dtype=np.float64)]))
-        return (J[list(_HUMAN_TIPS)] - J[4]) @ R_MANO_ROBOT, (J[list(_HUMAN_DIPS)] - J[4]) @ R_MANO_ROBOT
+        return _human_palm_points(pose45, _HUMAN_TIPS), _human_palm_points(pose45, _HUMAN_DIPS)
 
     def __call__(self, pose45: np.ndarray) -> np.ndarray:
         from scipy.optimize import least_squares
