@@ -7,6 +7,14 @@ rationals the cameras use (59.94 → 60000/1001, 29.97 → 30000/1001, 47.95 →
 
 Depth video: lossless FFV1, pixel format ``gray16le`` (one 16-bit channel, **millimetres**, 0 = no
 depth), in an AVI container — decodes bit-exactly back to the uint16 millimetre maps.
+
+The same frames always give the same bytes (:data:`X264_REPRODUCIBLE`). With libx264's defaults they did
+not: on the 2-core development machine 8 encodings of one clip gave up to 5 different files, with
+decoded pixels up to 46 levels apart, so the rendered datasets — and the shards, the affordance model and
+Table 2 downstream of them — differed between two runs of the same seed. Both of x264's sources of
+variation are switched off: threading, and CPU-dependent assembly (``cpu-independent``; with threads
+pinned to 1 alone, 1–3 of 30 encodings under load still differed). Cost: ~1 ms per frame, next to
+~100 ms of rendering.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+#: libx264 settings that make the output a function of the input frames alone (see the module doc)
+X264_REPRODUCIBLE = "threads=1:lookahead-threads=1:sliced-threads=0:cpu-independent=1"
 
 #: NTSC-style rates: nominal fps → exact rational.
 _NTSC = {23.976: Fraction(24000, 1001), 29.97: Fraction(30000, 1001), 47.95: Fraction(48000, 1001),
@@ -84,9 +95,11 @@ class VideoWriter:
         stream = self._container.add_stream(self.codec, rate=self.rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if self.codec == "libx264":
-            stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+            stream.options = {"crf": str(self.crf), "preset": "veryfast", "threads": "1",
+                              "x264-params": X264_REPRODUCIBLE}
         else:
             stream.bit_rate = max(400_000, int(width * height * float(self.rate) * 0.25))
+            stream.options = {"threads": "1"}
         self._stream, self.width, self.height = stream, width, height
 
     def append(self, frames: np.ndarray | Iterable[np.ndarray]) -> None:
@@ -153,6 +166,7 @@ def write_depth_video(path: str | Path, depth_mm: np.ndarray, fps: float | Fract
     with av.open(str(path), mode="w", format="avi") as container:
         stream = container.add_stream("ffv1", rate=rate)
         stream.width, stream.height, stream.pix_fmt = W, H, "gray16le"
+        stream.options = {"threads": "1"}
         for i in range(T):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(depth_mm[i]), format="gray16le")
             vf.pts = i
