@@ -172,13 +172,17 @@ class ShardDecoder:
 
 
 def read_split(files: Sequence[str], split: str, val_fraction: float) -> "Any":
-    """Read shard ``files`` into one pyarrow Table holding only the ``split`` (``train``/``val``/``all``) rows."""
+    """Read shard ``files`` into one pyarrow Table holding only the ``split`` (``train``/``val``/``all``) rows,
+    ordered by ``sample_id``: the rows, and so a seeded training run, do not depend on how the extraction
+    happened to spread the samples over files (Ray Data's writers do not fix that order)."""
     import pyarrow as pa
 
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be train, val or all, got {split!r}")
     tables = [pq.read_table(f, columns=READ_COLUMNS) for f in files]
     table = pa.concat_tables(tables) if tables else None
+    if table is not None:
+        table = table.sort_by([("sample_id", "ascending")])
     if split == "all":
         return table
     keep = [is_validation(d, v, val_fraction) == (split == "val")
