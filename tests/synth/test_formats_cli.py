@@ -109,8 +109,9 @@ def test_video_rejects_odd_size(tmp_path):
 
 
 def test_video_encoding_is_reproducible(tmp_path):
-    """The same frames give the same bytes (threaded libx264 did not: a rendered dataset, and all that is
-    extracted and trained from it, differed between two runs of the same seed)."""
+    """The same frames give the same bytes (libx264's defaults — threads, CPU-dependent code — did not: a
+    rendered dataset, and all that is extracted and trained from it, differed between two runs of the
+    same seed; this test failed 1 in 1 on the development machine before ``X264_REPRODUCIBLE``)."""
     import hashlib
 
     y, x = np.mgrid[0:256, 0:456]
