@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -167,7 +168,8 @@ def _field(prediction, name: str, size: int) -> np.ndarray:
 
 
 def affordance_to_grasp(prediction, depth: np.ndarray, K: np.ndarray, T_base_camera: np.ndarray, *,
-                        R_mano_robot: np.ndarray | None = None, retarget=None,
+                        R_mano_robot: np.ndarray | None = None,
+                        retarget: RetargetConfig | Callable[[np.ndarray], np.ndarray] | None = None,
                         depth_radius: int = 3, contact_offset_m: float = 0.0) -> GraspParams:
     """Turn one affordance prediction into grasp parameters ξ (robot base frame).
 
