@@ -235,7 +235,13 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch comes from train
     common = {"image_size": model_cfg["image_size"], "text_encoder": model_cfg["text_encoder"],
               "max_targets": train_cfg["max_targets"]}
-    raw = ray.data.read_parquet(files, columns=READ_COLUMNS, ray_remote_args={"num_cpus": read_cpus})
+    # Ray ≥ 2.5x takes the read tasks' CPUs as a named argument and the columns as a projection (pushed
+    # down into the Parquet read); older releases (pyproject allows ≥ 2.40) only had ray_remote_args=
+    import inspect
+
+    named = "num_cpus" in inspect.signature(ray.data.read_parquet).parameters
+    remote = {"num_cpus": read_cpus} if named else {"ray_remote_args": {"num_cpus": read_cpus}}
+    raw = ray.data.read_parquet(files, **remote).select_columns(list(READ_COLUMNS))
     out = {}
     for split in ("train", "val"):
         ds = raw.map_batches(select_split, fn_kwargs={"split": split, "val_fraction": train_cfg["val_fraction"]},
