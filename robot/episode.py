@@ -169,22 +169,17 @@ class VideoRecorder:
         world.remove_frame_hook(self._hook)
 
     def save(self, path: str | Path) -> Path:
-        """Encode the frames as H.264 MP4 with PyAV (``pip install av``)."""
+        """Encode the frames as an MP4 (H.264 when PyAV has libx264) with :func:`deft_core.video.write_video`:
+        the same frames give the same bytes."""
         from robot.base import require_package
 
-        av = require_package("av", "av")
+        require_package("av", "av")
+        from deft_core.video import write_video
+
         if not self.frames:
             raise ValueError("no video frames were recorded")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(str(path), "w") as out:
-            stream = out.add_stream("libx264", rate=self.fps)
-            stream.width, stream.height, stream.pix_fmt = self.size[0], self.size[1], "yuv420p"
-            for f in self.frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
+        write_video(path, self.frames, self.fps)
         return path
 
 

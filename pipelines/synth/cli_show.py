@@ -75,7 +75,7 @@ def _draw(img: np.ndarray, action, idx: int, truth, is_contact: bool) -> np.ndar
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from pipelines.synth.video import read_video
+    from deft_core.video import read_video
     from pipelines.synth.writers.readback import detect_dataset, read_actions
 
     root = Path(args.root)

@@ -219,7 +219,7 @@ def write_demos(root: Path, demo_fn: Callable, *, seed: int, width: int, height:
     The npz holds ``T_world_wrist`` (T, 4, 4) metres, ``T_world_camera`` (T, 4, 4), ``fps``,
     ``grasp_frame`` (0-based index of the first contact frame, -1 if none) and ``K`` (3, 3).
     """
-    from pipelines.synth.video import write_video
+    from deft_core.video import write_video
 
     out = {}
     for i, task in enumerate(TASK_NAMES):

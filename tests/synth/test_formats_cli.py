@@ -10,7 +10,7 @@ from deft_core.cli_util import CommandError
 from pipelines.cli import main
 from pipelines.synth import cli_synth
 from pipelines.synth.generate import OutputExistsError, generate_dataset, plan_clips
-from pipelines.synth.video import fps_to_rational, write_video
+from deft_core.video import fps_to_rational, write_video
 from tests.synth import readers as R
 from tests.synth.fakes import fake_render_clip, fake_render_demo
 

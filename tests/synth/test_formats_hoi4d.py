@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from pipelines.synth.video import read_video
+from deft_core.video import read_video
 from pipelines.synth.writers.groundtruth import load_clip_arrays, read_clip_records, read_manifest
 from tests.synth import readers as R
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.synth.clip import SynthClip
-from pipelines.synth.video import VideoWriter
+from deft_core.video import VideoWriter
 from pipelines.synth.writers.common import (ClipPlan, DatasetWriter, Placement, box_xyxy_valid, clip_box, filled_boxes, slim,
                                             third_person, uuid_from_rng)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from pipelines.formats import epic_hoa
 from pipelines.synth.clip import SynthClip
-from pipelines.synth.video import VideoWriter
+from deft_core.video import VideoWriter
 from pipelines.synth.writers.common import ClipPlan, DatasetWriter, Placement, box_xyxy_valid
 
 COLUMNS = ("narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.synth.clip import SynthClip
-from pipelines.synth.video import VideoWriter, depth_to_mm, write_depth_video
+from deft_core.video import VideoWriter, depth_to_mm, write_depth_video
 from pipelines.synth.writers.common import ClipPlan, DatasetWriter, Placement, box_xyxy_valid, filled_boxes
 
 #: our task → (category id, task id, real category name, real task name, event name of the task phase)

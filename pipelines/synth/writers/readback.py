@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.formats import epic_hoa
-from pipelines.synth.video import probe_video
+from deft_core.video import probe_video
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Video encoding for the synthetic datasets (PyAV), with exact frame counts and exact rational fps.
+"""Video encoding and decoding (PyAV), with exact frame counts and exact rational fps.
+
+Shared by the synthetic-dataset writers (``pipelines.synth``) and the robot's episode videos
+(``robot.episode.VideoRecorder``); it lives in ``deft_core`` because the robot process never imports
+``pipelines``.
 
 Colour video: H.264 (``libx264`` when the PyAV wheel has it, else MPEG-4 Part 2), ``yuv420p``, every
 frame with ``pts = i`` in the codec's time base of ``1/fps``, so that ffprobe,
