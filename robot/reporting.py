@@ -82,6 +82,67 @@ def _fmt_pattern(p: dict) -> str:
     return "no (not on " + ", ".join(s for s in SPLITS if not p[s]["above"]) + ")"
 
 
+def finetune_stats(run: RunDir | None) -> dict | None:
+    """What a run's fine-tuning log says about Algorithm 1 (None without a log): ``episodes`` ('ok'
+    ones), ``successes``, ``controller_errors`` (episodes that ended in an arm/controller error: a
+    collision, an unreachable pose), mean reward of the first and of the last ten episodes, ``elites``
+    (E) and ``successful_elites`` — how many of the E episodes the policy is distilled from succeeded
+    (a success always outranks a failure, so min(successes, E))."""
+    if run is None or not (run.finetune_dir / "run.json").is_file():
+        return None
+    from deft_core.finetune.episode_log import open_run
+
+    run_meta, records = open_run(run.finetune_dir)
+    ok = [r for r in records if r.status == "ok"]
+    if not ok:
+        return None
+    rewards = [float(r.reward) for r in ok]
+    successes = sum(r.success is True for r in ok)
+    elites = int(run_meta["cem"]["num_elites"])
+    return {"run": str(run.path), "episodes": len(ok), "successes": successes,
+            "controller_errors": sum(bool((r.info or {}).get("error")) for r in ok),
+            "mean_reward_first10": sum(rewards[:10]) / len(rewards[:10]),
+            "mean_reward_last10": sum(rewards[-10:]) / len(rewards[-10:]),
+            "elites": elites, "successful_elites": min(successes, elites)}
+
+
+def why_not(row: dict) -> list[str]:
+    """Plain reasons, read off the cells and the fine-tuning log, why Table 2's pattern fails on ``row``
+    (empty when it holds or a cell is missing): per split, whether DEFT ties or trails the better
+    baseline or that baseline is already perfect; and whether fine-tuning had successes to learn from."""
+    p = row["pattern"]
+    if p["holds"] or any(p[s]["above"] is None for s in SPLITS):
+        return []
+    out = []
+    for split in SPLITS:
+        if p[split]["above"]:
+            continue
+        d = row[f"deft_{split}"]
+        method = max(("affordance", "real-world-only"), key=lambda m: row[f"{m}_{split}"]["success_rate"])
+        b = row[f"{method}_{split}"]
+        label, n = TABLE2_LABELS[method], b["trials"]
+        if b["successes"] == n:
+            out.append(f"{split}: {label} is already {n}/{n}, nothing to be strictly above")
+        elif b["successes"] == 0:
+            out.append(f"{split}: nothing succeeds (0/{n} for every method)")
+        elif d["success_rate"] == b["success_rate"]:
+            out.append(f"{split}: DEFT ties {label} at {d['successes']}/{d['trials']}")
+        else:
+            out.append(f"{split}: DEFT {d['successes']}/{d['trials']} below {label} {b['successes']}/{n}")
+    ft = row.get("finetune")
+    if ft:
+        errors = (f" ({ft['controller_errors']} of {ft['episodes']} ended in a controller error: collision or "
+                  "unreachable pose)") if ft["controller_errors"] else ""
+        if ft["successes"] == 0:
+            out.append(f"no fine-tuning episode succeeded{errors}: CEM had no success to move towards and the "
+                       "policy was distilled from failures")
+        elif ft["successful_elites"] < ft["elites"]:
+            out.append(f"only {ft['successes']} of {ft['episodes']} fine-tuning episodes succeeded{errors}: "
+                       f"{ft['elites'] - ft['successful_elites']} of the {ft['elites']} episodes the policy is "
+                       "distilled from are failures")
+    return out
+
+
 def fmt_cell(cell: dict | None) -> str:
     """``"70 % (7/10)"``, or ``missing``."""
     if cell is None:
@@ -107,6 +168,9 @@ def collect(root: str | Path) -> dict:
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(src, method, split)
             row["pattern"] = pattern(row)
+            row["finetune"] = finetune_stats(run)
+            row["finetune_rwo"] = finetune_stats(rwo[0]) if rwo else None
+            row["why_not"] = why_not(row)
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
             for kind in ("affordance",) + ABLATION_KINDS:
@@ -125,6 +189,7 @@ def collect(root: str | Path) -> dict:
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(rwo[0], method, split) if method == "real-world-only" else None
             row["pattern"] = pattern(row)
+            row["finetune"], row["finetune_rwo"], row["why_not"] = None, finetune_stats(rwo[0]), []
             table2.append(row)
     judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
     summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
@@ -184,8 +249,24 @@ def to_markdown(report: dict) -> str:
                f"McNemar on the paired trials — every policy is evaluated on the same scenes — else Fisher) on "
                f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
                + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
-    out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, "",
-            "## Table 3a: residual policies distilled from the same run", ""]
+    out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, ""]
+    reasons = [r for r in report["table2"] if r.get("why_not")]
+    if reasons:
+        out += ["Why not, read off the cells and the fine-tuning logs:", ""]
+        out += [f"- **{r['task']}** ({r['prior']} prior): " + "; ".join(r["why_not"]) + "." for r in reasons]
+        out += [""]
+    ft_rows = []
+    for r in report["table2"]:
+        for label, ft in ((r["prior"], r.get("finetune")), ("real-world-only", r.get("finetune_rwo"))):
+            if ft:
+                ft_rows.append([r["task"], label, f"{ft['successes']}/{ft['episodes']}", str(ft["controller_errors"]),
+                                f"{ft['mean_reward_first10']:.2f} → {ft['mean_reward_last10']:.2f}",
+                                f"{ft['successful_elites']}/{ft['elites']}"])
+    if ft_rows:
+        out += ["## Fine-tuning (Algorithm 1) per run", "",
+                _md_table(["task", "prior", "successes", "controller errors", "mean reward, first 10 → last 10 episodes",
+                           "successful elites (what the policy learns from)"], ft_rows), ""]
+    out += ["## Table 3a: residual policies distilled from the same run", ""]
     kinds = ("affordance",) + ABLATION_KINDS
     header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
     rows = [[r["task"], r["prior"]] + [fmt_cell(r[f"{k}_{s}"]) for k in kinds for s in SPLITS]
@@ -245,4 +326,4 @@ def write_report(runs_root: str | Path, out_dir: str | Path) -> dict:
     return {"markdown": md, "json": js, "png": png, "report": report}
 
 
-__all__ = ["collect", "pattern", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]
+__all__ = ["collect", "pattern", "why_not", "finetune_stats", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]

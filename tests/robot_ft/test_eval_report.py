@@ -89,9 +89,13 @@ def test_eval_argument_errors(tmp_path, capsys):
         main(["eval", "--task", "pick_cup", "--policy", "bogus"])
 
 
-def _fake_run(root: Path, task: str, name: str, prior: str, reward: str = "sim", evals: dict | None = None) -> RunDir:
+def _fake_run(root: Path, task: str, name: str, prior: str, reward: str = "sim", evals: dict | None = None,
+              meta: bool = True) -> RunDir:
+    """Evaluation files with ``evals[(policy, split)] = (successes, trials)`` in a run (and its meta unless
+    ``meta`` is False: a run that ``deft-robot finetune`` already made)."""
     rd = RunDir(root / task / name)
-    rd.write_or_check_meta(RunMeta(task=task, prior=prior, reward=reward))
+    if meta:
+        rd.write_or_check_meta(RunMeta(task=task, prior=prior, reward=reward))
     for (policy, split), (succ, n) in (evals or {}).items():
         trials = [TrialResult(trial=i + 1, seed=i, success=i < succ, reward=1.0 if i < succ else 0.25, xi=[0.0] * 22,
                               executed=[0.0] * 22) for i in range(n)]
@@ -171,7 +175,12 @@ def test_report_judges_table2_pattern_per_task_with_a_significance_test(tmp_path
     assert not pats["open_drawer"]["holds"] and pats["open_drawer"]["train"]["above"] and not pats["open_drawer"]["test"]["above"]
     assert not pats["pick_grape"]["holds"] and not pats["pick_grape"]["train"]["above"]
     assert report["table2_summary"] == {"tasks": 4, "holds": ["pick_cup", "pour_cup"], "significant": ["pick_cup"]}
+    why = {r["task"]: r["why_not"] for r in report["table2"]}
+    assert why["pick_cup"] == [] and why["pour_cup"] == []
+    assert why["open_drawer"] == ["test: DEFT ties Affordance model only at 5/10"]
+    assert why["pick_grape"] == ["train: DEFT 3/10 below Real-world only 4/10"]
     md = to_markdown(report)
+    assert "- **open_drawer** (affordance prior): test: DEFT ties Affordance model only at 5/10." in md
     assert "holds on **2 of 4** task(s)" in md and "significant on both splits" in md
     assert "| no (not on test) |" in md and "| no (not on train) |" in md and "| yes (p < 0.05 on both) |" in md
 
@@ -189,3 +198,35 @@ def test_pattern_falls_back_to_fisher_when_trials_are_not_paired():
     assert p["train"]["test"] == "fisher" and p["train"]["p"] == pytest.approx(0.00274, abs=1e-4)
     assert p["test"] == {"above": False, "p": 1.0, "test": "mcnemar"}  # identical outcomes: nothing discordant
     assert not p["holds"] and not p["significant"]
+
+
+def test_report_explains_a_failed_pattern_from_the_finetuning_log(tmp_path):
+    """The fine-tuning statistics come from the run's own episode log, and the reasons name a perfect
+    baseline, a split where nothing succeeds, and how many distillation elites were failures."""
+    runs = tmp_path / "runs"
+    assert main(["finetune", *TOY, "--episodes", "4", "--warmup", "2", "--elites", "3", "--out", str(runs)]) == 0
+    log = [json.loads(line) for line in (runs / "pick_cup" / "toy" / "finetune" / "episodes.jsonl").read_text().splitlines()]
+    successes = sum(bool(r["success"]) for r in log if r["status"] == "ok")
+    _fake_run(runs, "pick_cup", "toy", "toy", evals={("affordance", "train"): (10, 10), ("affordance", "test"): (0, 10),
+                                                     ("deft", "train"): (10, 10), ("deft", "test"): (0, 10)}, meta=False)
+    _fake_run(runs, "pick_cup", "real-world-only", "real-world-only", evals={
+        ("real-world-only", "train"): (0, 10), ("real-world-only", "test"): (0, 10)})
+    row = next(r for r in collect(runs)["table2"] if r["prior"] == "toy")
+    ft = row["finetune"]
+    assert (ft["episodes"], ft["successes"], ft["elites"]) == (4, successes, 3)
+    assert ft["successful_elites"] == min(successes, 3) and ft["controller_errors"] == 0
+    rewards = [r["reward"] for r in log]
+    assert ft["mean_reward_first10"] == pytest.approx(np.mean(rewards)) == ft["mean_reward_last10"]
+    assert row["finetune_rwo"] is None                               # the fake baseline run has no log
+    why = row["why_not"]
+    assert why[:2] == ["train: Affordance model only is already 10/10, nothing to be strictly above",
+                       "test: nothing succeeds (0/10 for every method)"]
+    if successes == 0:
+        assert why[2] == "no fine-tuning episode succeeded: CEM had no success to move towards and the policy was distilled from failures"
+    elif successes < 3:
+        assert why[2].endswith(f"{3 - successes} of the 3 episodes the policy is distilled from are failures")
+    else:
+        assert len(why) == 2
+    md = to_markdown(collect(runs))
+    assert "## Fine-tuning (Algorithm 1) per run" in md
+    assert f"| pick_cup | toy | {successes}/4 | 0 |" in md
