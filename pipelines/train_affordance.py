@@ -235,8 +235,9 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
     ray.data.DataContext.get_current().enable_progress_bars = False  # one line per epoch comes from train
     common = {"image_size": model_cfg["image_size"], "text_encoder": model_cfg["text_encoder"],
               "max_targets": train_cfg["max_targets"]}
-    # Ray ≥ 2.5x takes the read tasks' CPUs as a named argument and the columns as a projection (pushed
-    # down into the Parquet read); older releases (pyproject allows ≥ 2.40) only had ray_remote_args=
+    # Recent Ray (2.60 here) deprecates read_parquet(columns=, ray_remote_args=): the columns become a
+    # projection (pushed down into the Parquet read), the read tasks' CPUs a named argument; releases
+    # without that argument (pyproject allows Ray >= 2.40) still get ray_remote_args=
     import inspect
 
     named = "num_cpus" in inspect.signature(ray.data.read_parquet).parameters
