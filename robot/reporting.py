@@ -86,10 +86,14 @@ def finetune_stats(run: RunDir | None) -> dict | None:
     """What a run's fine-tuning log says about Algorithm 1 (None without a log): ``episodes`` ('ok'
     ones), ``successes``, ``controller_errors`` (episodes that ended in an arm/controller error: a
     collision, an unreachable pose), mean reward of the first and of the last ten episodes, ``elites``
-    (E) and ``successful_elites`` — how many of the E episodes the policy is distilled from succeeded
-    (a success always outranks a failure, so min(successes, E))."""
+    and ``successful_elites`` — how many episodes the DEFT policy is distilled from and how many of them
+    succeeded: the episodes its checkpoint names, or, before distillation, the top E by reward as
+    Algorithm 1 ranks them (with an operator's scores a success need not outrank every failure)."""
     if run is None or not (run.finetune_dir / "run.json").is_file():
         return None
+    import json
+
+    from deft_core.finetune.cem import elite_indices
     from deft_core.finetune.episode_log import open_run
 
     run_meta, records = open_run(run.finetune_dir)
@@ -97,13 +101,17 @@ def finetune_stats(run: RunDir | None) -> dict | None:
     if not ok:
         return None
     rewards = [float(r.reward) for r in ok]
-    successes = sum(r.success is True for r in ok)
-    elites = int(run_meta["cem"]["num_elites"])
-    return {"run": str(run.path), "episodes": len(ok), "successes": successes,
+    policy_config = run.policy_dir("deft") / "config.json"
+    if policy_config.is_file():
+        used = json.loads(policy_config.read_text())["training_data"]["episodes"]
+    else:
+        used = [ok[i].episode for i in elite_indices(rewards, int(run_meta["cem"]["num_elites"]))]
+    succeeded = {r.episode for r in ok if r.success is True}
+    return {"run": str(run.path), "episodes": len(ok), "successes": len(succeeded),
             "controller_errors": sum(bool((r.info or {}).get("error")) for r in ok),
             "mean_reward_first10": sum(rewards[:10]) / len(rewards[:10]),
             "mean_reward_last10": sum(rewards[-10:]) / len(rewards[-10:]),
-            "elites": elites, "successful_elites": min(successes, elites)}
+            "elites": len(used), "successful_elites": sum(e in succeeded for e in used)}
 
 
 def why_not(row: dict) -> list[str]:
@@ -255,10 +263,11 @@ def to_markdown(report: dict) -> str:
         out += ["Why not, read off the cells and the fine-tuning logs:", ""]
         out += [f"- **{r['task']}** ({r['prior']} prior): " + "; ".join(r["why_not"]) + "." for r in reasons]
         out += [""]
-    ft_rows = []
+    ft_rows, seen = [], set()
     for r in report["table2"]:
         for label, ft in ((r["prior"], r.get("finetune")), ("real-world-only", r.get("finetune_rwo"))):
-            if ft:
+            if ft and ft["run"] not in seen:  # one baseline run serves every DEFT run of its task
+                seen.add(ft["run"])
                 ft_rows.append([r["task"], label, f"{ft['successes']}/{ft['episodes']}", str(ft["controller_errors"]),
                                 f"{ft['mean_reward_first10']:.2f} → {ft['mean_reward_last10']:.2f}",
                                 f"{ft['successful_elites']}/{ft['elites']}"])

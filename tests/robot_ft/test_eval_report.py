@@ -214,7 +214,8 @@ def test_report_explains_a_failed_pattern_from_the_finetuning_log(tmp_path):
     row = next(r for r in collect(runs)["table2"] if r["prior"] == "toy")
     ft = row["finetune"]
     assert (ft["episodes"], ft["successes"], ft["elites"]) == (4, successes, 3)
-    assert ft["successful_elites"] == min(successes, 3) and ft["controller_errors"] == 0
+    top3 = sorted(range(4), key=lambda i: -log[i]["reward"])[:3]            # before distillation: the top E
+    assert ft["successful_elites"] == sum(bool(log[i]["success"]) for i in top3) and ft["controller_errors"] == 0
     rewards = [r["reward"] for r in log]
     assert ft["mean_reward_first10"] == pytest.approx(np.mean(rewards)) == ft["mean_reward_last10"]
     assert row["finetune_rwo"] is None                               # the fake baseline run has no log
@@ -230,3 +231,8 @@ def test_report_explains_a_failed_pattern_from_the_finetuning_log(tmp_path):
     md = to_markdown(collect(runs))
     assert "## Fine-tuning (Algorithm 1) per run" in md
     assert f"| pick_cup | toy | {successes}/4 | 0 |" in md
+    # after distillation: the episodes the DEFT checkpoint was trained on
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--out", str(runs)]) == 0
+    used = json.loads((runs / "pick_cup" / "toy" / "policies" / "deft" / "config.json").read_text())["training_data"]["episodes"]
+    ft = next(r for r in collect(runs)["table2"] if r["prior"] == "toy")["finetune"]
+    assert ft["elites"] == len(used) and ft["successful_elites"] == sum(bool(log[e - 1]["success"]) for e in used)
