@@ -53,6 +53,12 @@ def _p_greater(a: dict, b: dict) -> tuple[float, str]:
     return float(fisher_exact(table, alternative="greater")[1]), "fisher"
 
 
+def _better_baseline(row: dict, split: str) -> str:
+    """The baseline DEFT is judged against on ``split``: the one with the higher success rate
+    (``affordance`` on a tie)."""
+    return max(("affordance", "real-world-only"), key=lambda m: row[f"{m}_{split}"]["success_rate"])
+
+
 def pattern(row: dict, alpha: float = 0.05) -> dict:
     """Does Table 2's pattern hold on this row: DEFT's success rate strictly above both baselines',
     on train and on test objects? Per split: ``above`` (bool, None if a cell is missing), ``p`` — the
@@ -65,7 +71,7 @@ def pattern(row: dict, alpha: float = 0.05) -> dict:
         if d is None or a is None or r is None:
             out[split] = {"above": None, "p": None, "test": None}
             continue
-        best = max((a, r), key=lambda c: c["success_rate"])
+        best = row[f"{_better_baseline(row, split)}_{split}"]
         p, test = _p_greater(d, best)
         out[split] = {"above": d["success_rate"] > best["success_rate"], "p": p, "test": test}
     holds = all(out[s]["above"] for s in SPLITS)
@@ -82,24 +88,38 @@ def _fmt_pattern(p: dict) -> str:
     return "no (not on " + ", ".join(s for s in SPLITS if not p[s]["above"]) + ")"
 
 
-def finetune_stats(run: RunDir | None) -> dict | None:
+def _read_log(run: RunDir, cache: dict) -> tuple[dict, list] | None:
+    """``(run_meta, 'ok' episode records)`` of a run's fine-tuning log, or None without a log or episodes;
+    read once per report (``cache``: run path → result), since the curves, the Table 2 row and every DEFT
+    run sharing a real-world-only baseline all need the same log."""
+    key = str(run.path)
+    if key not in cache:
+        cache[key] = None
+        if (run.finetune_dir / "run.json").is_file():
+            from deft_core.finetune.episode_log import open_run
+
+            run_meta, records = open_run(run.finetune_dir)
+            ok = [r for r in records if r.status == "ok"]
+            cache[key] = (run_meta, ok) if ok else None
+    return cache[key]
+
+
+def finetune_stats(run: RunDir | None, cache: dict | None = None) -> dict | None:
     """What a run's fine-tuning log says about Algorithm 1 (None without a log): ``episodes`` ('ok'
     ones), ``successes``, ``controller_errors`` (episodes that ended in an arm/controller error: a
     collision, an unreachable pose), mean reward of the first and of the last ten episodes, ``elites``
     and ``successful_elites`` — how many episodes the DEFT policy is distilled from and how many of them
     succeeded: the episodes its checkpoint names, or, before distillation, the top E by reward as
-    Algorithm 1 ranks them (with an operator's scores a success need not outrank every failure)."""
-    if run is None or not (run.finetune_dir / "run.json").is_file():
+    Algorithm 1 ranks them (with an operator's scores a success need not outrank every failure).
+    ``cache``: :func:`collect`'s log cache (run path → parsed log), so no log is read twice."""
+    log = None if run is None else _read_log(run, {} if cache is None else cache)
+    if log is None:
         return None
     import json
 
     from deft_core.finetune.cem import elite_indices
-    from deft_core.finetune.episode_log import open_run
 
-    run_meta, records = open_run(run.finetune_dir)
-    ok = [r for r in records if r.status == "ok"]
-    if not ok:
-        return None
+    run_meta, ok = log
     rewards = [float(r.reward) for r in ok]
     policy_config = run.policy_dir("deft") / "config.json"
     if policy_config.is_file():
@@ -126,7 +146,7 @@ def why_not(row: dict) -> list[str]:
         if p[split]["above"]:
             continue
         d = row[f"deft_{split}"]
-        method = max(("affordance", "real-world-only"), key=lambda m: row[f"{m}_{split}"]["success_rate"])
+        method = _better_baseline(row, split)
         b = row[f"{method}_{split}"]
         label, n = TABLE2_LABELS[method], b["trials"]
         if b["successes"] == n:
@@ -162,13 +182,14 @@ def collect(root: str | Path) -> dict:
     """Everything the report shows, as JSON-ready data (see :func:`write_report`)."""
     runs = discover_runs(root)
     tasks = sorted({m.task for _, m in runs})
-    table2, table3_policy, table3_reward, curves = [], [], [], {}
+    table2, table3_policy, table3_reward, curves, logs = [], [], [], {}, {}
     for task in tasks:
         task_runs = [(r, m) for r, m in runs if m.task == task]
         rwo = _pick([(r, m) for r, m in task_runs if m.prior == "real-world-only" and m.reward in MAIN_REWARDS
                      and m.split == "train"])
         mains = [(r, m) for r, m in task_runs if m.is_main]
-        curves[task] = {"runs": [_curve(r, m) for r, m in mains + ([rwo] if rwo else []) if _curve(r, m)]}
+        task_curves = (_curve(r, m, logs) for r, m in mains + ([rwo] if rwo else []))
+        curves[task] = {"runs": [c for c in task_curves if c]}
         for run, meta in mains:
             row = {"task": task, "prior": meta.prior, "run": str(run.path), "reward_source": meta.reward}
             for method in TABLE2_METHODS:
@@ -176,8 +197,8 @@ def collect(root: str | Path) -> dict:
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(src, method, split)
             row["pattern"] = pattern(row)
-            row["finetune"] = finetune_stats(run)
-            row["finetune_rwo"] = finetune_stats(rwo[0]) if rwo else None
+            row["finetune"] = finetune_stats(run, logs)
+            row["finetune_rwo"] = finetune_stats(rwo[0], logs) if rwo else None
             row["why_not"] = why_not(row)
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
@@ -197,7 +218,7 @@ def collect(root: str | Path) -> dict:
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(rwo[0], method, split) if method == "real-world-only" else None
             row["pattern"] = pattern(row)
-            row["finetune"], row["finetune_rwo"], row["why_not"] = None, finetune_stats(rwo[0]), []
+            row["finetune"], row["finetune_rwo"], row["why_not"] = None, finetune_stats(rwo[0], logs), []
             table2.append(row)
     judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
     summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
@@ -215,18 +236,15 @@ def _pick(candidates: list[tuple[RunDir, RunMeta]]) -> tuple[RunDir, RunMeta] | 
     return (exact or candidates)[0]
 
 
-def _curve(run: RunDir, meta: RunMeta) -> dict | None:
+def _curve(run: RunDir, meta: RunMeta, cache: dict) -> dict | None:
     """Reward and elite-mean per episode of a run's fine-tuning log (None if it has no log)."""
-    if not (run.finetune_dir / "run.json").is_file():
+    log = _read_log(run, cache)
+    if log is None:
         return None
     from deft_core.finetune.cem import CEMConfig
-    from deft_core.finetune.episode_log import open_run
     from deft_core.finetune.plots import run_curves
 
-    run_meta, records = open_run(run.finetune_dir)
-    ok = [r for r in records if r.status == "ok"]
-    if not ok:
-        return None
+    run_meta, ok = log
     c = run_curves(ok, CEMConfig.from_dict(run_meta["cem"]))
     return {"run": str(run.path), "label": "real-world-only" if meta.prior == "real-world-only" else f"DEFT ({meta.prior} prior)",
             "episode": c["episode"].tolist(), "reward": c["reward"].tolist(), "elite_mean": c["elite_mean"].tolist(),
