@@ -323,25 +323,68 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"Finished in {total / 60:.1f} min. Where to look:")
     for step in steps:
         console.print(f"  • {step.name}: {step.produces}")
-    table = table2_section(out / "reports" / "sim" / "report.md")
-    if table:  # the headline result, so nobody has to open a file to see it
-        from rich.markdown import Markdown
-
+    table = table2_terminal(out / "reports" / "sim" / "report.json")
+    if table is not None:  # the headline result, so nobody has to open a file to see it
         console.rule("result: Table 2 (deft-robot report)")
-        console.print(Markdown(table))
+        for part in table:
+            console.print(part)
     return 0
 
 
-def table2_section(report_md: Path) -> str | None:
-    """The "Table 2" section (heading to the next ``## ``) of a ``deft-robot report`` markdown file, or
-    None when there is no report (yet)."""
+#: Table 2's methods in the report's column order: report.json key prefix → short column title
+_TABLE2_METHODS = (("affordance", "affordance\nmodel only"), ("real-world-only", "real-world\nonly"), ("deft", "DEFT"))
+
+
+def table2_terminal(report_json: Path) -> list | None:
+    """Table 2 of a ``deft-robot report`` (its ``report.json``) laid out for a terminal: one column per
+    method with "train, test" successes (report.md's nine columns do not fit 80 characters), the
+    verdict, then the report's summary line and its reasons for the rows that fail. ``None`` when there
+    is no report (yet) or it cannot be read; report.md stays the full record."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     try:
-        text = Path(report_md).read_text()
-    except OSError:
+        report = json.loads(Path(report_json).read_text())
+        rows = report["table2"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("## Table 2")), None)
-    if start is None:
-        return None
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "\n".join(lines[start:end]).strip()
+
+    def cell(row: dict, method: str) -> str:
+        parts = []
+        for split in ("train", "test"):
+            ev = row.get(f"{method}_{split}")
+            parts.append(f"{ev['successes']}/{ev['trials']}" if isinstance(ev, dict) else "missing")
+        return ", ".join(parts)
+
+    table = Table(title="successes on held-out resets: train objects, test objects", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("task")
+    for _, title in _TABLE2_METHODS:
+        table.add_column(title, justify="center")
+    table.add_column("DEFT above\nboth?", no_wrap=True)
+    for row in rows:
+        label = row["task"] if row.get("prior") in ("affordance", None) else f"{row['task']} ({row['prior']} prior)"
+        table.add_row(escape(label), *(cell(row, m) for m, _ in _TABLE2_METHODS), _verdict(row.get("pattern") or {}))
+    summary = report.get("table2_summary") or {}
+    holds = summary.get("holds") or []
+    verdict = (f"The pattern (DEFT strictly above both baselines on train and test objects) holds on "
+               f"[bold]{len(holds)} of {summary.get('tasks', len(rows))}[/] task(s)" + (f": {', '.join(holds)}" if holds else "")
+               + ". Why not, from the report:")
+    reasons = Table.grid(padding=(0, 1))
+    reasons.add_column(no_wrap=True)
+    reasons.add_column()
+    for row in rows:
+        if row.get("why_not"):
+            reasons.add_row(f"• {escape(row['task'])}:", escape("; ".join(row["why_not"])))
+    return [table, verdict, reasons] if reasons.row_count else [table, verdict.replace(" Why not, from the report:", "")]
+
+
+def _verdict(pattern: dict) -> str:
+    """Short form of the report's "DEFT above both?" cell from a row's ``pattern``."""
+    splits = ("train", "test")
+    if any((pattern.get(s) or {}).get("above") is None for s in splits):
+        return "missing cells"
+    if pattern.get("holds"):
+        return "yes, p < 0.05" if pattern.get("significant") else "yes"
+    return "no: " + ", ".join(s for s in splits if not pattern[s]["above"])

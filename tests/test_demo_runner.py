@@ -117,14 +117,31 @@ def test_full_demo_fine_tunes_and_evaluates_every_demo_task(tmp_path):
 
 
 def test_the_finished_demo_prints_table_2(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "out"
-    (out / "reports" / "sim").mkdir(parents=True)
-    (out / "reports" / "sim" / "report.md").write_text(
-        "# DEFT evaluation report\n\n## Table 2: success rate per task and method\n\n| task | DEFT (train) |\n|---|---|\n"
-        "| pick_cup | 60 % (6/10) |\n\n## Table 3a: residual policies\n\n| task | mlp |\n|---|---|\n| pick_cup | 1 |\n")
+    """The demo ends with Table 2 from the report ``deft-robot report`` wrote (the real writer, on
+    evaluation files of two tasks), in columns that fit an 80-character terminal, with the verdict and
+    the report's reasons; no report → no table and no crash."""
+    from rich.console import Console
+
+    from robot.reporting import write_report
+    from tests.robot_ft.test_eval_report import _fake_run
+
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for task, deft in (("pick_cup", ((8, 10), (9, 10))), ("open_drawer", ((9, 10), (6, 10)))):
+        _fake_run(runs, task, "affordance", "affordance", evals={
+            ("affordance", "train"): (6, 10), ("affordance", "test"): (5, 10),
+            ("deft", "train"): deft[0], ("deft", "test"): deft[1]})
+        _fake_run(runs, task, "real-world-only", "real-world-only", evals={
+            ("real-world-only", "train"): (9 if task == "open_drawer" else 0, 10), ("real-world-only", "test"): (1, 10)})
+    write_report(runs, out / "reports" / "sim")
     monkeypatch.setattr(cli_demo, "build_steps", lambda *a: [_sleep_step("only", tmp_path / "m", 0.0, group=None)])
     assert cli_demo.run(_args(out)) == 0
     printed = capsys.readouterr().out
-    assert "Table 2" in printed and "pick_cup" in printed and "60 % (6/10)" in printed
-    assert "Table 3a" not in printed and "mlp" not in printed
-    assert cli_demo.table2_section(tmp_path / "missing.md") is None
+    lines = printed.splitlines()
+    cup = next(ln for ln in lines if ln.strip().startswith("pick_cup"))
+    assert cup.split()[1:] == ["6/10,", "5/10", "0/10,", "1/10", "8/10,", "9/10", "yes"]
+    drawer = next(ln for ln in lines if ln.strip().startswith("open_drawer"))
+    assert drawer.split()[-2:] == ["no:", "train"]                     # ties real-world only's 9/10
+    assert "holds on 2 of 2" not in printed and "holds on 1 of 2 task(s): pick_cup" in " ".join(printed.split())
+    assert "open_drawer: train: DEFT ties Real-world only at 9/10" in " ".join(printed.split())
+    assert max(len(ln) for ln in lines) <= 80
+    assert cli_demo.table2_terminal(tmp_path / "missing.json") is None
