@@ -48,7 +48,16 @@ def test_finetune_distill_eval_chain_on_the_toy_env(tmp_path, capsys):
     # eval before distillation: a clear error naming the command to run
     assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--out", out, "--trials", "2"]) == 2
     assert "deft-robot distill --task pick_cup --kind deft" in capsys.readouterr().err
+    capsys.readouterr()
     assert main(["distill", "--task", "pick_cup", "--kind", "mean", "--out", out]) == 0
+    # it says what the policy learned from (its top 10 of the 4 episodes), read back from the log
+    from deft_core.finetune.episode_log import open_run
+    from deft_core.finetune.policy_checkpoint import load_policy
+
+    _, records = open_run(tmp_path / "pick_cup" / "toy" / "finetune")
+    used = load_policy(tmp_path / "pick_cup" / "toy" / "policies" / "mean").training_summary["episodes"]
+    wins = sum(r.success for r in records if r.episode in used)
+    assert len(used) == 4 and f"learned from 4 episode(s), {wins} of them successful" in capsys.readouterr().out
     assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--out", out]) == 0
     assert main(["eval", "--task", "pick_cup", "--policy", "mean", "--objects", "both", "--trials", "3", "--out", out]) == 0
     assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--trials", "3", "--out", out]) == 0
@@ -68,6 +77,22 @@ def test_finetune_distill_eval_chain_on_the_toy_env(tmp_path, capsys):
     policy = load_policy(rd.policy_dir("mean"))
     np.testing.assert_allclose(residual, policy.act(np.zeros((24, 32, 3), np.uint8), np.zeros(22)), atol=1e-5)
     assert rd.eval_path("mean", "test").is_file()
+
+
+def test_distill_warns_when_the_policy_learns_mostly_failures():
+    from types import SimpleNamespace
+
+    from robot.cli_distill import training_note
+
+    recs = [SimpleNamespace(episode=i, status="ok", success=i in (4, 30)) for i in range(1, 31)]
+    recs.append(SimpleNamespace(episode=5, status="void", success=True))        # a voided attempt is not an episode
+    lemon = training_note([4, 30, 23, 13, 19, 25, 29, 24, 12, 27], recs)         # the demo's squeeze_lemon elites
+    assert lemon.startswith("learned from 10 episode(s), 2 of them successful; warning")
+    assert "(2 of 30 fine-tuning episodes succeeded)" in lemon
+    half = training_note([4, 30, 1, 2], recs)                                      # 2 of 4: no warning
+    assert half == "learned from 4 episode(s), 2 of them successful"
+    assert training_note(None, recs).startswith("learned from 30 episode(s), 2 of them")  # kinds fit on every episode
+    assert training_note([], []) is None
 
 
 def test_distill_refuses_an_unfinished_run(tmp_path, capsys):
