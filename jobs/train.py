@@ -75,9 +75,15 @@ def main(argv=None) -> int:
                   "val_fraction": a.val_fraction, "augment": False if a.no_augment else None,
                   "hand_label_weights": hand_label_weights(a.hand_label_weight)},
     }
-    result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
-                 cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,
-                 data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb)
+    import pyarrow as pa
+
+    try:
+        result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
+                     cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,
+                     data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb)
+    except (FileNotFoundError, ValueError, pa.ArrowException) as exc:  # bad --shards / --out / options, as the extraction jobs
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result, indent=2))
     return 0
 

@@ -23,7 +23,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _group_help(argv: list[str]) -> str | None:
+    """The subcommand list of a command group (``deft data``, ``deft model``) when ``argv`` names the
+    group alone, optionally with ``-h``/``--help``; ``None`` otherwise (the dispatcher handles it)."""
+    words = []
+    for token in argv:
+        if token.startswith("-"):
+            break
+        words.append(token)
+    rest = argv[len(words):]
+    group = " ".join(words)
+    subs = {name[len(group) + 1:]: help_ for name, (_, help_) in COMMANDS.items() if name.startswith(group + " ")}
+    if not words or group in COMMANDS or not subs or rest[:1] not in ([], ["-h"], ["--help"]):
+        return None
+    width = max(len(n) for n in subs)
+    lines = [f"usage: deft {group} COMMAND [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, help_ in subs.items()]
+    lines += ["", f"Run 'deft {group} COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    text = _group_help(argv)
+    if text is not None:  # `deft data --help`: the group's commands (the dispatcher knows only whole commands)
+        print(text)
+        return 0
     return dispatch("deft", "DEFT data and model tools.", COMMANDS, argv)
 
 

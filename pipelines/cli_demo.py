@@ -277,9 +277,9 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     out = Path(args.out).resolve()
-    clips = args.clips or (6 if args.quick else 100)
-    if clips < 1:
-        raise CommandError(f"--clips must be at least 1, got {clips}")
+    if args.clips is not None and args.clips < 1:  # 0 is a bad value, not "unset": it must not run the full demo
+        raise CommandError(f"--clips must be at least 1, got {args.clips}")
+    clips = args.clips if args.clips is not None else (6 if args.quick else 100)
     steps = build_steps(out, args.quick, clips, args.seed)
     if args.list:
         for i, s in enumerate(steps, 1):
@@ -375,6 +375,8 @@ def table2_terminal(report_json: Path) -> list | None:
     reasons.add_column(no_wrap=True)
     reasons.add_column()
     for row in rows:
+        if row.get("warning"):
+            reasons.add_row(f"! {escape(row['task'])}:", f"[yellow]{escape(row['warning'])}[/]")
         if row.get("why_not"):
             reasons.add_row(f"• {escape(row['task'])}:", escape("; ".join(row["why_not"])))
     return [table, verdict, reasons] if reasons.row_count else [table, verdict.replace(" Why not, from the report:", "")]

@@ -32,7 +32,7 @@ def run(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pipelines.quality import draw_examples, evaluate
+    from pipelines.quality import QualityInputError, draw_examples, evaluate
 
     if len(a.shards) != len(a.truth):
         raise CommandError(f"--shards has {len(a.shards)} folders but --truth has {len(a.truth)}; pair them in order")
@@ -41,7 +41,7 @@ def run(a: argparse.Namespace) -> int:
     for shards, truth in zip(a.shards, a.truth):
         try:
             rep, samples, rows = evaluate(shards, truth)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, QualityInputError) as exc:
             raise CommandError(str(exc)) from exc
         reports.append(rep)
         all_rows += rows

@@ -7,7 +7,8 @@ Examples::
         --intrinsics _demos/pick_cup_wrist.npz --camera-poses _demos/pick_cup_wrist.npz --compare _demos/pick_cup_wrist.npz
     deft data trajectory --video _demos/pick_cup.mp4 --out pick_cup.npz --hand-pose truth   # synthetic demos only
 
---intrinsics: a .npy 3x3 K or an .npz with 'K' (else --fov-deg); --camera-poses: camera→base transforms
+--intrinsics (a .npy 3x3 K or an .npz with 'K') or --fov-deg is required with --hand-pose mediapipe;
+--task, when given, must be one of deft_core.tasks; --camera-poses: camera→base transforms
 (T_world_camera in an .npz, or a (T,4,4)/(4,4) .npy; default: the camera frame is the base frame).
 --hand-pose truth reads the synthetic demo's <task>_wrist.npz next to the video.
 """
@@ -27,9 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="demo video (RGB)")
     p.add_argument("--out", required=True, help="output .npz (deft_core.trajectory.PostGraspTrajectory)")
     p.add_argument("--hand-pose", default="mediapipe", choices=["mediapipe", "truth"])
-    p.add_argument("--task", default="", help="task name stored with τ (deft_core.tasks)")
-    p.add_argument("--intrinsics", help="K: .npy 3x3 or .npz with 'K'")
-    p.add_argument("--fov-deg", type=float, default=None, help="horizontal field of view when no --intrinsics")
+    p.add_argument("--task", default="", help="task name stored with τ, one of deft_core.tasks (default: none)")
+    p.add_argument("--intrinsics", help="K: .npy 3x3 or .npz with 'K'; this or --fov-deg is required "
+                                        "with --hand-pose mediapipe (to place the wrist in metres)")
+    p.add_argument("--fov-deg", type=float, default=None,
+                   help="horizontal field of view, degrees; required with --hand-pose mediapipe when no --intrinsics")
     p.add_argument("--camera-poses", help="camera→base poses (.npz T_world_camera or .npy)")
     p.add_argument("--grasp-frame", type=int, default=None, help="0-based grasp frame (default: detected)")
     p.add_argument("--smooth", type=int, default=5, help="moving-average window for positions, frames")
@@ -49,13 +52,22 @@ def _intrinsics(a, width: int, height: int):
     return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
 
 
+def _check_task(task: str) -> None:
+    from deft_core.tasks import TASKS
+
+    if task and task not in TASKS:
+        raise CommandError(f"--task {task!r}: unknown task; known tasks: {', '.join(TASKS)}")
+
+
 def run(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
     from pipelines.trajectory import (TrajectoryError, detect_grasp_frame, estimate_track, extract_trajectory,
                                       load_camera_poses, trajectory_error, truth_track)
+    from pipelines.stages.video import VideoError
 
+    _check_task(a.task)
     con = Console(stderr=True)
     video = Path(a.video)
     try:
@@ -68,13 +80,23 @@ def run(a: argparse.Namespace) -> int:
             import av
             if not video.is_file():
                 raise CommandError(f"--video {video}: file not found")
-            with av.open(str(video)) as c:
-                s = c.streams.video[0]
-                K = _intrinsics(a, s.width, s.height)
+            try:
+                with av.open(str(video)) as c:
+                    if not c.streams.video:
+                        raise CommandError(f"cannot decode video {video}: no video stream")
+                    s = c.streams.video[0]
+                    width, height = s.width, s.height
+            except av.error.FFmpegError as exc:  # random bytes, an empty or truncated file
+                raise CommandError(f"cannot decode video {video}: {exc.strerror or exc}") from None
+            K = _intrinsics(a, width, height)
             cams = load_camera_poses(a.camera_poses) if a.camera_poses else None
-            with Progress(console=con, transient=True) as bar:
-                task = bar.add_task("hand pose per frame", total=None)
-                track = estimate_track(video, K, cams, a.model, a.smooth, progress=lambda i, n: bar.update(task, completed=i, total=n))
+            try:
+                with Progress(console=con, transient=True) as bar:
+                    task = bar.add_task("hand pose per frame", total=None)
+                    track = estimate_track(video, K, cams, a.model, a.smooth,
+                                           progress=lambda i, n: bar.update(task, completed=i, total=n))
+            except (av.error.FFmpegError, VideoError) as exc:  # a header that opens, frames that do not decode
+                raise CommandError(f"cannot decode video {video}: {exc}") from None
             grasp = a.grasp_frame if a.grasp_frame is not None else detect_grasp_frame(track)
             meta = {"source": "mediapipe", "detected_fraction": float(track.detected.mean()),
                     "base_frame": "camera_poses" if cams is not None else "camera"}

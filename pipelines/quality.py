@@ -38,6 +38,19 @@ from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
 from deft_core.schema import make_sample_id
 
 
+class QualityInputError(ValueError):
+    """An extraction output or ground-truth file that cannot be read (the message names the file)."""
+
+
+def _read_rows(path: Path) -> list[dict]:
+    import pyarrow as pa
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as exc:  # garbage bytes, a truncated shard
+        raise QualityInputError(f"{path}: not a readable Parquet shard ({exc})") from None
+
+
 def load_truth(root: str | Path) -> dict[str, dict]:
     """sample_id → sidecar clip record (with ``_npz`` path) for a generated dataset root."""
     root = Path(root)
@@ -45,8 +58,11 @@ def load_truth(root: str | Path) -> dict[str, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"ground-truth sidecar not found: {path}")
     out = {}
-    for line in path.read_text().splitlines():
-        rec = json.loads(line)
+    for k, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise QualityInputError(f"{path}: line {k} is not valid JSON (truncated or malformed: {exc})") from None
         rec["_npz"] = str(root / "_groundtruth" / f"{rec['clip_id']}.npz")
         ds = rec["dataset"]
         action = "seq" if ds == "hoi4d" else rec["annotation_id"]
@@ -58,8 +74,8 @@ def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
     shards = Path(shards)
     if not (shards / "data").is_dir() and not (shards / "errors").is_dir():
         raise FileNotFoundError(f"{shards}: no data/ or errors/ folder (not an extraction output)")
-    rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    errs = [r for p in sorted((shards / "errors").glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+    rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in _read_rows(p)]
+    errs = [r for p in sorted((shards / "errors").glob("part-*.parquet")) for r in _read_rows(p)]
     return rows, errs
 
 

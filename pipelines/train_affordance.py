@@ -267,9 +267,8 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     from ray.train.torch import TorchTrainer
 
     out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     # absolute: the Train workers (and Ray Data's read tasks) do not run in the driver's working directory
-    files = [str(Path(f).resolve()) for f in list_shard_files(shards)]
+    files = [str(Path(f).resolve()) for f in list_shard_files(shards)]  # bad --shards fail before OUT is created
     cfg = resolve_config(preset, overrides or {})
     summary = summarise_data(files, cfg["train"]["val_fraction"], cfg["train"].get("hand_label_weights"))
     if summary["train_rows"] == 0:
@@ -280,6 +279,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
                     "data_mode": mode, "shard_files": files if mode == "worker" else None,
                     "torch_threads": max(1, int(cpus_per_worker)),
                     "tensorboard_dir": str(out_dir / "tensorboard"), "preset": preset} | (extra_config or {})
+    out_dir.mkdir(parents=True, exist_ok=True)
     run_json = out_dir / "run.json"
     if run_json.exists():
         prev = json.loads(run_json.read_text())

@@ -145,3 +145,15 @@ def test_the_finished_demo_prints_table_2(tmp_path, monkeypatch, capsys):
     assert "open_drawer: train: DEFT ties Real-world only at 9/10" in " ".join(printed.split())
     assert max(len(ln) for ln in lines) <= 80
     assert cli_demo.table2_terminal(tmp_path / "missing.json") is None
+
+
+@pytest.mark.parametrize("clips", [0, -3])
+def test_clips_below_one_is_refused_not_the_full_demo(tmp_path, monkeypatch, clips):
+    """--clips 0 is a mistake, not "unset": it must not fall back to the full 100-clip demo."""
+    seen = []
+    monkeypatch.setattr(cli_demo, "build_steps", lambda out, quick, n, seed: seen.append(n) or [])
+    args = argparse.Namespace(out=str(tmp_path / "out"), quick=False, clips=clips, seed=0, restart=False, list=True)
+    with pytest.raises(CommandError, match=f"--clips must be at least 1, got {clips}"):
+        cli_demo.run(args)
+    assert seen == []
+    assert cli_demo.run(argparse.Namespace(**{**vars(args), "clips": None})) == 0 and seen == [100]  # None: the default

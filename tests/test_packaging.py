@@ -23,3 +23,15 @@ def test_cli_unknown_command_fails_clearly():
 
     assert main(["nonsense"]) == 2
     assert main(["--help"]) == 0
+
+
+def test_cli_group_help_lists_the_group_commands(capsys):
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    for argv, commands in ((["data", "--help"], ("synth", "show", "trajectory", "evaluate")), (["model", "-h"], ("evaluate",)),
+                           (["data"], ("synth", "trajectory"))):
+        assert main(argv) == 0, argv
+        out = capsys.readouterr().out
+        assert f"usage: deft {argv[0]} COMMAND" in out and all(f"\n  {c} " in out for c in commands), out
+    assert main(["data", "nope"]) == 2  # an unknown subcommand still fails

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from deft_core.affordance.encoders import make_text_encoder
-from deft_core.schema import check_table_schema
+from deft_core.schema import SchemaError, check_table_schema
 
 DECODED_KEYS = ("image", "text_emb", "target_points", "target_mask", "wrist", "pose", "crop_wh", "hand_weight")
 _SPLIT_SALT = "deft-affordance-split-v1"
@@ -59,7 +59,10 @@ def list_shard_files(dirs: Sequence[str | Path]) -> list[str]:
         if not p.exists():
             raise FileNotFoundError(f"shard directory not found: {p}")
         for f in sorted([p] if p.is_file() else p.rglob("*.parquet")):
-            schema = pq.read_schema(f)
+            try:
+                schema = pq.read_schema(f)
+            except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+                raise SchemaError(f"{f}: not a readable Parquet shard ({exc})") from None
             if (schema.metadata or {}).get(b"deft.schema") == b"errors" or "stage" in schema.names:
                 continue
             check_table_schema(schema)

@@ -31,16 +31,25 @@ DEFAULT_FPS = 30.0
 
 
 def _iter_videos(path: Path) -> Iterator[dict]:
+    """The ``videos`` of fho_main.json, streamed; a truncated or malformed file raises :class:`SourceError`
+    naming it when the listing reaches the bad part (no extra pass over a possibly huge file)."""
     try:
         import ijson  # optional: streams one video at a time
     except ImportError:
         ijson = None
     if ijson is not None:
         with path.open("rb") as f:
-            yield from ijson.items(f, "videos.item", use_float=True)
+            try:
+                yield from ijson.items(f, "videos.item", use_float=True)
+            except ijson.JSONError as exc:  # IncompleteJSONError: the file ends mid-way
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # yajl adds a multi-line pointer
+                raise SourceError(f"{path}: truncated or malformed JSON ({reason})") from None
         return
     with path.open() as f:
-        data = json.load(f)
+        try:
+            data = json.load(f)
+        except ValueError as exc:
+            raise SourceError(f"{path}: truncated or malformed JSON ({exc})") from None
     if "videos" not in data:
         raise SourceError(f"{path}: no top-level 'videos' list (is this fho_main.json?)")
     yield from data["videos"]

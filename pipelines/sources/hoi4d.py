@@ -34,6 +34,8 @@ SEQ_RE = re.compile(r"^(ZY\d+)/H(\d+)/C(\d+)/N(\d+)/S(\d+)/s(\d+)/T(\d+)$")
 TASK_DEFINITIONS = Path(__file__).with_name("data") / "hoi4d_task_definitions.csv"
 _OBJECTLESS = re.compile(r"^(pick and place|open and close|turn and fold|turn on and turn off)(.*)$")
 GRASP_EVENT_WORDS = ("grasp", "pick", "grab", "hold")
+#: folders under the root that may hold the sequence trees (the release's separate archives, or one tree)
+SEQUENCE_BASES = ("", "HOI4D_annotations", "HOI4D_release")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class HOI4DSource:
     def __init__(self, root: str | Path, release: str | Path | None = None, task_definitions: str | Path = TASK_DEFINITIONS):
         self.root = Path(root)
         self.release = Path(release) if release else (self.root / "release.txt" if (self.root / "release.txt").exists() else None)
+        if self.release is None and not any(next((self.root / b).glob("ZY*"), None) for b in SEQUENCE_BASES):
+            # an empty folder or another dataset's root: fail now rather than extract nothing (cheap: no tree walk)
+            raise SourceError(f"no HOI4D sequences under {self.root}: expected release.txt or ZY<camera>/H*/C*/N*/S*/s*/T* "
+                              f"folders (directly, or under HOI4D_annotations/ or HOI4D_release/)")
         self.tasks = load_task_definitions(task_definitions)
         self.bad_rows: list[dict] = []
 
@@ -125,18 +131,29 @@ class HOI4DSource:
     def sequence_paths(self) -> Iterator[str]:
         """Sequence paths from ``release.txt`` or, without it, by walking the tree (lazily)."""
         if self.release is not None:
-            with self.release.open() as f:
+            try:
+                f = self.release.open()
+            except OSError as exc:
+                raise SourceError(f"HOI4D release file cannot be read: {self.release} ({exc.strerror or exc})") from None
+            n = 0
+            with f:
                 for line in f:
                     if line.strip():
+                        n += 1
                         yield line.strip()
+            if n == 0:
+                raise SourceError(f"{self.release}: lists no HOI4D sequences")
             return
         seen = set()
-        for base in ("", "HOI4D_annotations", "HOI4D_release"):
+        for base in SEQUENCE_BASES:
             for p in sorted((self.root / base).glob("ZY*/H*/C*/N*/S*/s*/T*")):
                 rel = p.relative_to(self.root / base).as_posix()
                 if rel not in seen and p.is_dir():
                     seen.add(rel)
                     yield rel
+        if not seen:
+            raise SourceError(f"no HOI4D sequence folders ZY<camera>/H*/C*/N*/S*/s*/T* under {self.root} "
+                              f"(directly, or under HOI4D_annotations/ or HOI4D_release/), and no release.txt")
 
     def text_for(self, seq: SequenceId) -> tuple[str, str, str]:
         """(text, verb, noun) for a sequence's category and task. Raises ValueError if undefined."""

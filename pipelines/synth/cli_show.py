@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from deft_core.video import read_video
-    from pipelines.synth.writers.readback import detect_dataset, read_actions
+    from pipelines.synth.writers.readback import ReadbackError, detect_dataset, read_actions
 
     root = Path(args.root)
     if not root.is_dir():
@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     problems: list[str] = []
-    actions = read_actions(root, problems)
+    try:
+        actions = read_actions(root, problems)
+    except ReadbackError as exc:
+        raise CommandError(str(exc)) from None
     truth = _truth_points(root, actions)
     rows = []
     for a in actions:

@@ -1,6 +1,7 @@
 """The extraction job hands its dataset root to the source as an absolute path: Ray actors may run in
 another working directory (a cluster started elsewhere, `ray job submit`'s upload), where a relative
-root silently turned every clip into a 'video file not found' error."""
+root silently turned every clip into a 'video file not found' error. Bad roots and shard folders stop
+the jobs with a one-line error (exit 2) before Ray starts and before anything is written."""
 
 from __future__ import annotations
 
@@ -37,3 +38,45 @@ def test_relative_root_reaches_the_source_absolute(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     root = Path(json.loads(res.stdout.strip().splitlines()[-1])["root"])
     assert root.is_absolute() and root == tmp_path / "data" / "hoi4d"
+
+
+def _run_job(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "jobs" / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=180)
+
+
+def test_truncated_ego4d_annotations_stop_the_job_cleanly(tmp_path):
+    path = tmp_path / "ego4d" / "v2" / "annotations" / "fho_main.json"
+    path.parent.mkdir(parents=True)
+    video = {"video_uid": "v0", "annotated_intervals": [{"narrated_actions": [{"uid": "a0", "narration_text": "#C C x"}]}]}
+    text = json.dumps({"videos": [video] * 20})
+    path.write_text(text[:len(text) // 2])
+    res = _run_job("extract_ego4d.py", "--root", str(tmp_path / "ego4d"), "--out", "out", "--hand-pose", "mediapipe",
+                   cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"extract ego4d: error: {path}: truncated or malformed JSON" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_hoi4d_job_on_a_root_without_sequences_stops_cleanly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = _run_job("extract_hoi4d.py", "--root", "empty", "--out", "out", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "extract hoi4d: error: no HOI4D sequences under" in res.stderr and "release.txt" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_train_job_without_shards_stops_before_creating_out(tmp_path):
+    res = _run_job("train.py", "--shards", "noshards", "--out", "tr1", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "train: error: shard directory not found: noshards" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "tr1").exists()
+
+
+def test_train_job_names_an_unreadable_shard(tmp_path):
+    (tmp_path / "sh" / "data").mkdir(parents=True)
+    (tmp_path / "sh" / "data" / "part-0.parquet").write_bytes(b"not parquet at all")
+    res = _run_job("train.py", "--shards", "sh", "--out", "tr2", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "part-0.parquet: not a readable Parquet shard" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "tr2").exists()

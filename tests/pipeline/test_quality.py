@@ -101,3 +101,19 @@ def test_sample_from_a_contact_free_clip_counts_as_false_positive(extracted, tmp
     assert rep["invalid_clips_extracted"] == base["invalid_clips_extracted"] + 1
     assert free not in {s["sample_id"] for s in samples}
     assert rep["groups"]["epic_kitchens/fixed"]["contact_frame_error_frames"]["n"] == base["groups"]["epic_kitchens/fixed"]["contact_frame_error_frames"]["n"]
+
+
+def test_cli_unreadable_inputs_are_clean_errors_naming_the_file(tmp_path, capsys):
+    shards, truth = tmp_path / "shards", tmp_path / "truth"
+    (shards / "data").mkdir(parents=True)
+    (truth / "_groundtruth").mkdir(parents=True)
+    (shards / "data" / "part-0.parquet").write_bytes(bytes(range(256)) * 4)  # garbage, no Parquet magic bytes
+    (truth / "_groundtruth" / "clips.jsonl").write_text("")
+    argv = ["data", "evaluate", "--shards", str(shards), "--truth", str(truth), "--out", str(tmp_path / "rep")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{shards / 'data' / 'part-0.parquet'}: not a readable Parquet shard" in err and "Traceback" not in err
+    (truth / "_groundtruth" / "clips.jsonl").write_text('{"clip_id": "c0", "data')  # truncated sidecar
+    assert main(argv) == 2
+    assert "clips.jsonl: line 1 is not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "rep").exists()

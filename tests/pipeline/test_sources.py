@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.sources.base import ClipRecord, open_source
+from pipelines.sources.base import ClipRecord, SourceError, open_source
 from pipelines.sources.ego4d import Ego4DSource
 from pipelines.sources.epic_kitchens import EpicKitchensSource, parse_timestamp, read_video_info
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
@@ -162,6 +162,32 @@ def test_ego4d_source_filters_and_fallbacks(tmp_path):
     assert "a8" in src.bad_rows[1]["error"] and "critical_frames is a str" in src.bad_rows[1]["error"]
     back = ClipRecord.from_row(recs["a1"].to_row())
     assert back == recs["a1"]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_truncated_ego4d_annotations_are_a_source_error_naming_the_file(tmp_path, cut):
+    """A half-downloaded fho_main.json: the (streaming) listing stops with a SourceError, not an ijson error."""
+    path = tmp_path / "v2" / "annotations" / "fho_main.json"
+    path.parent.mkdir(parents=True)
+    _ego4d_json(path)
+    text = path.read_text()
+    path.write_text(text[:int(len(text) * cut)])
+    with pytest.raises(SourceError, match=r"fho_main\.json: truncated or malformed JSON") as exc:
+        list(open_source("ego4d", str(tmp_path)).records())
+    assert "\n" not in str(exc.value)  # one line
+
+
+@pytest.mark.parametrize("layout", ["empty", "ego4d", "camera-folder-only", "empty-release"])
+def test_hoi4d_root_without_sequences_is_a_source_error(tmp_path, layout):
+    if layout == "ego4d":
+        (tmp_path / "v2" / "annotations").mkdir(parents=True)
+        _ego4d_json(tmp_path / "v2" / "annotations" / "fho_main.json")
+    elif layout == "camera-folder-only":
+        (tmp_path / "HOI4D_release" / "ZY20210800001").mkdir(parents=True)
+    elif layout == "empty-release":
+        (tmp_path / "release.txt").write_text("\n")
+    with pytest.raises(SourceError, match="no HOI4D sequence"):
+        list(open_source("hoi4d", str(tmp_path)).records())
 
 
 def test_filters_count_what_they_remove():

@@ -91,3 +91,41 @@ def test_rotation_smoothing_removes_jitter_keeps_rotation():
     e_noisy = np.degrees(rotation_angle_between(noisy, true))[5:-5].mean()
     e_sm = np.degrees(rotation_angle_between(sm, true))[5:-5].mean()
     assert e_sm < 0.6 * e_noisy
+
+
+def _truth_demo(tmp_path):
+    """A synthetic demo's <task>_wrist.npz (the --hand-pose truth input) next to a (missing) video."""
+    tr = _track()
+    T = np.tile(np.eye(4), (len(tr.positions), 1, 1))
+    T[:, :3, :3], T[:, :3, 3] = tr.rotations, tr.positions
+    np.savez(tmp_path / "pick_cup_wrist.npz", T_world_wrist=T, fps=30.0, grasp_frame=35, K=np.eye(3))
+    return tmp_path / "pick_cup.mp4"
+
+
+@pytest.mark.parametrize("content", [b"", bytes(np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8))],
+                         ids=["empty", "random-bytes"])
+def test_cli_undecodable_video_is_a_clean_error(tmp_path, capsys, content):
+    (tmp_path / "bad.mp4").write_bytes(content)
+    assert main(["data", "trajectory", "--video", str(tmp_path / "bad.mp4"), "--out", str(tmp_path / "t.npz"),
+                 "--fov-deg", "90"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot decode video {tmp_path / 'bad.mp4'}" in err and "Traceback" not in err
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_cli_help_says_intrinsics_or_fov_is_required(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "trajectory", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
+    assert "this or --fov-deg is required" in text and "required with --hand-pose mediapipe when no --intrinsics" in text
+
+
+def test_cli_unknown_task_fails_listing_the_tasks(tmp_path, capsys):
+    video = _truth_demo(tmp_path)
+    argv = ["data", "trajectory", "--video", str(video), "--out", str(tmp_path / "t.npz"), "--hand-pose", "truth"]
+    assert main([*argv, "--task", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--task 'nope': unknown task" in err and "pick_cup" in err and "squeeze_lemon" in err
+    assert not (tmp_path / "t.npz").exists()
+    assert main([*argv, "--task", "pick_cup"]) == 0 and PostGraspTrajectory.load(tmp_path / "t.npz").task == "pick_cup"

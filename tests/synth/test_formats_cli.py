@@ -88,6 +88,15 @@ def test_show_rejects_unknown_layout(tmp_path):
     assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "s.png")]) == 2
 
 
+def test_show_names_a_truncated_ego4d_annotation_file(tmp_path, capsys):
+    path = tmp_path / "v2" / "annotations" / "fho_main.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"videos": [{"video_uid": "v0", "annotated_intervals": [{"narrated_')  # cut mid-download
+    assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: truncated or malformed JSON" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("fps, exact", [(59.94, Fraction(60000, 1001)), (29.97, Fraction(30000, 1001)), (50, Fraction(50)),
                                         (30.0, Fraction(30))])
 def test_video_fps_and_frames_exact(fps, exact, tmp_path):

@@ -32,6 +32,10 @@ class Action:
     keypoints: dict[int, np.ndarray] = field(default_factory=dict)  #: frame index → (21, 2) px
 
 
+class ReadbackError(ValueError):
+    """A dataset's annotation file that cannot be read at all (the message names the file)."""
+
+
 def detect_dataset(root: str | Path) -> str:
     """``ego4d`` / ``epic_kitchens`` / ``hoi4d`` from the layout under ``root``; ValueError otherwise."""
     root = Path(root)
@@ -56,7 +60,11 @@ def _xywh(b: dict) -> tuple:
 
 
 def _ego4d(root: Path, problems: list[str]) -> list[Action]:
-    doc = json.loads((root / "v2/annotations/fho_main.json").read_text())
+    path = root / "v2/annotations/fho_main.json"
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:  # a truncated download
+        raise ReadbackError(f"{path}: truncated or malformed JSON ({exc})") from None
     out = []
     for video in doc["videos"]:
         path = root / "v2/full_scale" / f"{video['video_uid']}.mp4"
