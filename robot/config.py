@@ -198,21 +198,66 @@ def load_robot_config(path: str | os.PathLike, validate_backends: bool = True) -
 
 def update_robot_config(path: str | os.PathLike, keys: tuple[str, ...], value: Any) -> None:
     """Set one nested field (e.g. ``("camera", "T_base_camera")``) in a robot YAML file and re-validate it
-    before writing (atomically, via a temporary file). Comments in the file are not preserved."""
+    before writing (atomically, via a temporary file). Only that value's text is replaced, so the file's
+    comments (safety notes, how a value was measured) and layout survive; the edited text is re-parsed
+    and must give exactly the updated data, else the whole file is re-written without comments."""
     import yaml
 
     path = Path(path)
-    data = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    data = yaml.safe_load(text)
     node = data
     for k in keys[:-1]:
-        if not isinstance(node.get(k), dict):
+        if not isinstance(node, dict) or not isinstance(node.get(k), dict):
             raise ConfigError(f"{path}: cannot set {'.'.join(keys)}: {k!r} is not a mapping")
         node = node[k]
     node[keys[-1]] = value.tolist() if isinstance(value, np.ndarray) else value
     parse_robot_config(data, str(path), validate_backends=False)
+    try:
+        new_text = _replace_yaml_value(text, keys, node[keys[-1]])
+        kept = new_text is not None and yaml.safe_load(new_text) == data
+    except yaml.YAMLError:
+        kept = False
+    if not kept:
+        new_text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    tmp.write_text(new_text)
     os.replace(tmp, path)
+
+
+def _node_end(node) -> int:
+    """Where a node's own text ends: a block collection's end mark is the next token (the following key,
+    after any comments and newlines), so use its last child's end instead."""
+    import yaml
+
+    if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and not node.flow_style and node.value:
+        last = node.value[-1]
+        return _node_end(last[1] if isinstance(node, yaml.MappingNode) else last)
+    return node.end_mark.index
+
+
+def _replace_yaml_value(text: str, keys: tuple[str, ...], value: Any) -> str | None:
+    """``text`` with the value at ``keys`` replaced by ``value`` in YAML flow style, everything else kept
+    byte for byte; None when the key is not there (a new key: the caller re-dumps the file)."""
+    import yaml
+
+    node = yaml.compose(text)
+    for k in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for kn, v in node.value if isinstance(kn, yaml.ScalarNode) and kn.value == k), None)
+        if node is None:
+            return None
+    def flow(v) -> str:
+        out = yaml.safe_dump(v, default_flow_style=True, width=1 << 16).strip()
+        return out[:-3].strip() if out.endswith("...") else out  # a bare scalar document ends with '...'
+
+    start, end = node.start_mark.index, _node_end(node)
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and isinstance(value, list) and value:
+        # a block list stays a block list (a matrix keeps one row per line)
+        indent = "\n" + " " * node.start_mark.column
+        return text[:start] + indent.join(f"- {flow(v)}" for v in value) + text[end:]
+    return text[:start] + flow(value) + text[end:]
 
 
 def example_config_path(name: str) -> Path:

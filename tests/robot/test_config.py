@@ -96,6 +96,28 @@ def test_update_writes_extrinsics_back(tmp_path):
     np.testing.assert_allclose(load_robot_config(p).camera.T_base_camera, T)  # file untouched on failure
 
 
+def test_calibration_updates_keep_the_files_comments_and_layout(tmp_path):
+    """calibrate-camera / calibrate-hand write into the lab YAML: only the values change; its safety notes
+    ("LEAP Lite overloads above ~350 mA") and every other line stay as the user wrote them."""
+    src = example_config_path("lab_xarm6")
+    p = tmp_path / "lab.yaml"
+    p.write_text(src.read_text())
+    T = np.eye(4)
+    T[:3, 3] = [0.1, -0.2, 0.9]
+    update_robot_config(p, ("camera", "T_base_camera"), T)
+    update_robot_config(p, ("hand", "scale"), np.full(16, 1.1))
+    update_robot_config(p, ("hand", "offset"), np.linspace(3.0, 3.3, 16))
+    cfg = load_robot_config(p)
+    np.testing.assert_allclose(cfg.camera.T_base_camera, T)
+    np.testing.assert_allclose(cfg.hand.options.scale, 1.1)
+    np.testing.assert_allclose(cfg.hand.options.offset, np.linspace(3.0, 3.3, 16))
+    old_lines, new_lines = src.read_text().splitlines(), p.read_text().splitlines()
+    assert [ln for ln in old_lines if "#" in ln] == [ln for ln in new_lines if "#" in ln]
+    changed = [ln for ln in new_lines if ln not in old_lines]
+    assert len(changed) == 5 and all(ln.lstrip().startswith(("scale:", "offset:", "- [")) for ln in changed)
+    assert "    - [0.0, 0.0, 0.0, 1.0]" in new_lines            # the matrix keeps one row per line
+
+
 def test_interfaces_and_config_import_no_sdk_or_heavy_package():
     import subprocess
     import sys
