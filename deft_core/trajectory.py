@@ -67,11 +67,29 @@ class PostGraspTrajectory:
 
     @classmethod
     def load(cls, path: str | Path) -> "PostGraspTrajectory":
+        """Read a file written by :meth:`save`; ``FileNotFoundError`` when it is missing, ``ValueError``
+        (naming the file) for anything else that is not a τ — a video, a truncated or pickled ``.npz``."""
+        import zipfile
+
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise FileNotFoundError(f"post-grasp trajectory file not found: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            if "deltas" not in z:
-                raise ValueError(f"{path} is not a post-grasp trajectory file (no 'deltas' array)")
-            meta = json.loads(bytes(z["meta"]).decode()) if "meta" in z else {}
-            return cls(z["deltas"], task=meta.pop("task", ""), meta=meta)
+        hint = "write one with 'deft data trajectory --video DEMO.mp4 --out TAU.npz'"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files") or "deltas" not in z.files:
+                    raise ValueError("no 'deltas' array")
+                meta = json.loads(bytes(z["meta"]).decode()) if "meta" in z.files else {}
+                deltas = z["deltas"]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a post-grasp trajectory .npz ({exc}); {hint}") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: its metadata is not a JSON object; {hint}")
+        return cls(deltas, task=str(meta.pop("task", "")), meta=meta)
+
+    def digest(self) -> str:
+        """A short content hash of the displacements (16 hex digits of SHA-256 over float64 bytes):
+        what a fine-tuning run records to tell one τ from another."""
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(self.deltas, dtype=np.float64).tobytes()).hexdigest()[:16]

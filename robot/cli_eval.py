@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="when 'affordance' creates a new run: 'sim', 'toy' or a robot YAML (a run fine-tuned on a "
                              "lab robot is evaluated on that robot, the operator judging each trial)")
     parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
+    parser.add_argument("--trajectory", help="post-grasp τ .npz when 'affordance' creates a new run (a fine-tuned run "
+                                             "is always evaluated with the τ it practised with)")
     parser.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation resets (default 1000)")
     parser.add_argument("--zero-latent", action="store_true", help="cVAE/direct: z = 0 instead of z ~ N(0, I)")
     parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
@@ -57,9 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _resolve(args):
-    """(run dir, run meta, policy checkpoint dir or None, description of what is evaluated)."""
+    """(run dir, run meta, policy checkpoint dir or None, description of what is evaluated, ``new``):
+    ``new`` is None for an existing run, or ``(τ or None,)`` for a run this command creates — its meta
+    and τ are written only once the environment opens, so a bad checkpoint or an unreachable robot
+    leaves nothing behind that would refuse the corrected command."""
     from deft_core.cli_util import CommandError
-    from robot.cli_finetune import parse_size
+    from robot.cli_finetune import load_trajectory_arg, parse_size
     from robot.runs import RunDir, RunError, RunMeta, resolve_run
 
     try:
@@ -77,17 +82,21 @@ def _resolve(args):
                 if ckpt and not Path(ckpt, "config.json").is_file():
                     raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
                 rd = RunDir(args.run or Path(args.out) / args.task / prior)
+                tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
                 if rd.has_meta():
                     meta = rd.read_meta()
                     if meta.checkpoint != ckpt:
                         raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
-                else:
-                    meta = rd.write_or_check_meta(RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
-                                                          image_size=parse_size(args.size), checkpoint=ckpt))
-            else:
-                rd = resolve_run(args.out, args.task, args.run, args.prior)
-                meta = rd.read_meta()
-            return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual"
+                    _check_same_trajectory(rd, meta, tau)
+                    return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", None
+                meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
+                               image_size=parse_size(args.size), checkpoint=ckpt,
+                               trajectory=tau.digest() if tau is not None else None)
+                return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", (tau,)
+            rd = resolve_run(args.out, args.task, args.run, args.prior)
+            meta = rd.read_meta()
+            _check_same_trajectory(rd, meta, load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None)
+            return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", None
         if args.policy == "real-world-only":
             rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
             meta = rd.read_meta()
@@ -102,11 +111,23 @@ def _resolve(args):
             kind, what = args.policy, f"the {meta.prior} prior ξ + δ̂ of the '{args.policy}' policy distilled from {rd.path.name}"
     except RunError as exc:
         raise CommandError(str(exc)) from None
+    _check_same_trajectory(rd, meta, load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None)
     ckpt_dir = rd.policy_dir(kind)
     if not (ckpt_dir / "config.json").is_file():
         raise CommandError(f"no distilled '{kind}' policy in {ckpt_dir}; run: deft-robot distill --task {args.task} "
                            f"--kind {kind} --run {rd.path}")
-    return rd, meta, ckpt_dir, what
+    return rd, meta, ckpt_dir, what, None
+
+
+def _check_same_trajectory(rd, meta, tau) -> None:
+    """A ``--trajectory`` given for an existing run must be the one it practised with (evaluation always
+    uses the run's own τ)."""
+    from deft_core.cli_util import CommandError
+
+    if tau is not None and tau.digest() != meta.trajectory:
+        have = "the task's scripted τ" if meta.trajectory is None else f"τ digest {meta.trajectory}"
+        raise CommandError(f"{rd.path} was fine-tuned with {have}, not this --trajectory (digest {tau.digest()}); "
+                           "a run is evaluated with its own τ: drop --trajectory, or fine-tune a new run with it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,7 +141,13 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise CommandError(f"--trials must be >= 1, got {args.trials}")
     limit_threads(args.threads)
-    rd, meta, ckpt_dir, what = _resolve(args)
+    rd, meta, ckpt_dir, what, new = _resolve(args)
+    from robot.runs import RunError
+
+    try:
+        tau = new[0] if new is not None else rd.load_trajectory(meta)
+    except RunError as exc:
+        raise CommandError(str(exc)) from None
     if meta.robot in ("sim", "toy") and not args.verbose:  # joint-limit clamps are frequent under CEM noise
         import logging
 
@@ -145,9 +172,14 @@ def run(args: argparse.Namespace) -> int:
                 "object_prompt": args.object_prompt}
     for objects in splits:
         try:
-            env = open_env(meta, objects, runner=runner, real=real)
+            env = open_env(meta, objects, runner=runner, real=real, trajectory=tau)
         except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError, OSError) as exc:
             raise CommandError(str(exc)) from None  # e.g. a bad checkpoint, an unreachable robot
+        if new is not None:  # the environment opened: now the new run exists
+            if tau is not None:
+                rd.store_trajectory(tau)
+            rd.write_or_check_meta(meta)
+            new = None
         runner = getattr(env, "runner", None)
         if getattr(env, "hand_text_note", None) and objects == splits[0]:
             print(f"warning: {env.hand_text_note}", flush=True)
@@ -193,9 +225,14 @@ def _robot_arg(robot: str) -> str:
 
 def _finetune_seeds(rd) -> set[int]:
     """Reset seeds used by the run's fine-tuning log (empty when there is no log)."""
-    from deft_core.finetune.episode_log import open_run
+    from deft_core.cli_util import CommandError
+    from deft_core.finetune.episode_log import EpisodeLogError, open_run
 
     if not (rd.finetune_dir / "run.json").is_file():
         return set()
-    _, records = open_run(rd.finetune_dir)
+    try:
+        _, records = open_run(rd.finetune_dir)
+    except EpisodeLogError as exc:
+        raise CommandError(f"{exc}: the fine-tuning log is damaged at that line (not a half-written last line, "
+                           "which is dropped); restore it from a copy or fix the line by hand") from None
     return {int(r.env_seed) for r in records}

@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot", default="sim", help="'sim', 'toy' (no simulator; tests) or a robot YAML (default sim)")
     parser.add_argument("--reward", choices=("operator", "sim", "r3m", "resnet"),
                         help="reward source (default: sim in simulation, operator on a robot)")
+    parser.add_argument("--trajectory", help="post-grasp τ .npz from the task's human demo ('deft data trajectory'); "
+                                             "copied into the run, and evaluation uses it too (default: the task's scripted τ)")
     parser.add_argument("--episodes", type=int, default=30, help="N, total episodes (Table 4: 30)")
     parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
     parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
@@ -125,9 +127,34 @@ def build_meta(args):
     reward = args.reward or ("operator" if robot not in ("sim", "toy") else "sim")
     if reward == "sim" and robot not in ("sim", "toy"):
         raise CommandError("--reward sim needs the simulator; on a robot use operator, r3m or resnet")
+    if args.robot == "toy" and getattr(args, "trajectory", None):
+        raise CommandError("--trajectory: the toy environment has no arm to move; use --robot sim or a robot YAML")
+    tau = load_trajectory_arg(args.trajectory, args.task) if getattr(args, "trajectory", None) else None
+    if args.warmup >= args.episodes:
+        print(f"warning: --warmup {args.warmup} >= --episodes {args.episodes}: D is never refitted, every episode "
+              "samples the initial σ₀ (Algorithm 1 refits after the M warm-up episodes)", file=sys.stderr, flush=True)
+    if args.elites > args.episodes:
+        print(f"warning: --elites {args.elites} > --episodes {args.episodes}: every episode is an elite",
+              file=sys.stderr, flush=True)
     return RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
                    image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
-                   warmup=args.warmup, elites=args.elites)
+                   warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None)
+
+
+def load_trajectory_arg(path: str, task: str):
+    """The τ of a ``--trajectory`` argument, made for ``task`` (a τ tagged with another task is refused:
+    pouring's τ would tip a cup that should only be lifted). A clean error for anything else."""
+    from deft_core.cli_util import CommandError
+    from deft_core.trajectory import PostGraspTrajectory
+
+    try:
+        tau = PostGraspTrajectory.load(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(f"--trajectory: {exc}") from None
+    if tau.task and tau.task != task:
+        raise CommandError(f"--trajectory {path} was made for task {tau.task!r}, not {task!r} "
+                           f"(re-run 'deft data trajectory ... --task {task}')")
+    return tau
 
 
 def _check_task(task: str) -> None:
@@ -236,14 +263,17 @@ def run(args: argparse.Namespace) -> int:
         real = {"operator": make_operator(rd.path), "locator": make_locator(args), "object_prompt": args.object_prompt}
     from robot.evaluation import open_env
 
+    tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
     try:
-        env = open_env(meta, real=real)  # a robot that cannot be reached fails here: nothing is written
+        env = open_env(meta, real=real, trajectory=tau)  # a robot that cannot be reached fails here: nothing is written
     except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError) as exc:  # e.g. a bad checkpoint
         raise CommandError(str(exc)) from None
     limit_threads(args.threads)
     if getattr(env, "hand_text_note", None):
         print(f"warning: {env.hand_text_note}", flush=True)
     try:
+        if tau is not None:
+            rd.store_trajectory(tau)  # before the meta names it: a run's τ always travels with the run
         rd.write_or_check_meta(meta)
         result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator" and not on_robot)
     finally:

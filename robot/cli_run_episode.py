@@ -53,18 +53,10 @@ def run(args: argparse.Namespace) -> int:
         get_task_definition(args.task)
     except KeyError as exc:
         raise CommandError(str(exc.args[0])) from None
-    try:
-        w, h = (int(x) for x in args.size.lower().split("x"))
-    except ValueError:
-        raise CommandError(f"--size must look like 320x240, got {args.size!r}") from None
-    traj = None
-    if args.trajectory:
-        from deft_core.trajectory import PostGraspTrajectory
+    from robot.cli_finetune import load_trajectory_arg, parse_size
 
-        try:
-            traj = PostGraspTrajectory.load(args.trajectory)
-        except (FileNotFoundError, ValueError) as exc:
-            raise CommandError(f"--trajectory: {exc}") from None
+    w, h = parse_size(args.size)
+    traj = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
     if args.robot != "sim":
         return _run_real(args, traj)
     import os

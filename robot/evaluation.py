@@ -147,13 +147,15 @@ def load_eval(path: str | Path) -> dict:
     return data
 
 
-def open_env(meta, objects: str | None = None, runner=None, real: dict | None = None):
+def open_env(meta, objects: str | None = None, runner=None, real: dict | None = None, trajectory=None):
     """The environment of a run (:class:`robot.runs.RunMeta`): ``sim`` → :class:`robot.sim_env.SimFinetuneEnv`
     with the run's prior (``objects`` overrides the run's split), ``toy`` → the simulator-free
     :class:`deft_core.finetune.toy_env.ToyEnv` (tests and demos; its own prior, no object split), a robot
     YAML path → :class:`robot.real_env.RealFinetuneEnv` built with the keyword arguments in ``real``
     (``operator`` callbacks, ``locator``, ``object_prompt``, ...; the operator places the objects, so
-    ``objects`` does not apply). Without ``real`` a robot run is refused: only a CLI can talk to the operator."""
+    ``objects`` does not apply). Without ``real`` a robot run is refused: only a CLI can talk to the operator.
+    ``trajectory``: the post-grasp τ to execute (:meth:`robot.runs.RunDir.load_trajectory`; None = the
+    task's scripted τ); the toy environment has no τ."""
     split = objects or meta.split
     if meta.robot == "toy":
         from deft_core.finetune.toy_env import ToyEnv
@@ -170,7 +172,7 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
         from robot.real_env import RealFinetuneEnv
 
         return RealFinetuneEnv(meta.robot, meta.task, prior=meta.prior, checkpoint=meta.checkpoint,
-                               prior_seed=meta.seed, **real)
+                               prior_seed=meta.seed, trajectory=trajectory, **real)
     import os
 
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -179,7 +181,7 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
 
     prior = meta.prior if meta.prior in ("affordance", "oracle", "real-world-only") else "oracle"
     return SimFinetuneEnv(meta.task, split=split, prior=prior, checkpoint=meta.checkpoint,
-                          image_size=tuple(meta.image_size), prior_seed=meta.seed, runner=runner)
+                          image_size=tuple(meta.image_size), trajectory=trajectory, prior_seed=meta.seed, runner=runner)
 
 
 def _import_torchvision_before_rendering() -> None:

@@ -171,6 +171,10 @@ def why_not(row: dict) -> list[str]:
     return out
 
 
+def _tau_name(digest: str | None) -> str:
+    return "the scripted τ" if digest is None else f"τ {digest}"
+
+
 def fmt_cell(cell: dict | None) -> str:
     """``"70 % (7/10)"``, or ``missing``."""
     if cell is None:
@@ -200,6 +204,10 @@ def collect(root: str | Path) -> dict:
             row["finetune"] = finetune_stats(run, logs)
             row["finetune_rwo"] = finetune_stats(rwo[0], logs) if rwo else None
             row["why_not"] = why_not(row)
+            row["trajectory"] = meta.trajectory
+            if rwo and rwo[1].trajectory != meta.trajectory:  # the two columns moved the object differently
+                row["warning"] = (f"DEFT and real-world-only ran different post-grasp trajectories "
+                                  f"({_tau_name(meta.trajectory)} vs {_tau_name(rwo[1].trajectory)}): not a like-for-like comparison")
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
             for kind in ("affordance",) + ABLATION_KINDS:
@@ -276,6 +284,9 @@ def to_markdown(report: dict) -> str:
                f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
                + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
     out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, ""]
+    warned = [r for r in report["table2"] if r.get("warning")]
+    if warned:
+        out += [f"**Warning** — **{r['task']}** ({r['prior']} prior): {r['warning']}." for r in warned] + [""]
     reasons = [r for r in report["table2"] if r.get("why_not")]
     if reasons:
         out += ["Why not, read off the cells and the fine-tuning logs:", ""]
@@ -342,14 +353,21 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
 
 def write_report(runs_root: str | Path, out_dir: str | Path) -> dict:
     """Write ``report.md``, ``report.json`` and ``improvement_curves.png`` to ``out_dir``; returns the
-    paths and the report data."""
+    paths and the report data. Raises ``ValueError`` — writing nothing, so an earlier report in
+    ``out_dir`` survives a mistyped ``--runs`` — when there are no runs under ``runs_root``. A report
+    without fine-tuning logs has no curves: a stale ``improvement_curves.png`` is removed."""
     report = collect(runs_root)
+    if report["num_runs"] == 0:
+        raise ValueError(f"no runs under {runs_root} (expected <runs>/<task>/<run>/run_meta.json); "
+                         "run 'deft-robot finetune' first")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "report.md"
     md.write_text(to_markdown(report))
     js = write_json(out / "report.json", report)
     png = plot_curves(report, out / "improvement_curves.png")
+    if png is None:
+        (out / "improvement_curves.png").unlink(missing_ok=True)
     return {"markdown": md, "json": js, "png": png, "report": report}
 
 

@@ -42,7 +42,9 @@ class RunMeta:
     affordance export directory (prior ``affordance``); ``reward``: operator | sim | r3m | resnet;
     ``robot``: sim | toy | a robot YAML path; ``split``: objects practised on; ``seed``: the run seed
     (resets, CEM samples); ``image_size``: (width, height) px of I₀ and the final image;
-    ``episodes``/``warmup``/``elites``: N, M, E of Table 4."""
+    ``episodes``/``warmup``/``elites``: N, M, E of Table 4; ``trajectory``: the post-grasp τ the episodes
+    execute — None for the task's scripted τ, else the digest (:meth:`PostGraspTrajectory.digest`) of the
+    τ copied into the run as ``trajectory.npz`` (``deft-robot finetune --trajectory``)."""
 
     task: str
     prior: str
@@ -55,6 +57,7 @@ class RunMeta:
     episodes: int = 30
     warmup: int = 10
     elites: int = 10
+    trajectory: str | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -64,8 +67,9 @@ class RunMeta:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "<meta>") -> "RunMeta":
-        if d.get("format") != META_FORMAT:
-            raise RunError(f"{source}: not a deft-robot run description (format {d.get('format')!r})")
+        if not isinstance(d, dict) or d.get("format") != META_FORMAT:
+            raise RunError(f"{source}: not a deft-robot run description "
+                           f"({'format ' + repr(d.get('format')) if isinstance(d, dict) else 'not a JSON object'})")
         fields = {k: v for k, v in d.items() if k != "format"}
         unknown = set(fields) - set(cls.__dataclass_fields__)
         if unknown:
@@ -110,6 +114,40 @@ class RunDir:
     @property
     def curve_png(self) -> Path:
         return self.path / "finetune.png"
+
+    @property
+    def trajectory_path(self) -> Path:
+        """The run's own copy of its post-grasp τ (only when ``RunMeta.trajectory`` is set)."""
+        return self.path / "trajectory.npz"
+
+    def store_trajectory(self, tau) -> None:
+        """Copy τ into the run (before its meta names it), so evaluation never depends on the user's file."""
+        if self.trajectory_path.is_file():
+            from deft_core.trajectory import PostGraspTrajectory
+
+            try:
+                if PostGraspTrajectory.load(self.trajectory_path).digest() == tau.digest():
+                    return
+            except ValueError:
+                pass
+        tau.save(self.trajectory_path)
+
+    def load_trajectory(self, meta: RunMeta):
+        """The τ a run's episodes executed: None for the task's scripted τ, else the run's copy, checked
+        against the digest in its meta."""
+        if meta.trajectory is None:
+            return None
+        from deft_core.trajectory import PostGraspTrajectory
+
+        try:
+            tau = PostGraspTrajectory.load(self.trajectory_path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise RunError(f"{self.path} was fine-tuned with a post-grasp trajectory (digest {meta.trajectory}) but its "
+                           f"copy cannot be read: {exc}") from None
+        if tau.digest() != meta.trajectory:
+            raise RunError(f"{self.trajectory_path} has digest {tau.digest()}, the run's meta says {meta.trajectory}: "
+                           "the file was changed after fine-tuning")
+        return tau
 
     def policy_dir(self, kind: str) -> Path:
         return self.path / "policies" / kind

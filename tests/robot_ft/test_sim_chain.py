@@ -32,3 +32,39 @@ def test_sim_finetune_distill_eval(tmp_path):
     doc = json.loads((tmp_path / "open_drawer" / "oracle" / "eval" / "mean_test.json").read_text())
     assert doc["trials"] == 1 and doc["prior"] == "oracle" and doc["objects"] == "test"
     assert doc["per_trial"][0]["variants"]                       # the test split's object variant is recorded
+
+
+@pytest.mark.slow
+def test_finetune_and_eval_execute_the_given_trajectory(tmp_path, capsys):
+    """--trajectory reaches the arm: with a τ that holds the wrist still, the oracle's drawer grasp (which
+    opens the drawer with the scripted pull) leaves it shut; evaluation of the run replays the same τ,
+    and a different τ for that run is refused."""
+    import numpy as np
+
+    from deft_core.trajectory import PostGraspTrajectory
+
+    still = PostGraspTrajectory(np.zeros((40, 6)), task="open_drawer").save(tmp_path / "still.npz")
+    out = str(tmp_path / "runs")
+    common = ["--task", "open_drawer", "--out", out]
+    assert main(["finetune", *common, "--prior", "oracle", "--episodes", "1", "--warmup", "1", "--elites", "1",
+                 "--size", "96x72", "--no-live", "--trajectory", str(still), "--run", str(tmp_path / "runs" / "still")]) == 0
+    assert main(["finetune", *common, "--prior", "oracle", "--episodes", "1", "--warmup", "1", "--elites", "1",
+                 "--size", "96x72", "--no-live", "--run", str(tmp_path / "runs" / "scripted")]) == 0
+    rec = {name: json.loads((tmp_path / "runs" / name / "finetune" / "episodes.jsonl").read_text().splitlines()[0])
+           for name in ("still", "scripted")}
+    assert rec["still"]["env_seed"] == rec["scripted"]["env_seed"]     # the same scene and grasp
+    assert rec["scripted"]["success"] and not rec["still"]["success"]
+    meta = json.loads((tmp_path / "runs" / "still" / "run_meta.json").read_text())
+    assert meta["trajectory"] == PostGraspTrajectory.load(still).digest()
+    assert (tmp_path / "runs" / "still" / "trajectory.npz").is_file()
+    still.unlink()                                                        # the run has its own copy
+    assert main(["eval", *common, "--policy", "affordance", "--run", str(tmp_path / "runs" / "still"), "--trials", "1"]) == 0
+    assert main(["eval", *common, "--policy", "affordance", "--run", str(tmp_path / "runs" / "scripted"), "--trials", "1"]) == 0
+    ev = {name: json.loads((tmp_path / "runs" / name / "eval" / "affordance_train.json").read_text())["per_trial"][0]
+          for name in ("still", "scripted")}
+    assert ev["still"]["seed"] == ev["scripted"]["seed"] and ev["scripted"]["success"] and not ev["still"]["success"]
+    other = PostGraspTrajectory(np.full((40, 6), 1e-3), task="open_drawer").save(tmp_path / "other.npz")
+    capsys.readouterr()
+    assert main(["eval", *common, "--policy", "affordance", "--run", str(tmp_path / "runs" / "still"), "--trials", "1",
+                 "--trajectory", str(other)]) == 2
+    assert "a run is evaluated with its own τ" in capsys.readouterr().err
