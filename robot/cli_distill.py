@@ -48,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
         meta = rd.read_meta()
     except RunError as exc:
         raise CommandError(str(exc)) from None
-    from deft_core.finetune.episode_log import open_run
+    from deft_core.finetune.episode_log import EpisodeLogError, open_run
 
     try:
         _, records = open_run(rd.finetune_dir)
     except FileNotFoundError as exc:
         raise CommandError(f"{exc}; run 'deft-robot finetune' for this run first") from None
+    except EpisodeLogError as exc:
+        raise CommandError(f"{exc}: the fine-tuning log is damaged at that line (not a half-written last line, "
+                           "which is dropped); restore it from a copy or fix the line by hand") from None
     done = sum(r.status == "ok" for r in records)
     if done < meta.episodes and not args.allow_partial:
         raise CommandError(f"{rd.finetune_dir} has {done} of {meta.episodes} episodes; finish it by re-running the "

@@ -82,6 +82,9 @@ def read_config(directory: str | Path) -> tuple[dict, ModelConfig]:
         raw = json.loads((d / "config.json").read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{d / 'config.json'} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{d / 'config.json'} is not an affordance model description (a JSON "
+                              f"{type(raw).__name__}, not an object)")
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{d / 'config.json'}: format {raw.get('format')!r} is not {FORMAT!r}")
     if raw.get("schema_version") != SCHEMA_VERSION:

@@ -61,7 +61,12 @@ def load_policy(ckpt_dir: str | Path) -> ResidualPolicy:
     for p in (cfg_path, weights_path):
         if not p.exists():
             raise CheckpointError(f"{ckpt} is not a policy checkpoint: {p.name} is missing")
-    config = json.loads(cfg_path.read_text())
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_path} is not a policy description (a JSON {type(config).__name__}, not an object)")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{cfg_path}: format is {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("format_version") != FORMAT_VERSION:

@@ -95,6 +95,112 @@ def test_distill_warns_when_the_policy_learns_mostly_failures():
     assert training_note([], []) is None
 
 
+def test_trajectory_argument_errors(tmp_path, capsys):
+    """--trajectory is checked before anything runs: a file that is not a τ, a τ made for another task,
+    and the toy environment (no arm) are refused with a one-line error; nothing is written."""
+    from deft_core.trajectory import PostGraspTrajectory
+
+    bad = tmp_path / "demo.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    pour = PostGraspTrajectory(np.zeros((40, 6)), task="pour_cup").save(tmp_path / "pour.npz")
+    base = ["finetune", "--task", "pick_cup", "--prior", "oracle", "--out", str(tmp_path / "runs")]
+    assert main([*base, "--trajectory", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a post-grasp trajectory .npz" in err and "Traceback" not in err
+    assert main([*base, "--trajectory", str(pour)]) == 2
+    assert "was made for task 'pour_cup', not 'pick_cup'" in capsys.readouterr().err
+    assert main(["finetune", *TOY, "--trajectory", str(pour), "--out", str(tmp_path / "runs")]) == 2
+    assert "toy environment has no arm" in capsys.readouterr().err
+    assert main(["run-episode", "--task", "pick_cup", "--params", "auto", "--trajectory", str(pour),
+                 "--out", str(tmp_path / "ep")]) == 2
+    assert "made for task 'pour_cup'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_trajectory_travels_with_it(tmp_path):
+    """The run keeps its own copy of τ under the digest its meta records; a changed copy is refused."""
+    from deft_core.trajectory import PostGraspTrajectory
+    from robot.runs import RunError
+
+    tau = PostGraspTrajectory(np.linspace(0, 0.01, 240).reshape(40, 6), task="pick_cup")
+    rd = RunDir(tmp_path / "pick_cup" / "affordance")
+    meta = RunMeta(task="pick_cup", prior="affordance", reward="sim", trajectory=tau.digest())
+    assert rd.load_trajectory(RunMeta(task="pick_cup", prior="affordance", reward="sim")) is None  # scripted τ
+    rd.store_trajectory(tau)
+    rd.write_or_check_meta(meta)
+    np.testing.assert_array_equal(rd.load_trajectory(rd.read_meta()).deltas, tau.deltas)
+    with pytest.raises(RunError, match="different run.*trajectory"):
+        rd.write_or_check_meta(RunMeta(task="pick_cup", prior="affordance", reward="sim"))  # resume without τ
+    PostGraspTrajectory(np.zeros((40, 6)), task="pick_cup").save(rd.trajectory_path)
+    with pytest.raises(RunError, match="changed after fine-tuning"):
+        rd.load_trajectory(meta)
+    assert PostGraspTrajectory(np.zeros((40, 6))).digest() != tau.digest()
+
+
+def test_damaged_inputs_give_one_line_errors(tmp_path, capsys):
+    """A malformed line inside a fine-tuning log (distill, eval), a report with no runs (an earlier
+    report survives), a checkpoint config that is JSON but not an object: exit 2, no traceback."""
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "1", "--out", out]) == 0
+    log = tmp_path / "runs" / "pick_cup" / "toy" / "finetune" / "episodes.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    capsys.readouterr()
+    for cmd in (["distill", "--task", "pick_cup", "--kind", "mean", "--out", out],
+                ["eval", "--task", "pick_cup", "--policy", "affordance", "--trials", "1", "--out", out]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "malformed" in err and "damaged at that line" in err and "Traceback" not in err
+    rep = tmp_path / "rep"
+    _fake_run(tmp_path / "good", "pick_cup", "oracle", "oracle", evals={("deft", "train"): (3, 5)})
+    assert main(["report", "--runs", str(tmp_path / "good"), "--out", str(rep), "--quiet"]) == 0
+    before = (rep / "report.md").read_text()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--runs", str(tmp_path / "empty"), "--out", str(rep)]) == 2
+    assert "no runs under" in capsys.readouterr().err and (rep / "report.md").read_text() == before
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    from deft_core.affordance.checkpoint import REQUIRED_FILES, CheckpointError, read_config
+
+    for name in REQUIRED_FILES:
+        (ck / name).write_bytes(b"")
+    (ck / "config.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not an object"):
+        read_config(ck)
+    # eval of a new 'affordance' run with that checkpoint: refused, and no run is left behind that would
+    # refuse the corrected command ("was made with checkpoint ...")
+    capsys.readouterr()
+    assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--checkpoint", str(ck), "--trials", "1",
+                 "--out", str(tmp_path / "ev")]) == 2
+    assert "not an object" in capsys.readouterr().err
+    assert not (tmp_path / "ev" / "pick_cup" / "affordance" / "run_meta.json").exists()
+    pol = tmp_path / "runs" / "pick_cup" / "toy" / "policies" / "mean"
+    pol.mkdir(parents=True)
+    (pol / "model.safetensors").write_bytes(b"")
+    (pol / "config.json").write_text('"deft"')
+    from deft_core.finetune.policy_checkpoint import CheckpointError as PolicyCheckpointError, load_policy
+
+    with pytest.raises(PolicyCheckpointError, match="not an object"):
+        load_policy(pol)
+
+
+def test_report_warns_when_deft_and_the_baseline_ran_different_trajectories(tmp_path):
+    evals = {("affordance", "train"): (5, 10), ("affordance", "test"): (5, 10), ("deft", "train"): (8, 10),
+             ("deft", "test"): (8, 10)}
+    rd = RunDir(tmp_path / "pick_cup" / "affordance")
+    rd.write_or_check_meta(RunMeta(task="pick_cup", prior="affordance", reward="sim", trajectory="0123456789abcdef"))
+    _fake_run(tmp_path, "pick_cup", "affordance", "affordance", evals=evals, meta=False)
+    _fake_run(tmp_path, "pick_cup", "real-world-only", "real-world-only",
+              evals={("real-world-only", "train"): (0, 10), ("real-world-only", "test"): (0, 10)})
+    report = collect(tmp_path)
+    row = report["table2"][0]
+    assert row["trajectory"] == "0123456789abcdef" and "different post-grasp trajectories" in row["warning"]
+    assert "(τ 0123456789abcdef vs the scripted τ)" in to_markdown(report)
+    _fake_run(tmp_path, "open_drawer", "affordance", "affordance", evals=evals)          # both scripted: no warning
+    _fake_run(tmp_path, "open_drawer", "real-world-only", "real-world-only", evals={("real-world-only", "train"): (0, 10)})
+    assert "warning" not in next(r for r in collect(tmp_path)["table2"] if r["task"] == "open_drawer")
+
+
 def test_distill_refuses_an_unfinished_run(tmp_path, capsys):
     meta = RunMeta(task="pick_cup", prior="toy", reward="sim", robot="toy", episodes=30)
     RunDir(tmp_path / "pick_cup" / "toy").write_or_check_meta(meta)
