@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                         "with --hand-pose mediapipe (to place the wrist in metres)")
     p.add_argument("--fov-deg", type=float, default=None,
                    help="horizontal field of view, degrees; required with --hand-pose mediapipe when no --intrinsics")
-    p.add_argument("--camera-poses", help="camera→base poses (.npz T_world_camera or .npy)")
+    p.add_argument("--camera-poses", help="camera→base poses (.npz T_world_camera or .npy), or a robot config YAML "
+                                          "(its calibrated camera.T_base_camera)")
     p.add_argument("--grasp-frame", type=int, default=None, help="0-based grasp frame (default: detected)")
     p.add_argument("--smooth", type=int, default=5, help="moving-average window for positions, frames")
     p.add_argument("--model", help="MediaPipe .task bundle (default: the installed one)")

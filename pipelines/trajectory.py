@@ -55,8 +55,22 @@ def _load_array(path: Path, key: str, what: str) -> np.ndarray:
 
 
 def load_camera_poses(path: str | Path) -> np.ndarray:
-    """(T, 4, 4) camera → base transforms from ``.npz`` (key ``T_world_camera``) or ``.npy``."""
+    """(T, 4, 4) camera → base transforms from ``.npz`` (key ``T_world_camera``), ``.npy``, or a robot
+    config YAML (its ``camera.T_base_camera``: a demo filmed by the robot's calibrated, fixed camera)."""
     path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        if not path.is_file():
+            raise TrajectoryError(f"camera poses file not found: {path}")
+        try:
+            doc = yaml.safe_load(path.read_text())
+            T = np.asarray(doc["camera"]["T_base_camera"], dtype=np.float64)
+        except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise TrajectoryError(f"{path}: no camera.T_base_camera 4x4 matrix in this robot config ({exc})") from None
+        if T.shape != (4, 4):
+            raise TrajectoryError(f"{path}: camera.T_base_camera must be 4x4, got {T.shape}")
+        return T[None]
     T = _load_array(path, "T_world_camera", "camera poses")
     if T.ndim == 2:
         T = T[None]

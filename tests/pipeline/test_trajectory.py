@@ -129,3 +129,23 @@ def test_cli_unknown_task_fails_listing_the_tasks(tmp_path, capsys):
     assert "--task 'nope': unknown task" in err and "pick_cup" in err and "squeeze_lemon" in err
     assert not (tmp_path / "t.npz").exists()
     assert main([*argv, "--task", "pick_cup"]) == 0 and PostGraspTrajectory.load(tmp_path / "t.npz").task == "pick_cup"
+
+
+def test_camera_poses_from_the_robot_config(tmp_path):
+    """A lab demo filmed by the robot's fixed camera: --camera-poses takes the robot YAML and uses its
+    calibrated camera.T_base_camera (the bundled lab config's matrix, exactly)."""
+    import yaml
+
+    from pipelines.trajectory import load_camera_poses
+    from robot.config import example_config_path, load_robot_config
+
+    lab = example_config_path("lab_xarm6")
+    T = load_camera_poses(lab)
+    assert T.shape == (1, 4, 4)
+    np.testing.assert_allclose(T[0], load_robot_config(lab).camera.T_base_camera)
+    bad = tmp_path / "nocam.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "arm": {"backend": "fake"}}))
+    with pytest.raises(TrajectoryError, match="no camera.T_base_camera"):
+        load_camera_poses(bad)
+    with pytest.raises(TrajectoryError, match="not found"):
+        load_camera_poses(tmp_path / "missing.yaml")
