@@ -128,6 +128,105 @@ def calibrate_intrinsics(image_points: list[np.ndarray], spec: BoardSpec, image_
     return K, dist.reshape(-1)[:5], float(rms)
 
 
+#: self-calibrated intrinsics need views whose board planes differ by at least this much (degrees)
+MIN_TILT_SPREAD_DEG = 10.0
+#: two views whose corners differ by less than this (RMS, px) are the same view
+DUPLICATE_VIEW_PX = 1.0
+
+
+def _board_normal(points: np.ndarray, spec: BoardSpec, image_size: tuple[int, int]) -> np.ndarray:
+    """The board plane's normal in the camera frame from the board → image homography, with a nominal
+    pinhole camera (focal = image width, principal point at the centre): exact enough to tell a tilt of
+    several degrees from none, whatever the true intrinsics."""
+    import cv2
+
+    w, h = image_size
+    K0 = np.array([[float(w), 0.0, (w - 1) / 2.0], [0.0, float(w), (h - 1) / 2.0], [0.0, 0.0, 1.0]])
+    Hm, _ = cv2.findHomography(spec.object_points()[:, :2], np.asarray(points, dtype=np.float64).reshape(-1, 2), 0)
+    if Hm is None:
+        raise ValueError("no homography between the board and this view")
+    M = np.linalg.inv(K0) @ Hm
+    n = np.cross(M[:, 0] / np.linalg.norm(M[:, 0]), M[:, 1] / np.linalg.norm(M[:, 1]))
+    n /= np.linalg.norm(n)
+    return n if n[2] >= 0 else -n
+
+
+def view_diversity(image_points: list[np.ndarray], spec: BoardSpec, image_size: tuple[int, int]) -> dict:
+    """How different the board views are: ``views``, ``distinct`` (views whose corners differ from every
+    earlier view by ≥ :data:`DUPLICATE_VIEW_PX` RMS), ``tilt_spread_deg`` (the largest angle between two
+    views' board planes). ``image_size`` is (width, height)."""
+    pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in image_points]
+    distinct: list[np.ndarray] = []
+    for p in pts:
+        if all(np.sqrt(np.mean(np.sum((p - q) ** 2, axis=1))) >= DUPLICATE_VIEW_PX for q in distinct):
+            distinct.append(p)
+    normals = [_board_normal(p, spec, image_size) for p in distinct]
+    spread = max((float(np.degrees(np.arccos(np.clip(a @ b, -1.0, 1.0)))) for i, a in enumerate(normals)
+                  for b in normals[i + 1:]), default=0.0)
+    return {"views": len(pts), "distinct": len(distinct), "tilt_spread_deg": spread}
+
+
+def diversity_problem(image_points: list[np.ndarray], spec: BoardSpec, image_size: tuple[int, int],
+                      min_views: int = 3, min_tilt_deg: float = MIN_TILT_SPREAD_DEG) -> str | None:
+    """Why these views cannot calibrate the intrinsics (``cv2.calibrateCamera`` is degenerate when every
+    board plane is parallel: repeated views of a board fixed in front of a fixed camera), or None."""
+    d = view_diversity(image_points, spec, image_size)
+    if d["distinct"] < min_views:
+        return (f"only {d['distinct']} distinct view(s) of the board among {d['views']} image(s) (need >= {min_views}; "
+                f"views whose corners differ by < {DUPLICATE_VIEW_PX:g} px are the same view)")
+    if d["tilt_spread_deg"] < min_tilt_deg:
+        return (f"the board has the same tilt in every view (largest difference {d['tilt_spread_deg']:.1f} deg, "
+                f"need >= {min_tilt_deg:g} deg)")
+    return None
+
+
+def intrinsics_problem(K: np.ndarray, dist: np.ndarray, rms: float, image_size: tuple[int, int],
+                       image_points: list[np.ndarray] | None = None, max_rms_px: float = 1.0) -> str | None:
+    """Why calibrated intrinsics are implausible, or None: reprojection RMS above ``max_rms_px``, focal
+    lengths outside 0.2–5 × the image width or differing by > 10 %, the principal point outside the middle
+    half of the image, radial distortion that scales a radius by < 0.75 or > 1.33 where the board was seen
+    (``image_points``; the whole image when None: the polynomial is only constrained where there were
+    corners), or tangential distortion above 0.05."""
+    w, h = image_size
+    K = np.asarray(K, dtype=np.float64)
+    d = np.zeros(5)
+    d[:min(5, len(dist))] = np.asarray(dist, dtype=np.float64).reshape(-1)[:5]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not np.all(np.isfinite(K)) or not np.all(np.isfinite(d)) or not np.isfinite(rms):
+        return "the calibration did not converge (non-finite values)"
+    if rms > max_rms_px:
+        return f"reprojection RMS {rms:.2f} px (> {max_rms_px:g} px)"
+    if not (0.2 * w <= fx <= 5 * w and 0.2 * w <= fy <= 5 * w):
+        return f"focal lengths fx {fx:.0f} fy {fy:.0f} px are outside 0.2-5 x the image width ({w} px)"
+    if abs(fx / fy - 1) > 0.1:
+        return f"focal lengths fx {fx:.0f} and fy {fy:.0f} px differ by {100 * abs(fx / fy - 1):.0f} % (> 10 %)"
+    if abs(cx - w / 2) > w / 4 or abs(cy - h / 2) > h / 4:
+        return f"principal point ({cx:.0f}, {cy:.0f}) px is far from the image centre ({w / 2:.0f}, {h / 2:.0f})"
+    if image_points:
+        uv = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in image_points])
+        r2_max = float(np.max(((uv[:, 0] - cx) / fx) ** 2 + ((uv[:, 1] - cy) / fy) ** 2))
+    else:
+        r2_max = (max(cx, w - cx) / fx) ** 2 + (max(cy, h - cy) / fy) ** 2
+    r2 = np.linspace(0.0, max(r2_max, 1e-9), 200)
+    radial = 1 + d[0] * r2 + d[1] * r2 ** 2 + d[4] * r2 ** 3
+    if radial.min() < 0.75 or radial.max() > 1.33 or max(abs(d[2]), abs(d[3])) > 0.05:
+        return (f"distortion {np.array2string(d, precision=3, separator=', ')} moves points by up to "
+                f"{100 * float(np.max(np.abs(radial - 1))):.0f} % of their radius where the board was seen")
+    return None
+
+
+def extrinsics_spread(T_camera_board: list[np.ndarray], T_base_board: np.ndarray) -> tuple[float, float]:
+    """How far apart the per-view estimates of ``T_base_camera`` are for a board at one pose ``T_base_board``:
+    (largest distance between camera positions in m, largest angle between camera orientations in deg)."""
+    from deft_core.geometry import rotation_angle_between
+
+    Ts = [T_base_board @ invert_transform(T) for T in T_camera_board]
+    dt = max((float(np.linalg.norm(a[:3, 3] - b[:3, 3])) for i, a in enumerate(Ts) for b in Ts[i + 1:]), default=0.0)
+    da = max((float(np.degrees(rotation_angle_between(a[:3, :3], b[:3, :3]))) for i, a in enumerate(Ts)
+              for b in Ts[i + 1:]), default=0.0)
+    return dt, da
+
+
 def board_pose(points: np.ndarray, spec: BoardSpec, K: np.ndarray, dist: np.ndarray | None = None):
     """``solvePnP`` → (T_camera_board 4×4, RMS reprojection error in px)."""
     import cv2

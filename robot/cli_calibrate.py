@@ -3,9 +3,10 @@
 ``deft-robot calibrate-camera``: camera extrinsics ``T_base_camera`` (and an intrinsics check) from
 images of a checkerboard or an ArUco marker::
 
-    # board lying face-up on the table at a measured pose (4x4 T_base_board, metres, in YAML or JSON)
+    # board lying face-up on the table at a measured pose (4x4 T_base_board, metres, in YAML or JSON);
+    # K.json: the camera's factory intrinsics (a RealSense reports them)
     deft-robot calibrate-camera --images calib/ --board checkerboard:9x6:0.025 \\
-        --board-pose board_pose.yaml --config robot/configs/lab_xarm6.yaml
+        --board-pose board_pose.yaml --intrinsics K.json --config robot/configs/lab_xarm6.yaml
     # board fixed on the wrist; robot_poses.json maps image file name -> 4x4 T_base_wrist
     deft-robot calibrate-camera --images calib/ --board aruco:4X4_50:0.08:0 \\
         --robot-poses robot_poses.json --intrinsics K.json --config robot/configs/lab_xarm6.yaml
@@ -16,6 +17,12 @@ images of a checkerboard or an ArUco marker::
     deft-robot calibrate-hand --pairs pairs.csv --config robot/configs/lab_xarm6.yaml
 
 Both write the result into the robot config (unless ``--dry-run``) and can save a JSON report (``--out``).
+
+Without ``--intrinsics`` the intrinsics are calibrated from the images (``cv2.calibrateCamera``), which is
+only meaningful when the views differ: >= 3 distinct views with board planes >= 10° apart (e.g. a board on
+the wrist). Repeated views of a board fixed on the table are refused, as are implausible results (RMS,
+focal length, principal point, distortion), instead of writing a wrong ``T_base_camera``; with
+``--board-pose`` every image must agree on ``T_base_camera`` (within 1 cm / 1°).
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     else:
         parser.add_argument("--images", required=True, type=Path, help="folder of board images")
         parser.add_argument("--board", required=True, help="checkerboard:COLSxROWS:SQUARE_M or aruco:DICT:SIDE_M[:ID]")
-        parser.add_argument("--intrinsics", type=Path, help="JSON {K: 3x3, dist: [k1 k2 p1 p2 k3]}; default: "
-                            "calibrated from the images (>= 3 views); when given, the images check it")
+        parser.add_argument("--intrinsics", type=Path, help="JSON {K: 3x3, dist: [k1 k2 p1 p2 k3]}, e.g. the camera's "
+                            "factory intrinsics; default: calibrated from the images (>= 3 views at board tilts >= 10 "
+                            "deg apart; a board fixed on the table needs --intrinsics); when given, diverse images check it")
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument("--board-pose", type=Path, help="YAML/JSON 4x4 T_base_board of a board fixed on the table")
         where.add_argument("--robot-poses", type=Path, help="JSON {image file name: 4x4 T_base_wrist}, board on the wrist")
@@ -120,21 +128,46 @@ def _run_camera(args) -> int:
         data = json.loads(args.intrinsics.read_text())
         K, dist = np.asarray(data["K"], dtype=np.float64), np.asarray(data.get("dist", np.zeros(5)), dtype=np.float64)
         if len(found) >= 3 and spec.kind == "checkerboard":
-            K_cal, _, rms = cal.calibrate_intrinsics(list(found.values()), spec, size)
-            df = float(np.max(np.abs(np.diag(K_cal)[:2] / np.diag(K)[:2] - 1)))
-            report["intrinsics_check"] = {"K_calibrated": K_cal.tolist(), "rms_px": rms, "focal_rel_diff": df}
-            print(f"intrinsics check: focal lengths differ by {100 * df:.2f}% (calibration RMS {rms:.3f} px)")
+            why = cal.diversity_problem(list(found.values()), spec, size)
+            if why:  # e.g. a board fixed on the table: calibrateCamera would be degenerate, its K meaningless
+                report["intrinsics_check"] = {"skipped": why}
+                print(f"intrinsics check skipped: {why}")
+            else:
+                K_cal, _, rms = cal.calibrate_intrinsics(list(found.values()), spec, size)
+                df = float(np.max(np.abs(np.diag(K_cal)[:2] / np.diag(K)[:2] - 1)))
+                report["intrinsics_check"] = {"K_calibrated": K_cal.tolist(), "rms_px": rms, "focal_rel_diff": df}
+                print(f"intrinsics check: focal lengths differ by {100 * df:.2f}% (calibration RMS {rms:.3f} px)")
     else:
         if spec.kind != "checkerboard" or len(found) < 3:
             raise CommandError("without --intrinsics the images must show a checkerboard in >= 3 views "
                                f"(found {len(found)}) to calibrate the intrinsics")
-        K, dist, rms = cal.calibrate_intrinsics(list(found.values()), spec, size)
+        why = cal.diversity_problem(list(found.values()), spec, size)
+        if why is None:
+            K, dist, rms = cal.calibrate_intrinsics(list(found.values()), spec, size)
+            why = cal.intrinsics_problem(K, dist, rms, size, list(found.values()))
+            if why:
+                why = (f"the calibrated intrinsics are implausible: {why} (fx {K[0, 0]:.0f} fy {K[1, 1]:.0f} "
+                       f"cx {K[0, 2]:.0f} cy {K[1, 2]:.0f} px)")
+        if why:
+            tilt = (f", or take views of the board at different tilts (>= {cal.MIN_TILT_SPREAD_DEG:g} deg apart)"
+                    if args.robot_poses else
+                    ": with --board-pose the board stays at its one measured pose, so views of it at different "
+                    "tilts need the board on the wrist (--robot-poses)")
+            raise CommandError(f"cannot calibrate the intrinsics from these images: {why}; pass --intrinsics K.json "
+                               f"(e.g. the camera's factory intrinsics, which a RealSense reports){tilt}")
         report["intrinsics"] = {"K": K.tolist(), "dist": dist.tolist(), "rms_px": rms}
         print(f"intrinsics: fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f} px (RMS {rms:.3f} px)")
     views = {name: cal.board_pose(p, spec, K, dist) for name, p in found.items()}
     report["pnp_rms_px"] = {name: v[1] for name, v in views.items()}
     if args.board_pose:
-        T = cal.extrinsics_from_board_pose([v[0] for v in views.values()], _load_matrix(args.board_pose))
+        T_base_board = _load_matrix(args.board_pose)
+        dt, da = cal.extrinsics_spread([v[0] for v in views.values()], T_base_board)
+        report["extrinsics_spread"] = {"m": dt, "deg": da}
+        if dt > 0.01 or da > 1.0:
+            raise CommandError(f"the images disagree about T_base_camera by {100 * dt:.1f} cm / {da:.1f} deg: with "
+                               "--board-pose every image must show the board at that one measured pose, seen by the "
+                               "fixed camera (remove the images where the board or the camera moved)")
+        T = cal.extrinsics_from_board_pose([v[0] for v in views.values()], T_base_board)
     else:
         poses = json.loads(args.robot_poses.read_text())
         names = [n for n in views if n in poses]

@@ -97,10 +97,15 @@ def training_note(used, records) -> str | None:
     than :data:`FEW_SUCCESSES` of them did — the residual policy then reproduces mostly failed grasps,
     and can score below the prior it corrects (squeeze_lemon in the demo: 2 of 10, DEFT 0/10 against
     the prior's 6/10)."""
-    ok = {r.episode: bool(r.success) for r in records if r.status == "ok"}
+    done = [r for r in records if r.status == "ok"]
+    ok = {r.episode: bool(r.success) for r in done}
     used = list(used) if used is not None else sorted(ok)
     if not used:
         return None
+    if any(r.success is None for r in done):  # an operator's scores: no success flag to count (only errors have one)
+        reward = {r.episode: float(r.reward) for r in done}
+        return (f"learned from {len(used)} episode(s), mean reward {sum(reward.get(int(e), 0.0) for e in used) / len(used):.2f} "
+                "(operator scores: successes not recorded)")
     wins = sum(ok.get(int(e), False) for e in used)
     line = f"learned from {len(used)} episode(s), {wins} of them successful"
     if wins < FEW_SUCCESSES * len(used):

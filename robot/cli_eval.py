@@ -21,11 +21,18 @@ What each policy executes on every trial (ξ = the prior of that trial's fresh r
 Trial resets are drawn from ``--eval-seed`` and skip every reset seed of the fine-tuning log, so no
 evaluated scene was practised on; every policy evaluated with the same ``--eval-seed`` meets the same
 scenes. Results: ``<run>/eval/<policy>_<objects>.json`` (summary + per-trial seed, success, reward, ξ).
+
+Each finished trial is first appended durably to ``<run>/eval/<policy>_<objects>.partial.jsonl``: if the
+evaluation is interrupted (Ctrl-C, a crash, the operator's stdin closing on a lab robot), re-running the
+same command resumes after the last finished trial — no trial is run (or judged) twice — and the result is
+the same as an uninterrupted run's; the partial log is deleted once the result is written. A partial log of
+a different evaluation (other --eval-seed, --zero-latent, --trials, or a re-distilled policy) is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -133,8 +140,9 @@ def _check_same_trajectory(rd, meta, tau) -> None:
 def run(args: argparse.Namespace) -> int:
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import _check_task, limit_threads
-    from robot.evaluation import (distilled_policy_fn, eval_record, eval_seeds, evaluate, open_env, summarise,
-                                  zero_residual)
+    from robot.cli_operator import StdinClosed
+    from robot.evaluation import (EvalLogError, TrialLog, distilled_policy_fn, eval_record, eval_seeds, evaluate,
+                                  open_env, partial_path, policy_digest, summarise, zero_residual)
     from robot.runs import write_json
 
     _check_task(args.task)
@@ -153,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
         logging.getLogger("robot.safety").setLevel(logging.ERROR)
     exclude = _finetune_seeds(rd)
-    policy_fn = zero_residual
+    policy_fn, digest = zero_residual, policy_digest(ckpt_dir)
     if ckpt_dir is not None:
         import torch
 
@@ -170,6 +178,19 @@ def run(args: argparse.Namespace) -> int:
 
         real = {"operator": make_operator(rd.path, with_judge=True), "locator": make_locator(args),
                 "object_prompt": args.object_prompt}
+    # finished trials of an interrupted run of this same evaluation (checked before the robot starts)
+    logs = {}
+    for objects in splits:
+        identity = {"task": args.task, "policy": args.policy, "objects": objects, "eval_seed": args.eval_seed,
+                    "latent": "zero" if args.zero_latent else "sampled",
+                    "policy_checkpoint": None if ckpt_dir is None else str(Path(ckpt_dir).resolve()),
+                    "policy_digest": digest, "trials": len(seeds)}
+        try:
+            logs[objects] = TrialLog(partial_path(rd.eval_path(args.policy, objects)), identity, seeds)
+        except EvalLogError as exc:
+            raise CommandError(str(exc)) from None
+        if logs[objects].dropped:
+            print(f"warning: {logs[objects].dropped}", file=sys.stderr, flush=True)
     for objects in splits:
         try:
             env = open_env(meta, objects, runner=runner, real=real, trajectory=tau)
@@ -183,17 +204,33 @@ def run(args: argparse.Namespace) -> int:
         runner = getattr(env, "runner", None)
         if getattr(env, "hand_text_note", None) and objects == splits[0]:
             print(f"warning: {env.hand_text_note}", flush=True)
+        final, log = rd.eval_path(args.policy, objects), logs[objects]
         try:
+            resumed = sum(r.wall_s for r in log.done.values())
+            if log.done:
+                print(f"{args.task} {args.policy} [{objects}]: resuming after trial {len(log.done)}/{len(seeds)} "
+                      f"(finished trials read from {log.path}, not run again)", flush=True)
             t0 = time.perf_counter()
-            trials = evaluate(env, policy_fn, seeds, progress=lambda r, o=objects: print(
-                f"{args.task} {args.policy} [{o}] trial {r.trial}/{len(seeds)}: {'success' if r.success else 'failure'} "
-                f"reward {r.reward:.3f}" + (f" ({r.error})" if r.error else ""), flush=True))
+            def progress(r, o=objects):
+                print(f"{args.task} {args.policy} [{o}] trial {r.trial}/{len(seeds)}: "
+                      f"{'success' if r.success else 'failure'} reward {r.reward:.3f}"
+                      + (f" ({r.error})" if r.error else ""), flush=True)
+
+            try:
+                trials = evaluate(env, policy_fn, seeds, progress=progress, done=log.done, record=log.append)
+            except StdinClosed as exc:
+                raise CommandError(f"standard input closed while waiting for {exc.what}; the robot was left safe; "
+                                   f"{_kept(log, len(seeds))}") from None
+            except KeyboardInterrupt:
+                print(f"\n{args.task} {args.policy} [{objects}]: {_kept(log, len(seeds))}", file=sys.stderr, flush=True)
+                raise
             doc = eval_record(args.task, args.policy, objects, trials, run=str(rd.path), run_name=rd.path.name,
                               prior=meta.prior, prior_checkpoint=meta.checkpoint, reward_source=meta.reward,
                               policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), eval_seed=args.eval_seed,
                               latent="zero" if args.zero_latent else "sampled", evaluated=what,
-                              excluded_finetune_seeds=len(exclude), wall_s=time.perf_counter() - t0)
-            path = write_json(rd.eval_path(args.policy, objects), doc)
+                              excluded_finetune_seeds=len(exclude), wall_s=resumed + time.perf_counter() - t0)
+            path = write_json(final, doc)
+            log.remove()
             s = summarise(trials)
             print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
                   f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
@@ -203,6 +240,16 @@ def run(args: argparse.Namespace) -> int:
     if runner is not None:
         runner.close()
     return 0
+
+
+def _kept(log, trials: int) -> str:
+    """What an interrupted evaluation keeps, and how it goes on."""
+    k = len(log.done)
+    if k == 0:
+        return "no trial finished; re-running the same command starts the evaluation over"
+    return (f"the {k} finished trial(s) of {trials} are kept in {log.path}; re-run the same command to resume "
+            f"from trial {k + 1}" if k < trials else
+            f"all {trials} trials finished and are kept in {log.path}; re-run the same command to write the result")
 
 
 def _robot_arg(robot: str) -> str:

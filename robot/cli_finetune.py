@@ -286,9 +286,11 @@ def run(args: argparse.Namespace) -> int:
                                        total_episodes=meta.episodes), rd.curve_png,
              title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
     rewards = result.rewards
-    successes = sum(bool(r.success) for r in result.records)
+    ok = [r for r in result.records if r.status == "ok"]
+    successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if all(r.success is not None for r in ok)
+                 else "successes not recorded (operator scores)")
     w = max(1, min(10, len(rewards) // 2))
-    print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), successes {successes}/{len(rewards)}, "
+    print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), {successes}, "
           f"mean reward first {w} {rewards[:w].mean():.3f} → last {w} {rewards[-w:].mean():.3f}, "
           f"elite mean {rewards[[r.episode - 1 for r in result.elites]].mean():.3f}")
     print(f"wrote {rd.finetune_dir}/episodes.jsonl, {rd.curve_png}; next: deft-robot distill --task {meta.task} --run {rd.path}")

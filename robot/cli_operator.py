@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from deft_core.cli_util import CommandError
+
 SEGMENTERS = ("text", "point", "operator")
 
 
@@ -52,14 +54,22 @@ def make_locator(args):
         raise CommandError(f"--segmenter {args.segmenter}: {exc} (or use --segmenter operator to type the boxes)") from None
 
 
-def read_line(what: str) -> str:
-    """One line from stdin; a closed stdin is a :class:`CommandError` (the run resumes from its log)."""
-    from deft_core.cli_util import CommandError
+class StdinClosed(CommandError):
+    """Standard input closed while the operator was asked for ``what``; the message says how the command
+    resumes (``deft-robot eval`` re-words it: its finished trials are kept in a partial log)."""
 
+    def __init__(self, what: str) -> None:
+        super().__init__(f"standard input closed while waiting for {what}; the robot was left safe; re-run the "
+                         "same command to resume from the log")
+        self.what = what
+
+
+def read_line(what: str) -> str:
+    """One line from stdin; a closed stdin is a :class:`StdinClosed` :class:`CommandError` (the run resumes
+    from its log)."""
     line = sys.stdin.readline()
     if not line:
-        raise CommandError(f"standard input closed while waiting for {what}; the robot was left safe; re-run the "
-                           "same command to resume from the log")
+        raise StdinClosed(what)
     return line
 
 

@@ -8,17 +8,27 @@ prior alone), a distilled policy (``deft``, ``mlp``, ``transformer``, ``direct``
 
 Trial seeds are drawn from ``(eval_seed, trial)`` and any seed the fine-tuning log used for a reset is
 skipped, so evaluation scenes are held out from practice.
+
+An evaluation in progress keeps a durable per-trial log next to its result (:class:`TrialLog`,
+``<policy>_<objects>.partial.jsonl``): one JSON line per finished trial, appended with ``write`` +
+``flush`` + ``os.fsync`` before the next trial starts. Re-running the same command resumes after the
+last logged trial (a lab-robot trial is a physical reset the operator judged: it is never asked twice);
+the final JSON is the same as an uninterrupted run's, and the log is deleted once it is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from deft_core.finetune.episode_log import fsync_dir, json_default
 from deft_core.grasp import GRASP_DIM
 
 #: policies ``deft-robot eval`` knows: the prior alone, the real-world-only baseline, distilled kinds
@@ -82,13 +92,27 @@ def distilled_policy_fn(ckpt_dir: str | Path, eval_seed: int, sample_latent: boo
 
 
 def evaluate(env, policy_fn: PolicyFn, seeds: Sequence[int],
-             progress: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
+             progress: Callable[[TrialResult], None] | None = None,
+             done: Mapping[int, TrialResult] | None = None,
+             record: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
     """Run one trial per seed: ``env.reset(trial, seed)``, ξ = ``env.prior(obs)``, execute ξ + δ.
-    ``env`` follows :class:`deft_core.finetune.loop.FinetuneEnv`; ``progress`` sees each trial."""
+    ``env`` follows :class:`deft_core.finetune.loop.FinetuneEnv`; ``progress`` sees each trial.
+
+    ``done`` (trial number → result, e.g. :attr:`TrialLog.done`): trials already finished by an earlier,
+    interrupted run of the same evaluation; they are not run again and appear in the returned list in
+    their place. ``record`` sees each newly finished trial before ``progress`` (e.g. :meth:`TrialLog.append`,
+    the commit point). Every trial depends only on its number and seed, so resuming gives the same results."""
     from deft_core.grasp import GraspParams
 
+    done = dict(done or {})
     results = []
     for trial, seed in enumerate(seeds, start=1):
+        if trial in done:
+            if int(done[trial].seed) != int(seed):
+                raise ValueError(f"trial {trial}: the finished trial was reset with seed {done[trial].seed}, "
+                                 f"this evaluation's trial {trial} uses seed {seed}")
+            results.append(done[trial])
+            continue
         t0 = time.perf_counter()
         obs = env.reset(trial, int(seed))
         xi = env.prior(obs)
@@ -107,9 +131,143 @@ def evaluate(env, policy_fn: PolicyFn, seeds: Sequence[int],
                           variants=dict(info.get("variants") or obs.extras.get("variants") or {}),
                           error=info.get("error"), wall_s=time.perf_counter() - t0)
         results.append(res)
+        if record is not None:
+            record(res)
         if progress is not None:
             progress(res)
     return results
+
+
+# ------------------------------------------------------------------ durable log of an evaluation in progress
+
+PARTIAL_FORMAT = "deft-eval-partial"
+PARTIAL_VERSION = 1
+
+
+class EvalLogError(ValueError):
+    """The partial evaluation log on disk is damaged or belongs to a different evaluation."""
+
+
+def partial_path(final_path: str | Path) -> Path:
+    """``<run>/eval/<policy>_<objects>.json`` → ``<run>/eval/<policy>_<objects>.partial.jsonl``."""
+    final_path = Path(final_path)
+    return final_path.with_name(final_path.stem + ".partial.jsonl")
+
+
+def policy_digest(ckpt_dir: str | Path | None) -> str | None:
+    """SHA-256 (16 hex digits) of a distilled checkpoint's ``config.json`` and ``model.safetensors``: a
+    policy re-distilled into the same directory is a different policy. None for no checkpoint."""
+    if ckpt_dir is None:
+        return None
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        path = Path(ckpt_dir) / name
+        h.update(name.encode() + b"\0")
+        if path.is_file():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class TrialLog:
+    """The durable log of one evaluation in progress: ``path`` (see :func:`partial_path`), one JSON line per
+    finished trial — ``format``, ``version``, the evaluation's ``identity`` (task, policy, objects,
+    eval_seed, latent, policy_checkpoint, policy_digest, trials: whatever the caller passes) and the
+    trial's :class:`TrialResult` under ``result``.
+
+    Opening an existing log resumes it: a half-written last line (the process was killed while writing it)
+    is dropped and cut off the file, with :attr:`dropped` saying so; any other malformed line, a line of
+    another evaluation (its identity differs: the error names each differing field), or a trial whose seed
+    is not this evaluation's seed for that trial raises :class:`EvalLogError`. :attr:`done` maps trial
+    number → result of the trials already finished (trials 1..k in order)."""
+
+    def __init__(self, path: str | Path, identity: dict, seeds: Sequence[int]) -> None:
+        self.path = Path(path)
+        self.identity = json.loads(json.dumps(identity, default=json_default))
+        self.seeds = [int(s) for s in seeds]
+        self.dropped: str | None = None
+        self.done: dict[int, TrialResult] = {}
+        if self.path.exists():
+            self._read()
+
+    def _read(self) -> None:
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        tail = lines.pop()  # bytes after the last newline: b"" when the file ends cleanly
+        torn = bool(tail.strip(b"\x00 \t\r"))
+        good_bytes = 0
+        docs: list[dict] = []
+        for lineno, line in enumerate(lines, start=1):
+            try:
+                doc = json.loads(line.decode("utf-8"))
+                if not (isinstance(doc, dict) and doc.get("format") == PARTIAL_FORMAT
+                        and isinstance(doc.get("result"), dict)):
+                    raise ValueError(f"not a {PARTIAL_FORMAT} line")
+            except (ValueError, UnicodeDecodeError) as exc:
+                if lineno == len(lines) and not torn:
+                    torn = True  # a garbage last line (e.g. zero-filled after a crash) is a torn line
+                    break
+                raise EvalLogError(f"{self.path}:{lineno}: malformed trial record ({exc})") from None
+            docs.append(doc)
+            good_bytes += len(line) + 1
+        if torn or good_bytes != len(raw):
+            self.dropped = (f"{self.path}: dropped a half-written last line ({len(raw) - good_bytes} bytes) left by "
+                            "an interrupted evaluation; that trial will be run again")
+            with open(self.path, "r+b") as f:
+                f.truncate(good_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+        for lineno, doc in enumerate(docs, start=1):
+            self._check(lineno, doc)
+
+    def _check(self, lineno: int, doc: dict) -> None:
+        where = f"{self.path}:{lineno}"
+        if doc.get("version") != PARTIAL_VERSION:
+            raise EvalLogError(f"{where}: partial evaluation log version {doc.get('version')!r} is not supported "
+                               f"(expected {PARTIAL_VERSION})")
+        stored = doc.get("identity") or {}
+        diff = [k for k in sorted(set(stored) | set(self.identity)) if stored.get(k) != self.identity.get(k)]
+        if diff:
+            details = "; ".join(f"{k}: log has {stored.get(k)!r}, this command has {self.identity.get(k)!r}" for k in diff)
+            raise EvalLogError(f"{self.path} holds finished trials of a different evaluation ({details}); re-run with "
+                               f"the same settings to resume it, or move {self.path.name} away to start this one over")
+        try:
+            res = TrialResult(**{k: v for k, v in doc["result"].items() if k in TrialResult.__dataclass_fields__})
+        except TypeError as exc:
+            raise EvalLogError(f"{where}: malformed trial record ({exc})") from None
+        expected = len(self.done) + 1
+        if res.trial != expected:
+            raise EvalLogError(f"{where}: expected trial {expected}, found trial {res.trial}")
+        if res.trial > len(self.seeds):
+            raise EvalLogError(f"{where}: trial {res.trial} is beyond this evaluation's {len(self.seeds)} trials")
+        if int(res.seed) != self.seeds[res.trial - 1]:
+            raise EvalLogError(f"{where}: trial {res.trial} was reset with seed {res.seed}, but this command's trial "
+                               f"{res.trial} uses seed {self.seeds[res.trial - 1]} (the fine-tuning log's seeds, "
+                               "which evaluation skips, changed since); move the partial log away to start over")
+        self.done[res.trial] = res
+
+    def append(self, result: TrialResult) -> None:
+        """Append one finished trial durably (one ``write``, ``flush``, ``os.fsync`` of the file and of its
+        directory) before returning."""
+        expected = len(self.done) + 1
+        if result.trial != expected:
+            raise EvalLogError(f"{self.path}: cannot append trial {result.trial}; next is trial {expected}")
+        line = json.dumps({"format": PARTIAL_FORMAT, "version": PARTIAL_VERSION, "identity": self.identity,
+                           "result": asdict(result)}, default=json_default, allow_nan=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(line.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(self.path.parent)
+        self.done[result.trial] = result
+
+    def remove(self) -> None:
+        """Delete the log (the final result is written)."""
+        if self.path.exists():
+            self.path.unlink()
+            fsync_dir(self.path.parent)
 
 
 def summarise(trials: Sequence[TrialResult]) -> dict:
@@ -132,8 +290,6 @@ def eval_record(task: str, policy: str, objects: str, trials: Sequence[TrialResu
 
 def load_eval(path: str | Path) -> dict:
     """Read and check an evaluation JSON written by :func:`eval_record` (errors name the file)."""
-    import json
-
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -194,4 +350,5 @@ def _import_torchvision_before_rendering() -> None:
 
 
 __all__ = ["EVAL_POLICIES", "DISTILLED_KINDS", "TrialResult", "eval_seeds", "zero_residual", "distilled_policy_fn",
-           "evaluate", "summarise", "eval_record", "load_eval", "open_env"]
+           "evaluate", "TrialLog", "EvalLogError", "partial_path", "policy_digest", "summarise", "eval_record",
+           "load_eval", "open_env"]

@@ -150,12 +150,17 @@ class RealFinetuneEnv:
 
     def make_safe(self) -> None:
         """Open the hand, lift the wrist straight up to ``hover_z_m`` and stop the arm (motion disabled).
-        Every step is attempted even if an earlier one fails; nothing raises."""
+        Every step is attempted even if an earlier one fails; nothing raises. Done once until the robot
+        is commanded again (a failed episode makes it safe, then ``close`` must not try to move a
+        stopped arm)."""
+        if getattr(self, "_made_safe", False):
+            return
         if self.hand is not None and self.hand.is_connected:
             _quietly(self.hand.open, "open the hand")
         if self.arm is not None and self.arm.is_connected:
             _quietly(self._retreat, "retreat the arm")
-            self.arm.stop()
+            _quietly(self.arm.stop, "stop the arm")
+        self._made_safe = True
 
     def close(self) -> None:
         """Leave the robot safe (:meth:`make_safe`) and disconnect every device. Idempotent."""
@@ -171,6 +176,7 @@ class RealFinetuneEnv:
         self.arm.move_to(Pose(p, pose.rotation), self.executor_config.transit_speed_m_s)
 
     def _guarded(self, fn, *args):
+        self._made_safe = False  # fn commands the robot again
         try:
             return fn(*args)
         except BaseException:
@@ -270,8 +276,9 @@ class RealFinetuneEnv:
 def _quietly(fn, what: str) -> None:
     try:
         fn()
-    except BaseException:  # noqa: BLE001 — leaving the robot safe must not be interrupted by one failure
-        log.exception("while leaving the robot safe: could not %s", what)
+    except BaseException as exc:  # noqa: BLE001 — leaving the robot safe must not be interrupted by one failure
+        log.warning("while leaving the robot safe: could not %s: %s", what, exc)  # one line; the traceback at debug
+        log.debug("traceback", exc_info=True)
 
 
 __all__ = ["RealFinetuneEnv", "Operator", "RobotConnectionError", "REAL_PRIORS", "real_world_only_prior",

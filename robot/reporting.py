@@ -127,11 +127,14 @@ def finetune_stats(run: RunDir | None, cache: dict | None = None) -> dict | None
     else:
         used = [ok[i].episode for i in elite_indices(rewards, int(run_meta["cem"]["num_elites"]))]
     succeeded = {r.episode for r in ok if r.success is True}
-    return {"run": str(run.path), "episodes": len(ok), "successes": len(succeeded),
+    judged = all(r.success is not None for r in ok)  # an operator's scores carry no success flag (only errors do)
+    by_episode = {r.episode: float(r.reward) for r in ok}
+    return {"run": str(run.path), "episodes": len(ok), "successes": len(succeeded) if judged else None,
             "controller_errors": sum(bool((r.info or {}).get("error")) for r in ok),
             "mean_reward_first10": sum(rewards[:10]) / len(rewards[:10]),
             "mean_reward_last10": sum(rewards[-10:]) / len(rewards[-10:]),
-            "elites": len(used), "successful_elites": sum(e in succeeded for e in used)}
+            "elites": len(used), "successful_elites": sum(e in succeeded for e in used) if judged else None,
+            "elite_mean_reward": sum(by_episode.get(e, 0.0) for e in used) / max(1, len(used))}
 
 
 def why_not(row: dict) -> list[str]:
@@ -158,7 +161,7 @@ def why_not(row: dict) -> list[str]:
         else:
             out.append(f"{split}: DEFT {d['successes']}/{d['trials']} below {label} {b['successes']}/{n}")
     ft = row.get("finetune")
-    if ft:
+    if ft and ft["successes"] is not None:  # (not recorded with an operator's scores)
         errors = (f" ({ft['controller_errors']} of {ft['episodes']} ended in a controller error: collision or "
                   "unreachable pose)") if ft["controller_errors"] else ""
         if ft["successes"] == 0:
@@ -297,9 +300,12 @@ def to_markdown(report: dict) -> str:
         for label, ft in ((r["prior"], r.get("finetune")), ("real-world-only", r.get("finetune_rwo"))):
             if ft and ft["run"] not in seen:  # one baseline run serves every DEFT run of its task
                 seen.add(ft["run"])
-                ft_rows.append([r["task"], label, f"{ft['successes']}/{ft['episodes']}", str(ft["controller_errors"]),
+                scored = ft["successes"] is None
+                ft_rows.append([r["task"], label, "not recorded" if scored else f"{ft['successes']}/{ft['episodes']}",
+                                str(ft["controller_errors"]),
                                 f"{ft['mean_reward_first10']:.2f} → {ft['mean_reward_last10']:.2f}",
-                                f"{ft['successful_elites']}/{ft['elites']}"])
+                                f"mean reward {ft['elite_mean_reward']:.2f} of {ft['elites']}" if scored
+                                else f"{ft['successful_elites']}/{ft['elites']}"])
     if ft_rows:
         out += ["## Fine-tuning (Algorithm 1) per run", "",
                 _md_table(["task", "prior", "successes", "controller errors", "mean reward, first 10 → last 10 episodes",

@@ -191,21 +191,11 @@ def write_json(path: str | Path, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_default) + "\n")
+    from deft_core.finetune.episode_log import json_default
+
+    tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def _default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
 def discover_runs(root: str | Path) -> list[tuple[RunDir, RunMeta]]:

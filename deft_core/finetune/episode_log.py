@@ -74,7 +74,7 @@ class EpisodeRecord:
                 raise EpisodeLogError(f"episode {self.episode}: {name} must have 22 values, got {len(getattr(self, name))}")
 
     def to_line(self) -> str:
-        return json.dumps(asdict(self), default=_json_default, allow_nan=False) + "\n"
+        return json.dumps(asdict(self), default=json_default, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpisodeRecord":
@@ -95,17 +95,19 @@ class EpisodeRecord:
         return np.asarray(self.xi, dtype=np.float64)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy arrays/scalars and paths (shared by the durable logs)."""
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, Path):
         return str(obj)
-    raise TypeError(f"episode log: value of type {type(obj).__name__} is not JSON-serialisable: {obj!r}")
+    raise TypeError(f"value of type {type(obj).__name__} is not JSON-serialisable: {obj!r}")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a file's creation, rename or removal in ``path`` durable (fsync of the directory)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -120,7 +122,7 @@ def _write_durable(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_records(path: str | Path, *, repair: bool = False) -> list[EpisodeRecord]:
@@ -181,7 +183,7 @@ class EpisodeLog:
         self.dir = Path(log_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / IMAGES_DIR).mkdir(exist_ok=True)
-        self.run_meta = json.loads(json.dumps(run_meta, default=_json_default))
+        self.run_meta = json.loads(json.dumps(run_meta, default=json_default))
         run_file = self.dir / RUN_FILE
         if run_file.exists():
             stored = json.loads(run_file.read_text())
@@ -235,7 +237,7 @@ class EpisodeLog:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.records.append(record)
 
 

@@ -128,7 +128,21 @@ class XArmConfig:
 
 def _default_api_factory(ip: str) -> XArmAPILike:
     xarm = require_package("xarm.wrapper", "xarm-python-sdk")
-    return xarm.XArmAPI(ip, is_radian=True)
+    try:  # the SDK prints ~100 '[SDK][ERROR] xArm is not connected' lines while it retries: our error says it once
+        from xarm.core.utils.log import logger as sdk_logger
+    except ImportError:  # pragma: no cover — another SDK layout
+        sdk_logger = None
+    level = sdk_logger.level if sdk_logger is not None else None
+    if sdk_logger is not None:
+        sdk_logger.setLevel(logging.CRITICAL)
+    try:
+        return xarm.XArmAPI(ip, is_radian=True)
+    except Exception as exc:  # noqa: BLE001 — the SDK raises bare Exceptions ("failed to check version, close")
+        raise DeviceError(f"could not connect to the xArm controller at {ip} ({exc}); check the cable / network "
+                          "and that the controller is powered") from None
+    finally:
+        if sdk_logger is not None:
+            sdk_logger.setLevel(level)
 
 
 class XArmArm(Arm):

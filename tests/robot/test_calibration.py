@@ -194,3 +194,111 @@ def test_cli_calibrate_camera_and_hand_write_the_config(tmp_path, capsys):
     assert main(["calibrate-camera", "--images", str(tmp_path / "nope"), "--board", "checkerboard:9x6:0.025",
                  "--board-pose", str(tmp_path / "board.yaml")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------- self-calibrated intrinsics need diverse views
+
+def _table_setup(tmp_path, copies=3):
+    """The lab procedure: a board fixed on the table at a measured pose, a fixed camera, ``copies`` images
+    (all the same view)."""
+    import yaml
+
+    eye = np.array([-0.1, 0.05, 0.75])
+    T_base_cam = make_transform(look_at(eye, [0.45, 0.0, 0.0]), eye)
+    T_base_board = make_transform(euler_xyz_to_matrix([np.pi, 0, np.pi / 2]), [0.50, -0.06, 0.0])
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    view = render(invert_transform(T_base_cam) @ T_base_board)
+    for i in range(copies):
+        cv2.imwrite(str(imgs / f"view{i}.png"), view)
+    (tmp_path / "board.yaml").write_text(yaml.safe_dump(T_base_board.tolist()))
+    return imgs, T_base_cam
+
+
+def test_calibrate_camera_refuses_intrinsics_from_identical_views(tmp_path, capsys):
+    """Three images of a board fixed in front of a fixed camera: cv2.calibrateCamera is degenerate there
+    (fx 365 px for a true 600, wild distortion, a T_base_camera centimetres off); refused with exit 2 and
+    the advice to pass --intrinsics, nothing written."""
+    from robot.cli import main
+
+    imgs, _ = _table_setup(tmp_path)
+    rc = main(["calibrate-camera", "--images", str(imgs), "--board", "checkerboard:9x6:0.025",
+               "--board-pose", str(tmp_path / "board.yaml"), "--out", str(tmp_path / "report.json")])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "cannot calibrate the intrinsics from these images: only 1 distinct view(s) of the board among 3" in err
+    assert "pass --intrinsics K.json (e.g. the camera's factory intrinsics, which a RealSense reports)" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "report.json").exists()
+    # slightly moved but never tilted views are refused too: every board plane is parallel
+    from robot.calibration import diversity_problem
+
+    pts = [detect_board(render(_board_facing_camera(0.5 + 0.02 * i, (0.1, 0.05, 0.1 * i))), SPEC) for i in range(4)]
+    assert "same tilt in every view" in diversity_problem(pts, SPEC, (W, H))
+
+
+def test_calibrate_camera_implausible_intrinsics_are_refused():
+    from robot.calibration import intrinsics_problem
+
+    assert intrinsics_problem(K, np.zeros(5), 0.2, (W, H)) is None
+    assert "reprojection RMS 3.00 px" in intrinsics_problem(K, np.zeros(5), 3.0, (W, H))
+    assert "differ by 20 %" in intrinsics_problem(intrinsics_matrix(365.0, 305.0, 300.0, 205.0), np.zeros(5), 0.3, (W, H))
+    assert "outside 0.2-5 x the image width" in intrinsics_problem(intrinsics_matrix(90.0, 90.0, 319.5, 239.5),
+                                                                   np.zeros(5), 0.3, (W, H))
+    assert "distortion" in intrinsics_problem(intrinsics_matrix(509.0, 509.0, 319.5, 239.5),
+                                              np.array([-3.39, 187.0, 0.0, 0.0, -2792.0]), 0.3, (W, H))
+
+
+def test_calibrate_camera_self_calibrates_from_diverse_views_on_the_wrist(tmp_path, capsys):
+    """Board on the wrist, views at tilts up to ~23 deg: the intrinsics are still calibrated from the
+    images (no --intrinsics) and T_base_camera is accurate. With --board-pose such views are refused:
+    a board at one measured pose cannot have different tilts."""
+    import json
+
+    import yaml
+
+    from robot.cli import main
+
+    eye = np.array([0.9, 0.0, 0.55])
+    T_base_cam = make_transform(look_at(eye, [0.4, 0.0, 0.25]), eye)
+    T_wrist_board = make_transform(euler_xyz_to_matrix([0.3, -np.pi / 2, 0.2]), [0.02, -0.07, -0.05])
+    rng = np.random.default_rng(0)
+    imgs, poses = tmp_path / "imgs", {}
+    imgs.mkdir()
+    for i in range(6):
+        T_cb = _board_facing_camera(rng.uniform(0.4, 0.6), rng.uniform(-0.4, 0.4, 3))
+        T_cb[:3, 3] += rng.uniform(-0.04, 0.04, 3)
+        cv2.imwrite(str(imgs / f"w{i}.png"), render(T_cb))
+        poses[f"w{i}.png"] = (T_base_cam @ T_cb @ invert_transform(T_wrist_board)).tolist()
+    (tmp_path / "poses.json").write_text(json.dumps(poses))
+    rc = main(["calibrate-camera", "--images", str(imgs), "--board", "checkerboard:9x6:0.025",
+               "--robot-poses", str(tmp_path / "poses.json"), "--out", str(tmp_path / "report.json")])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "report.json").read_text())
+    np.testing.assert_allclose(np.diag(report["intrinsics"]["K"])[:2], [600.0, 600.0], rtol=0.02)
+    np.testing.assert_allclose(np.array(report["T_base_camera"])[:3, 3], T_base_cam[:3, 3], atol=5e-3)
+    (tmp_path / "board.yaml").write_text(yaml.safe_dump(np.eye(4).tolist()))
+    assert main(["calibrate-camera", "--images", str(imgs), "--board", "checkerboard:9x6:0.025",
+                 "--board-pose", str(tmp_path / "board.yaml")]) == 2
+    assert "with --board-pose every image must show the board at that one measured pose" in capsys.readouterr().err
+
+
+def test_calibrate_camera_with_intrinsics_accepts_identical_views(tmp_path, capsys):
+    """The lab procedure with the factory intrinsics: identical views are fine (no intrinsics are estimated
+    from them; the degenerate self-check is skipped, not reported as a focal length difference)."""
+    import json
+
+    from robot.cli import main
+
+    imgs, T_base_cam = _table_setup(tmp_path)
+    (tmp_path / "K.json").write_text(json.dumps({"K": K.tolist()}))
+    rc = main(["calibrate-camera", "--images", str(imgs), "--board", "checkerboard:9x6:0.025", "--intrinsics",
+               str(tmp_path / "K.json"), "--board-pose", str(tmp_path / "board.yaml"), "--out", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "intrinsics check skipped: only 1 distinct view(s)" in out and "focal lengths differ" not in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    T = np.array(report["T_base_camera"])
+    np.testing.assert_allclose(T[:3, 3], T_base_cam[:3, 3], atol=5e-3)
+    assert rotation_angle_between(T[:3, :3], T_base_cam[:3, :3]) < np.deg2rad(0.5)
+    assert report["extrinsics_spread"]["m"] < 1e-3

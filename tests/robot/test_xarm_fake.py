@@ -196,3 +196,31 @@ def test_unreachable_controller_and_bad_config():
     with pytest.raises(ValueError, match="ip"):
         XArmConfig(ip="")
     assert "Safety Boundary" in controller_error_meaning(35) or "boundary" in controller_error_meaning(35).lower()
+
+
+def test_sdk_that_raises_while_connecting_becomes_one_clear_error(monkeypatch):
+    """The real SDK's constructor raises a bare Exception ("failed to check version, close") for some
+    unreachable controllers, after printing its own retry errors: one DeviceError with the address and
+    the hint, and the SDK's logger quiet while it tries."""
+    import logging
+    import types
+
+    from robot.backends import xarm as xarm_backend
+
+    seen = []
+
+    class Boom:
+        def __init__(self, ip, is_radian=True):
+            from xarm.core.utils.log import logger
+
+            seen.append(logger.level)
+            raise Exception("failed to check version, close")
+
+    monkeypatch.setattr(xarm_backend, "require_package", lambda name, pip: types.SimpleNamespace(XArmAPI=Boom))
+    pytest.importorskip("xarm.core.utils.log")
+    from xarm.core.utils.log import logger
+
+    level = logger.level
+    with pytest.raises(DeviceError, match=r"10\.0\.0\.9 \(failed to check version, close\); check the cable"):
+        xarm_backend._default_api_factory("10.0.0.9")
+    assert seen == [logging.CRITICAL] and logger.level == level

@@ -367,3 +367,164 @@ def test_report_explains_a_failed_pattern_from_the_finetuning_log(tmp_path):
     used = json.loads((runs / "pick_cup" / "toy" / "policies" / "deft" / "config.json").read_text())["training_data"]["episodes"]
     ft = next(r for r in collect(runs)["table2"] if r["prior"] == "toy")["finetune"]
     assert ft["elites"] == len(used) and ft["successful_elites"] == sum(bool(log[e - 1]["success"]) for e in used)
+
+
+# ------------------------------------------------------------------ resuming an interrupted evaluation
+
+def _toy_run_with_policy(tmp_path) -> tuple[str, RunDir]:
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "2", "--out", out]) == 0
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "3", "--out", out]) == 0
+    return out, RunDir(tmp_path / "runs" / "pick_cup" / "toy")
+
+
+def _count_executions(monkeypatch, interrupt_at: int | None = None) -> list:
+    """Count ToyEnv.execute calls; raise KeyboardInterrupt (Ctrl-C) on call ``interrupt_at``."""
+    from deft_core.finetune.toy_env import ToyEnv
+
+    calls, execute = [], ToyEnv.execute
+
+    def counted(self, grasp):
+        calls.append(self.current[0])
+        if interrupt_at is not None and len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return execute(self, grasp)
+
+    monkeypatch.setattr(ToyEnv, "execute", counted)
+    return calls
+
+
+def _without_wall_times(doc: dict) -> dict:
+    doc = {k: v for k, v in doc.items() if k != "wall_s"}
+    doc["per_trial"] = [{k: v for k, v in t.items() if k != "wall_s"} for t in doc["per_trial"]]
+    return doc
+
+
+def test_an_interrupted_eval_resumes_without_rerunning_finished_trials(tmp_path, capsys, monkeypatch):
+    """Ctrl-C at trial 3 of 5 keeps trials 1-2 in the partial log; re-running the same command runs only
+    trials 3-5 and writes the same result as an uninterrupted run, then deletes the partial log."""
+    out, rd = _toy_run_with_policy(tmp_path)
+    cmd = ["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "5", "--out", out]
+    final = rd.eval_path("deft", "train")
+    partial = final.with_name("deft_train.partial.jsonl")
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(cmd) == 0
+    assert calls == [1, 2, 3, 4, 5] and not partial.exists()
+    uninterrupted = json.loads(final.read_text())
+    final.unlink()
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=3)
+        assert main(cmd) == 130
+    err = capsys.readouterr().err
+    assert f"the 2 finished trial(s) of 5 are kept in {partial}; re-run the same command to resume from trial 3" in err
+    assert not final.exists() and len(partial.read_text().splitlines()) == 2
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(cmd) == 0
+    assert calls == [3, 4, 5]                                   # trials 1 and 2 were not run again
+    assert "resuming after trial 2/5" in capsys.readouterr().out
+    resumed = json.loads(final.read_text())
+    assert _without_wall_times(resumed) == _without_wall_times(uninterrupted)
+    assert [t["trial"] for t in resumed["per_trial"]] == [1, 2, 3, 4, 5]
+    assert not partial.exists()
+
+
+def test_a_partial_eval_of_another_command_is_refused(tmp_path, capsys, monkeypatch):
+    """Finished trials of --eval-seed 1000 (sampled latent, 4 trials) are never mixed into another
+    evaluation: the error names each differing field, nothing runs, the partial log is kept."""
+    out, rd = _toy_run_with_policy(tmp_path)
+    cmd = ["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "4", "--out", out]
+    partial = rd.eval_path("deft", "train").with_name("deft_train.partial.jsonl")
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=3)
+        assert main(cmd) == 130
+    before = partial.read_bytes()
+    capsys.readouterr()
+    for extra, why in ((["--eval-seed", "1001"], "eval_seed: log has 1000, this command has 1001"),
+                       (["--zero-latent"], "latent: log has 'sampled', this command has 'zero'"),
+                       (["--trials", "6"], "trials: log has 4, this command has 6")):
+        with monkeypatch.context() as m:
+            calls = _count_executions(m)
+            assert main([*cmd, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "holds finished trials of a different evaluation" in err and why in err, err
+        assert "re-run with the same settings to resume it" in err and "Traceback" not in err
+        assert calls == [] and partial.read_bytes() == before
+    # a policy re-distilled into the same directory is a different policy
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "4", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(cmd) == 2
+    assert "policy_digest: log has" in capsys.readouterr().err
+
+
+def test_a_torn_last_line_of_the_partial_eval_is_dropped(tmp_path, capsys, monkeypatch):
+    """Killed while appending trial 3: the half-written line is dropped with a warning, trial 3 runs again,
+    and the result equals an uninterrupted run's."""
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "1", "--out", out]) == 0
+    rd = RunDir(tmp_path / "runs" / "pick_cup" / "toy")
+    cmd = ["eval", "--task", "pick_cup", "--policy", "affordance", "--trials", "4", "--out", out]
+    final = rd.eval_path("affordance", "train")
+    partial = final.with_name("affordance_train.partial.jsonl")
+    assert main(cmd) == 0
+    uninterrupted = json.loads(final.read_text())
+    final.unlink()
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=4)
+        assert main(cmd) == 130
+    lines = partial.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    partial.write_text(lines[0] + lines[1] + lines[2][: len(lines[2]) // 2])   # trial 3 torn mid-write
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(cmd) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "dropped a half-written last line" in err and "that trial will be run again" in err
+    assert calls == [3, 4]
+    assert _without_wall_times(json.loads(final.read_text())) == _without_wall_times(uninterrupted)
+    assert not partial.exists()
+    # a malformed line that is not the last one is damage, not a torn write: refused, naming the line
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=4)
+        assert main(cmd) == 130
+    lines = partial.read_text().splitlines(keepends=True)
+    partial.write_text(lines[0] + "{not json\n" + lines[1] + lines[2])
+    capsys.readouterr()
+    assert main(cmd) == 2
+    assert f"{partial}:2: malformed trial record" in capsys.readouterr().err
+
+
+def test_eval_on_the_lab_robot_resumes_after_stdin_closes(monkeypatch, capsys, tmp_path):
+    """The operator's stdin closes after judging trial 1 of 3: the message says the finished trial is kept
+    (not 'resume from the log'), and the re-run asks only trials 2 and 3."""
+    import io
+
+    from test_real_env import FAKE_YAML, write_yaml  # noqa: E402  (same directory, rootdir sys.path)
+
+    monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
+    box = "120 90 200 150"  # the fake camera's red object
+    runs = str(tmp_path / "runs")
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"\n\n{box}\n0.5\n" for _ in range(3))))
+    assert main(["finetune", "--task", "pick_cup", "--prior", "real-world-only", "--robot",
+                 str(write_yaml(tmp_path, FAKE_YAML)), "--segmenter", "operator", "--episodes", "3", "--warmup", "1",
+                 "--elites", "1", "--out", runs]) == 0
+    evaluate = ["eval", "--task", "pick_cup", "--policy", "affordance", "--prior", "real-world-only", "--out", runs,
+                "--segmenter", "operator", "--trials", "3", "--objects", "train"]
+    eval_dir = tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval"
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\ny\n\n\n{box}\n"))   # closes before trial 2's outcome
+    assert main(evaluate) == 2
+    err = capsys.readouterr().err
+    assert "standard input closed while waiting for the trial outcome" in err and "resume from the log" not in err
+    assert (f"the 1 finished trial(s) of 3 are kept in {eval_dir / 'affordance_train.partial.jsonl'}; "
+            "re-run the same command to resume from trial 2") in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\nn\n\n\n{box}\ny\n"))  # trials 2 and 3 only
+    rc = main(evaluate)
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    doc = json.loads((eval_dir / "affordance_train.json").read_text())
+    assert [t["success"] for t in doc["per_trial"]] == [True, False, True] and doc["successes"] == 2
+    assert not (eval_dir / "affordance_train.partial.jsonl").exists()

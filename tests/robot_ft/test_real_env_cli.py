@@ -116,3 +116,46 @@ def test_eval_on_fake_robot_asks_the_operator_for_each_outcome(monkeypatch, caps
     assert "type y or n" in out.out
     doc = json.loads((tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval" / "affordance_train.json").read_text())
     assert [t["success"] for t in doc["per_trial"]] == [True, False] and doc["successes"] == 1
+
+
+def test_the_bundled_dry_run_config_runs_the_documented_dry_run(monkeypatch, capsys, tmp_path, caplog):
+    """docs/finetune-cli.md's step 0 as written: robot/configs/lab_fake.yaml, the §5 baseline, typed boxes
+    and operator scores — the run completes; the summary, distill and the report say successes are not
+    recorded (an operator scores, it does not judge success) instead of counting every episode a failure;
+    stdin closing mid-run leaves the robot safe once, with no failed retreat of a stopped arm logged."""
+    import logging
+
+    from robot.config import example_config_path
+
+    text = example_config_path("lab_fake").read_text()
+    caplog.set_level(logging.WARNING, logger="robot.real_env")
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n{BOX}\n0.4\n\n\n{BOX}\n", text)
+    assert rc == 2 and "standard input closed" in out.err and "Traceback" not in out.err + out.out
+    assert not [r for r in caplog.records if "leaving the robot safe" in r.getMessage()], caplog.text
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n{BOX}\n0.7\n\n\n{BOX}\n0.9\n", text)
+    assert rc == 0, out.err
+    assert "successes not recorded (operator scores)" in out.out
+    runs = str(tmp_path / "runs")
+    assert main(["distill", "--task", "pick_cup", "--prior", "real-world-only", "--kind", "mean", "--out", runs]) == 0
+    printed = capsys.readouterr().out
+    assert "mean reward 0.67 (operator scores: successes not recorded)" in printed and "warning" not in printed
+    assert main(["report", "--runs", runs, "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    # before a cVAE is distilled, the elites are the top E (= 1 here) by reward
+    assert "| pick_cup | real-world-only | not recorded | 0 | 0.67 → 0.67 | mean reward 0.90 of 1 |" in md
+
+
+def test_calibrating_a_hand_the_backend_cannot_take_is_refused(capsys, tmp_path):
+    """The fake hand has no joint→motor map: calibrate-hand must not write scale/offset into its YAML
+    (the next finetune would refuse the file) — it is refused and the file is left as it was."""
+    from robot.config import example_config_path
+
+    cfg = tmp_path / "lab_fake.yaml"
+    cfg.write_text(example_config_path("lab_fake").read_text())
+    before = cfg.read_text()
+    joint = np.random.default_rng(0).uniform(0, 1.2, (10, 16))
+    pairs = {"pairs": [{"motor": (1.1 * j + 3.0).tolist(), "joint": j.tolist()} for j in joint]}
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    assert main(["calibrate-hand", "--pairs", str(tmp_path / "pairs.json"), "--config", str(cfg)]) == 2
+    assert "unknown field" in capsys.readouterr().err
+    assert cfg.read_text() == before
