@@ -221,10 +221,15 @@ def resolve_run(root: str | Path, task: str, run: str | None = None, name: str |
         rd.read_meta()
         return rd
     task_dir = Path(root) / task
-    mains = [RunDir(p.parent) for p in sorted(task_dir.glob(f"*/{META_FILE}")) if RunDir(p.parent).read_meta().is_main]
+    runs = [RunDir(p.parent) for p in sorted(task_dir.glob(f"*/{META_FILE}"))]
+    mains = [rd for rd in runs if rd.read_meta().is_main]
     if len(mains) == 1:
         return mains[0]
     if not mains:
+        if runs:  # only baselines / ablations / test-split runs: name them, the user must pick one
+            raise RunError(f"no DEFT run of {task!r} under {task_dir} (a prior other than real-world-only, reward sim or "
+                           f"operator, train objects); the runs there: {', '.join(rd.path.name for rd in runs)} — choose "
+                           "one with --prior NAME or --run DIR")
         raise RunError(f"no fine-tuning run of {task!r} under {task_dir}; run 'deft-robot finetune --task {task}' first "
                        "or pass --run DIR")
     raise RunError(f"several runs of {task!r}: {', '.join(str(m.path) for m in mains)}; choose one with --run DIR or --prior")

@@ -211,6 +211,11 @@ def test_distill_refuses_an_unfinished_run(tmp_path, capsys):
 def test_eval_argument_errors(tmp_path, capsys):
     assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--out", str(tmp_path)]) == 2
     assert "no fine-tuning run of 'pick_cup'" in capsys.readouterr().err
+    # only a baseline and a custom-named test-split run: they are named, not reported as absent
+    RunDir(tmp_path / "pick_cup" / "real-world-only").write_or_check_meta(RunMeta(task="pick_cup", prior="real-world-only", reward="sim"))
+    RunDir(tmp_path / "pick_cup" / "mine").write_or_check_meta(RunMeta(task="pick_cup", prior="oracle", reward="sim", split="test"))
+    assert main(["distill", "--task", "pick_cup", "--out", str(tmp_path)]) == 2
+    assert "the runs there: mine, real-world-only — choose one with --prior NAME" in capsys.readouterr().err
     assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "0", "--out", str(tmp_path)]) == 2
     assert "--trials must be >= 1" in capsys.readouterr().err
     assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--checkpoint", str(tmp_path),
