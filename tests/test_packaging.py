@@ -18,6 +18,31 @@ def test_robot_and_core_never_import_ray_or_pipelines():
     assert out.strip().splitlines()[-1] == "[]"
 
 
+def test_no_module_imports_against_the_dependency_rule():
+    """Statically, every import in every module (also the ones inside functions): deft_core imports none of
+    ray, pipelines, robot, jobs; robot none of ray, pipelines, jobs; pipelines neither robot nor jobs."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rules = {"deft_core": {"ray", "pipelines", "robot", "jobs"}, "robot": {"ray", "pipelines", "jobs"},
+             "pipelines": {"robot", "jobs"}}
+    bad = []
+    for pkg, banned in rules.items():
+        files = sorted((root / pkg).rglob("*.py"))
+        assert files, pkg
+        for f in files:
+            for node in ast.walk(ast.parse(f.read_text(), str(f))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                bad += [f"{f.relative_to(root)}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in banned]
+    assert not bad, bad
+
+
 def test_cli_unknown_command_fails_clearly():
     from pipelines.cli import main
 
