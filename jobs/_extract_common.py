@@ -144,6 +144,13 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
     stages: Counter = Counter()
     t0 = time.perf_counter()
     if todo:
+        try:  # an unwritable --out fails here, in one line, not inside every actor
+            (out / "data").mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"--out {a.out}: cannot write there ({exc.strerror or exc})") from None
         if not ray.is_initialized():
             address = a.address or os.environ.get("RAY_ADDRESS")
             if address is None and a.ray_num_cpus is not None:  # a fresh local Ray of that size
@@ -203,7 +210,8 @@ def print_summary(dataset: str, manifest: dict) -> None:
     for stage, n in sorted(run["errors_by_stage"].items()):
         t.add_row(f"  errors this run: {stage}", str(n))
     t.add_row("source rows unreadable", str(run["source_errors"]))
-    t.add_row("throughput", f"{run['clips_per_s']} clips/s ({run['seconds']} s)")
+    t.add_row("throughput", f"{run['clips_per_s']} clips/s ({run['seconds']} s)" if run['clips_per_s'] is not None
+              else "nothing to process (every clip already done)")
     t.add_row("total samples in OUT", str(counts["samples"]))
     t.add_row("total errors in OUT", f"{counts['errors']} {counts['errors_by_stage']}")
     Console(stderr=True).print(t)

@@ -150,6 +150,25 @@ def init_local_ray(num_cpus: int | None = None, **kwargs) -> None:
              dashboard_port=port, runtime_env={"env_vars": env}, **kwargs)
 
 
+#: logical CPUs the ray_data path needs beyond the Train workers: Ray Data's parquet read operator asks for
+#: a whole CPU whatever ``num_cpus`` it is given (Ray 2.60), next to the fractional decode actors
+RAY_DATA_SPARE_CPUS = 2.0
+
+
+def check_ray_data_cpus(cluster_cpus: float, num_workers: int, cpus_per_worker: float) -> None:
+    """Refuse the ``ray_data`` path on a cluster too small to schedule the Train workers and the Data
+    pipeline together: it would wait forever ("Cluster resources are not enough to run any task from
+    ...ReadFiles...", seen on ``ray start --head`` on 2 cores). Logical CPUs may exceed the physical
+    ones: the work shares the cores, as :func:`init_local_ray` does with its 4."""
+    need = num_workers * cpus_per_worker + RAY_DATA_SPARE_CPUS
+    if cluster_cpus < need:
+        raise ValueError(f"--data-mode ray_data needs >= {need:g} logical CPUs on the cluster ({num_workers} Train "
+                         f"worker(s) × {cpus_per_worker:g} + {RAY_DATA_SPARE_CPUS:g} for Ray Data's read and decode); "
+                         f"it has {cluster_cpus:g}, and the job would wait forever. Start Ray with more logical CPUs "
+                         f"(e.g. 'ray start --head --num-cpus {int(-(-need // 1))}'; they share the physical cores) "
+                         "or use --data-mode worker (the shards are read inside each worker)")
+
+
 def _ray_train_loop(config: dict) -> None:
     """Per-worker entry point of the TorchTrainer (runs in the Ray Train worker processes)."""
     import tempfile
@@ -177,11 +196,12 @@ def _ray_train_loop(config: dict) -> None:
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
         if rank == 0:
+            val = (f"val_contact {metrics.get('val_contact_px', float('nan')):.1f}px "
+                   f"(centre {metrics.get('val_baseline_centre_contact_px', float('nan')):.1f}px) "
+                   f"wrist {metrics.get('val_wrist_deg', float('nan')):.1f}° pose {metrics.get('val_pose_deg', float('nan')):.1f}°"
+                   if config.get("has_val") else "no validation split")
             print(f"[train] epoch {metrics['epoch'] + 1}/{config['train']['epochs']} "
-                  f"loss {metrics['train_loss']:.4f} val_contact {metrics.get('val_contact_px', float('nan')):.1f}px "
-                  f"(centre {metrics.get('val_baseline_centre_contact_px', float('nan')):.1f}px) "
-                  f"wrist {metrics.get('val_wrist_deg', float('nan')):.1f}° pose {metrics.get('val_pose_deg', float('nan')):.1f}° "
-                  f"{metrics['train_samples_per_s']:.1f} samples/s", flush=True)
+                  f"loss {metrics['train_loss']:.4f} {val} {metrics['train_samples_per_s']:.1f} samples/s", flush=True)
         if fail_at is not None and metrics["epoch"] == fail_at and marker and not Path(marker).exists():
             Path(marker).write_text("failed once")  # test instrumentation: one simulated worker crash
             raise RuntimeError(f"simulated worker failure after epoch {fail_at}")
@@ -273,6 +293,12 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     summary = summarise_data(files, cfg["train"]["val_fraction"], cfg["train"].get("hand_label_weights"))
     if summary["train_rows"] == 0:
         raise ValueError(f"no training rows in {shards} after the video split (val_fraction {cfg['train']['val_fraction']})")
+    if summary["val_rows"] == 0:
+        import sys
+
+        print(f"warning: no validation rows: {summary['rows']} rows, val_fraction {cfg['train']['val_fraction']} of the "
+              "videos gave none; the epochs report no validation metrics and 'deft model evaluate' needs --split all "
+              "(raise --val-fraction or add clips)", file=sys.stderr, flush=True)
     mode = choose_data_mode(files, data_mode, in_worker_max_mb)
     steps = -(-summary["train_rows"] // (cfg["train"]["batch_size"] * max(1, num_workers)))
     config = cfg | {"steps_per_epoch": steps, "data_summary": summary, "has_val": summary["val_rows"] > 0,
@@ -292,6 +318,8 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
             ray.init()
         else:
             init_local_ray()
+    if mode == "ray_data":
+        check_ray_data_cpus(float(ray.cluster_resources().get("CPU", 0.0)), num_workers, cpus_per_worker)
     resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
     config["resume_dir"] = str(resume) if resume else None
     trainer = TorchTrainer(

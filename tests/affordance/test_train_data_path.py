@@ -81,3 +81,37 @@ def test_auto_data_mode_follows_the_size_threshold(table):
     assert choose_data_mode(files, "ray_data") == "ray_data" and choose_data_mode(files, "worker") == "worker"
     with pytest.raises(ValueError, match="data_mode must be one of"):
         choose_data_mode(files, "bogus")
+
+
+def test_ray_data_mode_is_refused_on_a_cluster_too_small_to_schedule_it():
+    """On `ray start --head` on 2 cores the ray_data path waited forever (Train worker + decode actors took
+    1.5 of 2 CPUs, the parquet read asked for 1): refused up front with what to do instead."""
+    from pipelines.train_affordance import check_ray_data_cpus
+
+    with pytest.raises(ValueError, match=r"needs >= 3 logical CPUs.*it has 2.*--num-cpus 3.*--data-mode worker"):
+        check_ray_data_cpus(2.0, num_workers=1, cpus_per_worker=1.0)
+    check_ray_data_cpus(4.0, num_workers=1, cpus_per_worker=1.0)          # init_local_ray's 4: fine
+    with pytest.raises(ValueError, match="needs >= 6"):
+        check_ray_data_cpus(4.0, num_workers=2, cpus_per_worker=2.0)
+
+
+def test_training_without_validation_rows_says_so(tmp_path, monkeypatch, capsys):
+    """A split that leaves no validation video is announced before training (the epochs then print "no
+    validation split", not NaNs, and `deft model evaluate` needs --split all)."""
+    import pipelines.train_affordance as ta
+
+    write_shards(tmp_path / "sh", 8, files=1, seed=0)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(ta, "choose_data_mode", stop)  # the step right after the data summary
+    with pytest.raises(Stop):
+        ta.run([str(tmp_path / "sh")], str(tmp_path / "out"), "tiny", {"train": {"val_fraction": 0.0}})
+    assert "warning: no validation rows: 8 rows, val_fraction 0.0" in capsys.readouterr().err
+    with pytest.raises(Stop):
+        ta.run([str(tmp_path / "sh")], str(tmp_path / "out"), "tiny", {"train": {"val_fraction": 0.5}})
+    assert "no validation rows" not in capsys.readouterr().err

@@ -80,3 +80,24 @@ def test_train_job_names_an_unreadable_shard(tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert "part-0.parquet: not a readable Parquet shard" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "tr2").exists()
+
+
+def test_unknown_or_missing_hand_pose_and_unwritable_out_stop_the_job_before_ray(tmp_path, datasets):
+    """Checked in the driver, one line, exit 2: an unknown --hand-pose (it used to kill every actor, 288
+    lines), no --hand-pose for Ego4D (the message names the flag), an --out that cannot be written (it
+    used to fail inside every actor)."""
+    from pipelines.stages.process import ExtractConfig
+
+    root = datasets["hoi4d"]  # a small generated HOI4D (session fixture): clips to process
+    res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(tmp_path / "o1"), "--hand-pose", "bogus", cwd=tmp_path)
+    assert res.returncode == 2 and "unknown hand-pose backend 'bogus' (--hand-pose)" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    import pytest
+
+    with pytest.raises(ValueError, match=r"no hand-pose backend for dataset 'ego4d': pass --hand-pose "):
+        ExtractConfig(dataset="ego4d").resolved_hand_pose_backend()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(blocker / "out"), cwd=tmp_path)
+    assert res.returncode == 2 and f"--out {blocker / 'out'}: cannot write there" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
