@@ -67,7 +67,7 @@ def _options(pairs: list[str], flag: str = "--hand-pose-option") -> dict[str, An
     out = {}
     for kv in pairs:
         if "=" not in kv:
-            raise SystemExit(f"{flag} {kv!r}: expected KEY=VALUE")
+            raise ValueError(f"{flag} {kv!r}: expected KEY=VALUE")
         k, v = kv.split("=", 1)
         try:
             out[k] = json.loads(v)

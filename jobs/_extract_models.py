@@ -50,7 +50,7 @@ def model_options(a: argparse.Namespace) -> dict[str, dict[str, Any]]:
     scoped: dict[str, dict[str, Any]] = {v: {} for v in SCOPES.values()}
     for kv in a.model_option:
         if "=" not in kv:
-            raise SystemExit(f"--model-option {kv!r}: expected [SCOPE.]KEY=VALUE")
+            raise ValueError(f"--model-option {kv!r}: expected [SCOPE.]KEY=VALUE")
         k, v = kv.split("=", 1)
         try:
             val = json.loads(v)
@@ -60,7 +60,7 @@ def model_options(a: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if dot and scope in SCOPES:
             scoped[SCOPES[scope]][key] = val
         elif dot:
-            raise SystemExit(f"--model-option {kv!r}: unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+            raise ValueError(f"--model-option {kv!r}: unknown scope {scope!r}; known: {', '.join(SCOPES)}")
         else:
             shared[k] = val
     return {name: {**shared, **opts} for name, opts in scoped.items()}

@@ -101,3 +101,16 @@ def test_unknown_or_missing_hand_pose_and_unwritable_out_stop_the_job_before_ray
     res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(blocker / "out"), cwd=tmp_path)
     assert res.returncode == 2 and f"--out {blocker / 'out'}: cannot write there" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+
+
+def test_malformed_key_value_options_are_usage_errors(tmp_path):
+    """--hand-pose-option / --model-option without KEY=VALUE: 'extract X: error: ...', exit 2 like every
+    other usage error (they exited 1 through SystemExit)."""
+    root = tmp_path / "ego4d"
+    (root / "v2" / "annotations").mkdir(parents=True)
+    for flag, value, expected in (("--hand-pose-option", "fov_deg", "--hand-pose-option 'fov_deg': expected KEY=VALUE"),
+                                  ("--model-option", "sam.x", "--model-option 'sam.x': expected [SCOPE.]KEY=VALUE")):
+        res = _run_job("extract_ego4d.py", "--root", str(root), "--out", str(tmp_path / "o"), "--hand-pose", "mediapipe",
+                       flag, value, cwd=tmp_path)
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert f"extract ego4d: error: {expected}" in res.stderr and "Traceback" not in res.stderr
