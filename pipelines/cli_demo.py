@@ -368,9 +368,6 @@ def table2_terminal(report_json: Path) -> list | None:
         table.add_row(escape(label), *(cell(row, m) for m, _ in _TABLE2_METHODS), _verdict(row.get("pattern") or {}))
     summary = report.get("table2_summary") or {}
     holds = summary.get("holds") or []
-    verdict = (f"The pattern (DEFT strictly above both baselines on train and test objects) holds on "
-               f"[bold]{len(holds)} of {summary.get('tasks', len(rows))}[/] task(s)" + (f": {', '.join(holds)}" if holds else "")
-               + ". Why not, from the report:")
     reasons = Table.grid(padding=(0, 1))
     reasons.add_column(no_wrap=True)
     reasons.add_column()
@@ -379,7 +376,10 @@ def table2_terminal(report_json: Path) -> list | None:
             reasons.add_row(f"! {escape(row['task'])}:", f"[yellow]{escape(row['warning'])}[/]")
         if row.get("why_not"):
             reasons.add_row(f"• {escape(row['task'])}:", escape("; ".join(row["why_not"])))
-    return [table, verdict, reasons] if reasons.row_count else [table, verdict.replace(" Why not, from the report:", "")]
+    verdict = (f"The pattern (DEFT strictly above both baselines on train and test objects) holds on "
+               f"[bold]{len(holds)} of {summary.get('tasks', len(rows))}[/] task(s)" + (f": {', '.join(holds)}" if holds else "")
+               + (". Why not, from the report:" if reasons.row_count else "."))
+    return [table, verdict, reasons] if reasons.row_count else [table, verdict]
 
 
 def _verdict(pattern: dict) -> str:

@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise CommandError(f"{exc}; run 'deft-robot finetune' for this run first") from None
     except EpisodeLogError as exc:
-        raise CommandError(f"{exc}: the fine-tuning log is damaged at that line (not a half-written last line, "
-                           "which is dropped); restore it from a copy or fix the line by hand") from None
+        raise CommandError(str(exc)) from None  # names the line and what to do
     done = sum(r.status == "ok" for r in records)
     if done < meta.episodes and not args.allow_partial:
         raise CommandError(f"{rd.finetune_dir} has {done} of {meta.episodes} episodes; finish it by re-running the "
@@ -97,12 +96,14 @@ def training_note(used, records) -> str | None:
     than :data:`FEW_SUCCESSES` of them did — the residual policy then reproduces mostly failed grasps,
     and can score below the prior it corrects (squeeze_lemon in the demo: 2 of 10, DEFT 0/10 against
     the prior's 6/10)."""
+    from deft_core.finetune.episode_log import successes_recorded
+
     done = [r for r in records if r.status == "ok"]
     ok = {r.episode: bool(r.success) for r in done}
     used = list(used) if used is not None else sorted(ok)
     if not used:
         return None
-    if any(r.success is None for r in done):  # an operator's scores: no success flag to count (only errors have one)
+    if not successes_recorded(done):
         reward = {r.episode: float(r.reward) for r in done}
         return (f"learned from {len(used)} episode(s), mean reward {sum(reward.get(int(e), 0.0) for e in used) / len(used):.2f} "
                 "(operator scores: successes not recorded)")

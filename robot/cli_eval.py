@@ -65,13 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_robot_arguments(parser)
 
 
-def _resolve(args):
-    """(run dir, run meta, policy checkpoint dir or None, description of what is evaluated, ``new``):
-    ``new`` is None for an existing run, or ``(τ or None,)`` for a run this command creates — its meta
-    and τ are written only once the environment opens, so a bad checkpoint or an unreachable robot
-    leaves nothing behind that would refuse the corrected command."""
+def _resolve(args, tau=None):
+    """(run dir, run meta, policy checkpoint dir or None, description of what is evaluated, whether the run
+    is new): a run this command creates (``--policy affordance --checkpoint``, with ``tau`` = its
+    ``--trajectory``) has its meta and τ written only once the environment opens, so a bad checkpoint or an
+    unreachable robot leaves nothing behind that would refuse the corrected command."""
     from deft_core.cli_util import CommandError
-    from robot.cli_finetune import load_trajectory_arg, parse_size
+    from robot.cli_finetune import parse_size
     from robot.runs import RunDir, RunError, RunMeta, resolve_run
 
     try:
@@ -89,21 +89,18 @@ def _resolve(args):
                 if ckpt and not Path(ckpt, "config.json").is_file():
                     raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
                 rd = RunDir(args.run or Path(args.out) / args.task / prior)
-                tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
                 if rd.has_meta():
                     meta = rd.read_meta()
                     if meta.checkpoint != ckpt:
                         raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
-                    _check_same_trajectory(rd, meta, tau)
-                    return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", None
+                    return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                image_size=parse_size(args.size), checkpoint=ckpt,
                                trajectory=tau.digest() if tau is not None else None)
-                return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", (tau,)
+                return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
             meta = rd.read_meta()
-            _check_same_trajectory(rd, meta, load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None)
-            return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", None
+            return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
         if args.policy == "real-world-only":
             rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
             meta = rd.read_meta()
@@ -118,12 +115,11 @@ def _resolve(args):
             kind, what = args.policy, f"the {meta.prior} prior ξ + δ̂ of the '{args.policy}' policy distilled from {rd.path.name}"
     except RunError as exc:
         raise CommandError(str(exc)) from None
-    _check_same_trajectory(rd, meta, load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None)
     ckpt_dir = rd.policy_dir(kind)
     if not (ckpt_dir / "config.json").is_file():
         raise CommandError(f"no distilled '{kind}' policy in {ckpt_dir}; run: deft-robot distill --task {args.task} "
                            f"--kind {kind} --run {rd.path}")
-    return rd, meta, ckpt_dir, what, None
+    return rd, meta, ckpt_dir, what, False
 
 
 def _check_same_trajectory(rd, meta, tau) -> None:
@@ -149,11 +145,14 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise CommandError(f"--trials must be >= 1, got {args.trials}")
     limit_threads(args.threads)
-    rd, meta, ckpt_dir, what, new = _resolve(args)
+    from robot.cli_finetune import load_trajectory_arg
     from robot.runs import RunError
 
+    arg_tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
+    rd, meta, ckpt_dir, what, new = _resolve(args, arg_tau)
+    _check_same_trajectory(rd, meta, arg_tau)  # (a new run is made with it)
     try:
-        tau = new[0] if new is not None else rd.load_trajectory(meta)
+        tau = arg_tau if new else rd.load_trajectory(meta)
     except RunError as exc:
         raise CommandError(str(exc)) from None
     if meta.robot in ("sim", "toy") and not args.verbose:  # joint-limit clamps are frequent under CEM noise
@@ -196,11 +195,11 @@ def run(args: argparse.Namespace) -> int:
             env = open_env(meta, objects, runner=runner, real=real, trajectory=tau)
         except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError, OSError) as exc:
             raise CommandError(str(exc)) from None  # e.g. a bad checkpoint, an unreachable robot
-        if new is not None:  # the environment opened: now the new run exists
+        if new:  # the environment opened: now the new run exists
             if tau is not None:
                 rd.store_trajectory(tau)
             rd.write_or_check_meta(meta)
-            new = None
+            new = False
         runner = getattr(env, "runner", None)
         if getattr(env, "hand_text_note", None) and objects == splits[0]:
             print(f"warning: {env.hand_text_note}", flush=True)
@@ -280,6 +279,5 @@ def _finetune_seeds(rd) -> set[int]:
     try:
         _, records = open_run(rd.finetune_dir)
     except EpisodeLogError as exc:
-        raise CommandError(f"{exc}: the fine-tuning log is damaged at that line (not a half-written last line, "
-                           "which is dropped); restore it from a copy or fix the line by hand") from None
+        raise CommandError(str(exc)) from None  # names the line and what to do
     return {int(r.env_seed) for r in records}

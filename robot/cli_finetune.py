@@ -89,7 +89,7 @@ def limit_threads(n: int) -> None:
 
 
 def build_meta(args):
-    """RunMeta from the command line (the checks a user gets before anything heavy starts)."""
+    """(RunMeta, τ or None) from the command line (the checks a user gets before anything heavy starts)."""
     from deft_core.cli_util import CommandError
     from robot.runs import RunMeta
 
@@ -127,18 +127,19 @@ def build_meta(args):
     reward = args.reward or ("operator" if robot not in ("sim", "toy") else "sim")
     if reward == "sim" and robot not in ("sim", "toy"):
         raise CommandError("--reward sim needs the simulator; on a robot use operator, r3m or resnet")
-    if args.robot == "toy" and getattr(args, "trajectory", None):
+    if args.robot == "toy" and args.trajectory:
         raise CommandError("--trajectory: the toy environment has no arm to move; use --robot sim or a robot YAML")
-    tau = load_trajectory_arg(args.trajectory, args.task) if getattr(args, "trajectory", None) else None
+    tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
     if args.warmup >= args.episodes:
         print(f"warning: --warmup {args.warmup} >= --episodes {args.episodes}: D is never refitted, every episode "
               "samples the initial σ₀ (Algorithm 1 refits after the M warm-up episodes)", file=sys.stderr, flush=True)
     if args.elites > args.episodes:
         print(f"warning: --elites {args.elites} > --episodes {args.episodes}: every episode is an elite",
               file=sys.stderr, flush=True)
-    return RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
+    meta = RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
                    image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
                    warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None)
+    return meta, tau
 
 
 def load_trajectory_arg(path: str, task: str):
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     from deft_core.cli_util import CommandError
     from robot.runs import RunDir, RunError, run_name
 
-    meta = build_meta(args)
+    meta, tau = build_meta(args)
     limit_threads(args.threads)
     rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
     on_robot = meta.robot not in ("sim", "toy")
@@ -263,7 +264,6 @@ def run(args: argparse.Namespace) -> int:
         real = {"operator": make_operator(rd.path), "locator": make_locator(args), "object_prompt": args.object_prompt}
     from robot.evaluation import open_env
 
-    tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
     try:
         env = open_env(meta, real=real, trajectory=tau)  # a robot that cannot be reached fails here: nothing is written
     except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError) as exc:  # e.g. a bad checkpoint
@@ -280,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         if hasattr(env, "close"):
             env.close()  # the lab robot: hand opened, wrist lifted, arm stopped, devices disconnected
     from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.episode_log import successes_recorded
     from deft_core.finetune.plots import plot_run
 
     plot_run(result.records, CEMConfig(num_elites=meta.elites, warmup_episodes=meta.warmup,
@@ -287,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
              title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
     rewards = result.rewards
     ok = [r for r in result.records if r.status == "ok"]
-    successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if all(r.success is not None for r in ok)
+    successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if successes_recorded(ok)
                  else "successes not recorded (operator scores)")
     w = max(1, min(10, len(rewards) // 2))
     print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), {successes}, "

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from deft_core.finetune.episode_log import fsync_dir, json_default
+from deft_core.finetune.episode_log import append_durably, fsync_dir, json_default, read_jsonl, truncate_durably
 from deft_core.grasp import GRASP_DIM
 
 #: policies ``deft-robot eval`` knows: the prior alone, the real-world-only baseline, distilled kinds
@@ -192,32 +192,16 @@ class TrialLog:
             self._read()
 
     def _read(self) -> None:
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        tail = lines.pop()  # bytes after the last newline: b"" when the file ends cleanly
-        torn = bool(tail.strip(b"\x00 \t\r"))
-        good_bytes = 0
-        docs: list[dict] = []
-        for lineno, line in enumerate(lines, start=1):
-            try:
-                doc = json.loads(line.decode("utf-8"))
-                if not (isinstance(doc, dict) and doc.get("format") == PARTIAL_FORMAT
-                        and isinstance(doc.get("result"), dict)):
-                    raise ValueError(f"not a {PARTIAL_FORMAT} line")
-            except (ValueError, UnicodeDecodeError) as exc:
-                if lineno == len(lines) and not torn:
-                    torn = True  # a garbage last line (e.g. zero-filled after a crash) is a torn line
-                    break
-                raise EvalLogError(f"{self.path}:{lineno}: malformed trial record ({exc})") from None
-            docs.append(doc)
-            good_bytes += len(line) + 1
-        if torn or good_bytes != len(raw):
-            self.dropped = (f"{self.path}: dropped a half-written last line ({len(raw) - good_bytes} bytes) left by "
+        def parse(doc):
+            if not (isinstance(doc, dict) and doc.get("format") == PARTIAL_FORMAT and isinstance(doc.get("result"), dict)):
+                raise ValueError(f"not a {PARTIAL_FORMAT} line")
+            return doc
+
+        docs, good_bytes, torn = read_jsonl(self.path, parse, EvalLogError, "trial record")
+        if torn:
+            self.dropped = (f"{self.path}: dropped a half-written last line ({torn} bytes) left by "
                             "an interrupted evaluation; that trial will be run again")
-            with open(self.path, "r+b") as f:
-                f.truncate(good_bytes)
-                f.flush()
-                os.fsync(f.fileno())
+            truncate_durably(self.path, good_bytes)
         for lineno, doc in enumerate(docs, start=1):
             self._check(lineno, doc)
 
@@ -256,11 +240,7 @@ class TrialLog:
         line = json.dumps({"format": PARTIAL_FORMAT, "version": PARTIAL_VERSION, "identity": self.identity,
                            "result": asdict(result)}, default=json_default, allow_nan=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
-            f.write(line.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(self.path.parent)
+        append_durably(self.path, line)
         self.done[result.trial] = result
 
     def remove(self) -> None:

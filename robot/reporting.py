@@ -118,6 +118,7 @@ def finetune_stats(run: RunDir | None, cache: dict | None = None) -> dict | None
     import json
 
     from deft_core.finetune.cem import elite_indices
+    from deft_core.finetune.episode_log import successes_recorded
 
     run_meta, ok = log
     rewards = [float(r.reward) for r in ok]
@@ -127,7 +128,7 @@ def finetune_stats(run: RunDir | None, cache: dict | None = None) -> dict | None
     else:
         used = [ok[i].episode for i in elite_indices(rewards, int(run_meta["cem"]["num_elites"]))]
     succeeded = {r.episode for r in ok if r.success is True}
-    judged = all(r.success is not None for r in ok)  # an operator's scores carry no success flag (only errors do)
+    judged = successes_recorded(ok)
     by_episode = {r.episode: float(r.reward) for r in ok}
     return {"run": str(run.path), "episodes": len(ok), "successes": len(succeeded) if judged else None,
             "controller_errors": sum(bool((r.info or {}).get("error")) for r in ok),

@@ -125,36 +125,66 @@ def _write_durable(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def successes_recorded(records) -> bool:
+    """Whether a run's 'ok' episodes carry a success flag. An operator's scores do not (only an episode
+    that ended in a controller error is marked a failure), so successes cannot be counted there."""
+    return all(r.success is not None for r in records if r.status == "ok")
+
+
+def read_jsonl(path: Path, parse, error: type[Exception], what: str) -> tuple[list, int, int]:
+    """The durable JSON-lines logs' reader (the episode log here, ``deft-robot eval``'s partial log):
+    ``parse(obj)`` each line's JSON (raising ValueError/TypeError when it is not a ``what``). Returns
+    (parsed items, bytes of the good lines, bytes of a torn tail — a half-written or garbage last line left
+    by a killed writer, 0 when the file ends cleanly). A malformed line elsewhere raises ``error``
+    naming ``path:line``."""
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    tail = lines.pop()  # bytes after the last newline: b"" when the file ends cleanly
+    items: list = []
+    good_bytes = 0
+    torn = bool(tail.strip(b"\x00 \t\r"))
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            items.append(parse(json.loads(line.decode("utf-8"))))
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            if lineno == len(lines) and not torn:
+                torn = True  # the last line is garbage (e.g. zero-filled after a crash): treat as torn
+                break
+            raise error(f"{path}:{lineno}: malformed {what} ({exc}): the log is damaged at that line (only a "
+                        "half-written last line is dropped by itself); restore it from a copy or fix the line by hand") from None
+        good_bytes += len(line) + 1
+    return items, good_bytes, (len(raw) - good_bytes) if torn or good_bytes != len(raw) else 0
+
+
+def truncate_durably(path: Path, size: int) -> None:
+    """Cut ``path`` to ``size`` bytes (a torn tail off a log) and fsync it."""
+    with open(path, "r+b") as f:
+        f.truncate(size)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def append_durably(path: Path, line: str) -> None:
+    """Append one line to a log with a single write, then fsync the file and its directory."""
+    with open(path, "ab") as f:
+        f.write(line.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path.parent)
+
+
 def read_records(path: str | Path, *, repair: bool = False) -> list[EpisodeRecord]:
     """Parse ``episodes.jsonl``. A torn (half-written) last line is dropped with a warning, and cut off
     the file when ``repair``; any other malformed line raises :class:`EpisodeLogError` naming it."""
     path = Path(path)
     if not path.exists():
         return []
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    tail = lines.pop()  # bytes after the last newline: b"" when the file ends cleanly
-    records: list[EpisodeRecord] = []
-    good_bytes = 0
-    torn = bool(tail.strip(b"\x00 \t\r"))
-    for lineno, line in enumerate(lines, start=1):
-        try:
-            record = EpisodeRecord.from_dict(json.loads(line.decode("utf-8")))
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            if lineno == len(lines) and not torn:
-                torn = True  # the last line is garbage (e.g. zero-filled after a crash): treat as torn
-                break
-            raise EpisodeLogError(f"{path}:{lineno}: malformed episode record ({exc})") from None
-        records.append(record)
-        good_bytes += len(line) + 1
-    if torn or good_bytes != len(raw):
-        warnings.warn(f"{path}: dropping a half-written last line ({len(raw) - good_bytes} bytes) "
+    records, good_bytes, torn = read_jsonl(path, EpisodeRecord.from_dict, EpisodeLogError, "episode record")
+    if torn:
+        warnings.warn(f"{path}: dropping a half-written last line ({torn} bytes) "
                       "left by an interrupted run; that attempt will be redone", RuntimeWarning, stacklevel=2)
         if repair:
-            with open(path, "r+b") as f:
-                f.truncate(good_bytes)
-                f.flush()
-                os.fsync(f.fileno())
+            truncate_durably(path, good_bytes)
     _check_sequence(path, records)
     return records
 
@@ -232,12 +262,7 @@ class EpisodeLog:
         if record.episode != expected_episode or record.attempt != self.void_attempts(record.episode):
             raise EpisodeLogError(f"{self.path}: cannot append episode {record.episode} attempt {record.attempt}; "
                                   f"next is episode {expected_episode} attempt {self.void_attempts(expected_episode)}")
-        line = record.to_line().encode("utf-8")
-        with open(self.path, "ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(self.dir)
+        append_durably(self.path, record.to_line())
         self.records.append(record)
 
 

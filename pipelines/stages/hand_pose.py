@@ -89,11 +89,17 @@ HAND_POSE_BACKENDS: dict[str, str] = {
 }
 
 
-def make_hand_pose_backend(name: str, **options) -> HandPoseBackend:
-    """Instantiate a backend by its name in :data:`HAND_POSE_BACKENDS`, or by an explicit
-    ``"module:Class"`` import string (an out-of-tree backend)."""
+def hand_pose_target(name: str) -> str:
+    """The ``"module:Class"`` of a backend name in :data:`HAND_POSE_BACKENDS` (or an explicit import string,
+    an out-of-tree backend); ValueError for anything else. Cheap: nothing is imported."""
     target = HAND_POSE_BACKENDS.get(name) or (name if ":" in name else None)
     if target is None:
-        raise ValueError(f"unknown hand-pose backend {name!r}; known: {', '.join(HAND_POSE_BACKENDS)} (or module:Class)")
-    module, cls = target.split(":")
+        raise ValueError(f"unknown hand-pose backend {name!r} (--hand-pose); known: {', '.join(HAND_POSE_BACKENDS)} "
+                         "(or module:Class)")
+    return target
+
+
+def make_hand_pose_backend(name: str, **options) -> HandPoseBackend:
+    """Instantiate a backend by its name (see :func:`hand_pose_target`)."""
+    module, cls = hand_pose_target(name).split(":")
     return getattr(importlib.import_module(module), cls)(**options)

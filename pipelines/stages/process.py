@@ -55,15 +55,13 @@ class ExtractConfig:
     def resolved_hand_pose_backend(self) -> str:
         """The hand-pose backend's name (HOI4D defaults to its own fits); a missing or unknown name is a
         ValueError naming the jobs' ``--hand-pose`` flag, raised in the driver before any worker starts."""
-        from pipelines.stages.hand_pose import HAND_POSE_BACKENDS
+        from pipelines.stages.hand_pose import HAND_POSE_BACKENDS, hand_pose_target
 
         name = self.hand_pose_backend or ("hoi4d" if self.dataset == "hoi4d" else None)
         if name is None:
             raise ValueError(f"no hand-pose backend for dataset {self.dataset!r}: pass --hand-pose "
                              f"{'|'.join(b for b in HAND_POSE_BACKENDS if b != 'hoi4d')} (ExtractConfig.hand_pose_backend)")
-        if name not in HAND_POSE_BACKENDS and ":" not in name:
-            raise ValueError(f"unknown hand-pose backend {name!r} (--hand-pose); known: {', '.join(HAND_POSE_BACKENDS)} "
-                             "(or module:Class)")
+        hand_pose_target(name)
         return name
 
     def as_dict(self) -> dict:
