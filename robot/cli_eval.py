@@ -25,7 +25,8 @@ scenes. Results: ``<run>/eval/<policy>_<objects>.json`` (summary + per-trial see
 Each finished trial is first appended durably to ``<run>/eval/<policy>_<objects>.partial.jsonl``: if the
 evaluation is interrupted (Ctrl-C, a crash, the operator's stdin closing on a lab robot), re-running the
 same command resumes after the last finished trial — no trial is run (or judged) twice — and the result is
-the same as an uninterrupted run's; the partial log is deleted once the result is written. A partial log of
+the same as an uninterrupted run's; the partial log is deleted once the result is written (with ``--objects
+both``, once both results are written, so a finished split is not run again either). A partial log of
 a different evaluation (other --eval-seed, --zero-latent, --trials, or a re-distilled policy) is refused.
 """
 
@@ -229,13 +230,18 @@ def run(args: argparse.Namespace) -> int:
                               latent="zero" if args.zero_latent else "sampled", evaluated=what,
                               excluded_finetune_seeds=len(exclude), wall_s=resumed + time.perf_counter() - t0)
             path = write_json(final, doc)
-            log.remove()
+            if len(splits) == 1:
+                log.remove()
+            # with both splits, each split's log stays until both results are written: a re-run after an
+            # interruption in the test split re-reads the finished train split instead of running it again
             s = summarise(trials)
             print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
                   f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
         finally:
             if real is not None:
                 env.close()  # hand open, arm stopped, devices disconnected
+    for log in logs.values():
+        log.remove()
     if runner is not None:
         runner.close()
     return 0

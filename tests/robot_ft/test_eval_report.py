@@ -436,6 +436,38 @@ def test_an_interrupted_eval_resumes_without_rerunning_finished_trials(tmp_path,
     assert not partial.exists()
 
 
+def test_an_eval_of_both_splits_interrupted_in_the_test_split_does_not_rerun_the_train_split(tmp_path, capsys, monkeypatch):
+    """--objects both, Ctrl-C at test trial 2 of 3: the re-run reads the finished train split back from its
+    partial log (no train trial runs again), resumes the test split at trial 2, writes both results equal
+    to an uninterrupted run's, and only then deletes both partial logs."""
+    out, rd = _toy_run_with_policy(tmp_path)
+    cmd = ["eval", "--task", "pick_cup", "--policy", "deft", "--objects", "both", "--trials", "3", "--out", out]
+    finals = {o: rd.eval_path("deft", o) for o in ("train", "test")}
+    partials = {o: f.with_name(f"deft_{o}.partial.jsonl") for o, f in finals.items()}
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(cmd) == 0
+    assert len(calls) == 6 and not any(p.exists() for p in partials.values())
+    uninterrupted = {o: json.loads(f.read_text()) for o, f in finals.items()}
+    for f in finals.values():
+        f.unlink()
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=5)          # 3 train trials, then test trial 2
+        assert main(cmd) == 130
+    assert finals["train"].exists() and not finals["test"].exists()
+    assert len(partials["train"].read_text().splitlines()) == 3 and len(partials["test"].read_text().splitlines()) == 1
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(cmd) == 0
+    assert len(calls) == 2                             # test trials 2 and 3 only
+    printed = capsys.readouterr().out
+    assert "[train]: resuming after trial 3/3" in printed and "[test]: resuming after trial 1/3" in printed
+    for o, f in finals.items():
+        assert _without_wall_times(json.loads(f.read_text())) == _without_wall_times(uninterrupted[o]), o
+    assert not any(p.exists() for p in partials.values())
+
+
 def test_a_partial_eval_of_another_command_is_refused(tmp_path, capsys, monkeypatch):
     """Finished trials of --eval-seed 1000 (sampled latent, 4 trials) are never mixed into another
     evaluation: the error names each differing field, nothing runs, the partial log is kept."""
