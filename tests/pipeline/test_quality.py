@@ -54,9 +54,13 @@ def test_moved_points_raise_the_error(extracted, tmp_path):
     assert moved > base + 10
 
 
-def test_cli_writes_json_and_png(extracted, tmp_path, capsys):
+def test_cli_writes_json_and_png(extracted, tmp_path, capsys, monkeypatch):
     root, out = extracted
+    monkeypatch.setenv("COLUMNS", "80")   # what rich assumes when stderr is a log file or a pipe
     assert main(["data", "evaluate", "--shards", str(out), "--truth", str(root), "--out", str(tmp_path / "rep")]) == 0
+    table = capsys.readouterr().err
+    assert "epic_kitchens/fixed" in table and "…" not in table, table   # names and headers whole at 80 columns
+    assert max(len(line) for line in table.splitlines()) <= 80
     rep = json.loads((tmp_path / "rep" / "extraction_quality.json").read_text())
     assert rep["reports"][0]["valid_clips"] == 4
     assert (tmp_path / "rep" / "extraction_examples.png").stat().st_size > 1000
