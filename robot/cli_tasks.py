@@ -32,15 +32,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console, Group
+    from rich.markup import escape
+    from rich.padding import Padding
     from rich.table import Table
 
-    table = Table(title="DEFT tasks", show_lines=True)
-    for col in ("task", "text / grasp region", "train objects", "test objects", "success (Appendix F)"):
-        table.add_column(col, overflow="fold")
+    # one block per task, labels left and values wrapping at spaces: readable at 80 columns (a wide
+    # five-column table folded object names mid-word there)
+    blocks = []
     for r in rows:
-        objs = {s: "\n".join(f"{role}: {', '.join(v)}" for role, v in r["objects"][s].items()) for s in ("train", "test")}
-        table.add_row(r["name"], f"{r['text']}\n({r['grasp_region']})", objs["train"], objs["test"],
-                      f"{r['success']}\nreward: {r['reward']}")
-    Console().print(table)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="dim")
+        grid.add_column()
+        for split in ("train", "test"):
+            grid.add_row(f"{split} objects", escape("; ".join(f"{role}: {', '.join(v)}" for role, v in r["objects"][split].items())))
+        grid.add_row("success", escape(r["success"]))
+        grid.add_row("reward", escape(r["reward"]))
+        blocks.append(Group(f"[bold]{escape(r['name'])}[/]  text \"{escape(r['text'])}\", grasp region: {escape(r['grasp_region'])}",
+                            Padding(grid, (0, 0, 1, 2), expand=False)))
+    Console().print(Group(*blocks))
     return 0

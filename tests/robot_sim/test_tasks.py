@@ -1,6 +1,8 @@
 """Task criteria on hand-written traces (no simulator): each Appendix F criterion passes and fails
 where it should, rewards are in [0, 1] and 1.0 exactly on success."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,25 @@ def test_flip_bagel_and_squeeze_lemon_and_scoop():
 def test_trace_must_start_with_initial():
     with pytest.raises(ValueError, match="initial"):
         TASKS["pick_cup"].evaluate([snap("final")])
+
+
+def test_the_tasks_command_lists_every_task_readably_at_80_columns(capsys, monkeypatch):
+    """`deft-robot tasks` in a log or a pipe (80 columns): every task, every object name whole (the
+    earlier wide table folded names mid-word: 'cup_green_con' / 'ical'), criteria and rewards; --json
+    round-trips; an unknown task is a usage error."""
+    from robot.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    words = set(out.replace(",", " ").replace(";", " ").split())
+    for t in TASKS.values():
+        d = t.describe()
+        assert d["name"] in words and f'"{d["text"]}",' in out
+        for split in ("train", "test"):
+            for names in d["objects"][split].values():
+                assert set(names) <= words, (d["name"], split, names)
+    assert main(["tasks", "--task", "pour_cup", "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["pour_cup"]
+    assert main(["tasks", "--task", "no_such_task"]) == 2
