@@ -43,12 +43,14 @@ def _list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="object variants")
-    for col in ("kind", "split", "name", "shape", "mass (kg)", "size x×y×z (cm)"):
-        table.add_column(col)
+    # no vertical rules and short headers: fits 80 columns (a log, a pipe) with every name whole
+    table = Table(title="object variants (size: x × y × z)", box=box.SIMPLE_HEAD)
+    for col in ("kind", "split", "name", "shape", "mass (kg)", "size (cm)"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
         table.add_row(r["kind"], r["split"], r["name"], r["shape"], f"{r['mass_kg']:.3f}",
                       "×".join(f"{100 * s:.1f}" for s in r["size_m"]))

@@ -100,3 +100,16 @@ def test_world_command_writes_a_scene_that_compiles(tmp_path, capsys):
     assert main(["world", "--kind", "lemon", "--json"]) == 0
     assert "lime_green" in capsys.readouterr().out
     assert main(["world", "--kind", "plate"]) == 2
+
+
+def test_world_variant_table_keeps_every_name_whole_at_80_columns(capsys, monkeypatch):
+    """The table as a log or a pipe gets it (80 columns): no name cut short ('grape_single_purp…' was)."""
+    from deft_core.world.objects import object_variants
+    from robot.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["world"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    words = set(out.split())
+    assert {v.name for v in object_variants()} <= words
