@@ -6,7 +6,7 @@ Example::
 
 Reads every ``<runs>/<task>/<run>/run_meta.json`` with its ``eval/*.json`` and fine-tuning log, and
 writes ``report.md``, ``report.json`` and ``improvement_curves.png`` to ``--out``. Evaluations that do
-not exist are shown as ``missing``.
+not exist are shown as ``missing`` (a Table 3 ablation evaluated on no task is one line, not a column).
 """
 
 from __future__ import annotations

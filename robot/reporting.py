@@ -312,17 +312,25 @@ def to_markdown(report: dict) -> str:
                 _md_table(["task", "prior", "successes", "controller errors", "mean reward, first 10 → last 10 episodes",
                            "successful elites (what the policy learns from)"], ft_rows), ""]
     out += ["## Table 3a: residual policies distilled from the same run", ""]
-    kinds = ("affordance",) + ABLATION_KINDS
+    # a policy kind evaluated on no task at all gets a line saying how to produce it, not a column of
+    # "missing" cells (the demo distils only the cVAE)
+    unevaluated = [k for k in ABLATION_KINDS if k != "deft"
+                   and all(r[f"{k}_{s}"] is None for r in report["table3_policy"] for s in SPLITS)]
+    kinds = ("affordance",) + tuple(k for k in ABLATION_KINDS if k not in unevaluated)
     header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
     rows = [[r["task"], r["prior"]] + [fmt_cell(r[f"{k}_{s}"]) for k in kinds for s in SPLITS]
             for r in report["table3_policy"]]
     out += [_md_table(header, rows) if rows else "_no runs_", "",
-            "`affordance` = the prior alone; `mean` = the top-10 mean residual (reference).", "",
-            "## Table 3b: reward source of the fine-tuning (DEFT policy)", ""]
+            "`affordance` = the prior alone; `deft` = the cVAE (§3.2); `mlp`, `transformer`, `direct` = Table 3's "
+            "ablations; `mean` = the top-10 mean residual (reference)."]
+    if unevaluated and rows:
+        out += ["", f"Not evaluated on any task: {', '.join(unevaluated)}. To add them: `deft-robot distill --task T "
+                    f"--kind all`, then `deft-robot eval --task T --policy KIND --objects both` for each kind."]
+    out += ["", "## Table 3b: reward source of the fine-tuning (DEFT policy)", ""]
     rows = [[r["task"], r["prior"], r["reward"]] + [fmt_cell(r[f"deft_{s}"]) for s in SPLITS] for r in report["table3_reward"]]
     out += [_md_table(["task", "prior", "reward", "DEFT (train)", "DEFT (test)"], rows) if rows else "_no runs_", ""]
     missing = sum(v is None for t in ("table2", "table3_policy", "table3_reward") for r in report[t]
-                  for k, v in r.items() if k.endswith(SPLITS))
+                  for k, v in r.items() if k.endswith(SPLITS) and not (t == "table3_policy" and k.rsplit("_", 1)[0] in unevaluated))
     out += [f"{missing} cell(s) missing. Improvement curves: `improvement_curves.png`.", ""]
     return "\n".join(out)
 

@@ -262,6 +262,10 @@ def test_report_tables_show_the_numbers_on_disk_and_mark_missing_cells(tmp_path)
     assert line == "| pick_cup | oracle | 60 % (6/10) | 50 % (5/10) | 10 % (1/10) | missing | 90 % (9/10) | 70 % (7/10) | missing |"
     assert "| pick_cup | oracle | r3m | 60 % (3/5) | missing |" in md
     assert "40 % (4/10)" in md                                      # the mlp ablation cell
+    # Table 3a: the mlp column (evaluated once) stays; kinds evaluated on no task are a line, not columns
+    t3 = md[md.index("## Table 3a"):md.index("## Table 3b")]
+    assert "| mlp (train) | mlp (test) |" in t3 and "transformer (train)" not in t3 and "mean (test)" not in t3
+    assert "Not evaluated on any task: transformer, direct, mean." in t3 and "--kind all" in t3
     files = write_report(tmp_path, tmp_path / "rep")
     assert json.loads(files["json"].read_text())["table2"][1]["deft_train"]["successes"] == 9
     assert files["png"] is None                                     # no fine-tuning logs: no curves
