@@ -91,7 +91,13 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the block failed: close what can be closed, and let the block's error be the one reported
+            self.close()
+        except Exception:  # noqa: BLE001 - e.g. "no frames to write" when the first append failed
+            pass
 
     def _open_stream(self, height: int, width: int) -> None:
         if width % 2 or height % 2:

@@ -16,6 +16,12 @@ HOI4D has no narrations: the text is the task definition of (category, task) fro
 ``task_definitions.csv`` (a copy of the real file ships in ``pipelines/sources/data``), e.g. C2/T1 →
 "pick and place the mug". One sequence is one clip: frames 0-based; ``fps = num_frames / duration``
 (the release's videos hold 300 frames, 15 or 30 fps by length); v1 is the start of the first event.
+
+``num_frames`` is the video container's frame count (read from its header, nothing decoded), else the
+highest hand-pose pickle's frame number + 1 (a pickle is named by its frame, so frames missing from a
+partial download do not shift it), else 300; without ``info.duration`` the video's own frame rate is
+used. A sequence that ``release.txt`` lists but that has no folder under the root (a partial download)
+is counted in :attr:`HOI4DSource.skipped`, not reported as an error.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -106,6 +113,28 @@ def read_events(path: Path) -> tuple[list[dict], float | None]:
     return events, float(duration) if duration else None
 
 
+def probe_video(path: str | Path) -> tuple[int | None, float | None]:
+    """(frame count, frame rate) from a video container's header (PyAV; nothing is decoded), each None
+    where the container does not say or cannot be opened (the decoder reports a broken video later)."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate) if stream.average_rate else None
+            return (int(stream.frames) or None), rate
+    except Exception:  # noqa: BLE001 - any unreadable container: fall back to the annotations
+        return None, None
+
+
+def pickle_frame_count(hand_dir: Path) -> int:
+    """Highest frame number of a hand-pose folder's ``<frame>.pickle`` files + 1 (0 without any)."""
+    if not hand_dir.is_dir():
+        return 0
+    frames = [int(p.stem) for p in hand_dir.glob("*.pickle") if p.stem.isdigit()]
+    return max(frames) + 1 if frames else 0
+
+
 class HOI4DSource:
     """Lists HOI4D sequences as :class:`ClipRecord` s (see module doc for the layout)."""
 
@@ -120,6 +149,8 @@ class HOI4DSource:
                               f"folders (directly, or under HOI4D_annotations/ or HOI4D_release/)")
         self.tasks = load_task_definitions(task_definitions)
         self.bad_rows: list[dict] = []
+        #: sequences not extracted that are not errors, by reason (reported in the job's manifest)
+        self.skipped: Counter = Counter()
 
     def _first_existing(self, rel: str, bases: tuple[str, ...]) -> Path | None:
         for b in bases:
@@ -175,12 +206,15 @@ class HOI4DSource:
         events, duration = read_events(action)
         hand_dir = self.root / "handpose" / "refinehandpose_right" / rel
         left_dir = self.root / "handpose" / "refinehandpose_left" / rel
-        n_frames = len(list(hand_dir.glob("*.pickle"))) if hand_dir.is_dir() else 0
-        n_frames = n_frames or DEFAULT_NUM_FRAMES
-        if not duration:
-            raise ValueError(f"{action}: info.duration missing; cannot derive fps")
-        fps = n_frames / duration
         video = self._first_existing(f"{rel}/align_rgb/image.mp4", ("HOI4D_release", "", "HOI4D_annotations"))
+        video_frames, video_fps = probe_video(video) if video else (None, None)
+        n_frames = video_frames or pickle_frame_count(hand_dir) or pickle_frame_count(left_dir) or DEFAULT_NUM_FRAMES
+        if duration:
+            fps = n_frames / duration
+        elif video_fps:
+            fps = video_fps
+        else:
+            raise ValueError(f"{action}: info.duration missing and no readable video; cannot derive fps")
         intrin = None
         for name in ("intrin.npy", "color_intrin.npy"):
             p = self.root / "camera_params" / seq.camera / name
@@ -202,8 +236,15 @@ class HOI4DSource:
                      "category": seq.category, "task": seq.task},
         )
 
+    def downloaded(self, rel: str) -> bool:
+        """Whether any of the sequence's folders (annotations or RGB) is under the root."""
+        return any((self.root / b / rel).is_dir() for b in SEQUENCE_BASES)
+
     def records(self) -> Iterator[ClipRecord]:
         for rel in self.sequence_paths():
+            if self.release is not None and SEQ_RE.match(rel.strip("/")) and not self.downloaded(rel):
+                self.skipped["listed in release.txt, not downloaded"] += 1
+                continue
             try:
                 yield self.parse_sequence(rel)
             except (ValueError, OSError, KeyError) as exc:

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.sources.base import ClipRecord, SourceError, open_source
@@ -127,6 +128,47 @@ def test_hoi4d_source_reads_a_tree_without_release_txt(tmp_path, old_format):
     assert recs.video_id == rel and recs.fps == pytest.approx(30.0)  # 300 frames / 10 s
     assert (recs.first_frame, recs.last_frame) == (15, 120)
     assert recs.contact["grasp_frame"] == 60 and recs.text == "pick and place the mug" and recs.hand_hint == "right"
+
+
+def test_hoi4d_frame_count_survives_missing_pickles_and_prefers_the_video(tmp_path):
+    """Frames 0-14 of a 47-frame sequence have no hand-pose pickle (a partial download): the frame count
+    is the highest pickle's frame + 1, not the number of pickles (which gave 32 frames: a wrong fps, so a
+    wrong contact frame and clip end, silently); with the video present its header's count decides; without
+    info.duration the video's own rate is used."""
+    from deft_core.video import VideoWriter
+
+    rel = _hoi4d_tree(tmp_path)
+    hand = tmp_path / "handpose" / "refinehandpose_right" / rel
+    for f in range(15, 47):
+        (hand / f"{f}.pickle").write_bytes(b"")
+    (rec,) = list(HOI4DSource(tmp_path).records())
+    assert rec.fps == pytest.approx(4.7) and rec.contact["grasp_frame"] == round(2.0 * 4.7)   # 47 frames / 10 s
+    video = tmp_path / "HOI4D_release" / rel / "align_rgb" / "image.mp4"
+    video.parent.mkdir(parents=True)
+    with VideoWriter(video, 15) as w:
+        w.append(np.zeros((60, 32, 48, 3), np.uint8))
+    (rec,) = list(HOI4DSource(tmp_path).records())
+    assert rec.fps == pytest.approx(6.0) and rec.last_frame == 24                             # 60 frames / 10 s
+    color = tmp_path / "HOI4D_annotations" / rel / "action" / "color.json"
+    doc = json.loads(color.read_text())
+    del doc["info"]
+    color.write_text(json.dumps(doc))
+    (rec,) = list(HOI4DSource(tmp_path).records())
+    assert rec.fps == pytest.approx(15.0) and rec.contact["grasp_frame"] == 30
+
+
+def test_hoi4d_sequences_listed_but_not_downloaded_are_counted_not_errors(tmp_path):
+    """The real release.txt lists 2,971 sequences; with a subset downloaded the others are a skip count,
+    while a downloaded sequence missing its action file stays an error."""
+    rel = _hoi4d_tree(tmp_path)
+    broken = "ZY20210800001/H1/C2/N01/S10/s02/T1"
+    (tmp_path / "HOI4D_release" / broken / "align_rgb").mkdir(parents=True)
+    (tmp_path / "release.txt").write_text(f"{rel}\r\nZY20210800004/H4/C13/N50/S234/s02/T1\r\n{broken}\r\n"
+                                          "ZY20210800004/H4/C8/N14/S71/s03/T2\r\n")
+    src = HOI4DSource(tmp_path)
+    assert [r.video_id for r in src.records()] == [rel]
+    assert src.skipped == {"listed in release.txt, not downloaded": 2}
+    assert len(src.bad_rows) == 1 and "no action/color.json" in src.bad_rows[0]["error"] and broken in src.bad_rows[0]["error"]
 
 
 def _ego4d_json(path: Path) -> None:

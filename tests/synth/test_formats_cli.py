@@ -117,6 +117,19 @@ def test_video_rejects_odd_size(tmp_path):
         write_video(tmp_path / "v.mp4", np.zeros((2, 47, 64, 3), np.uint8), 30)
 
 
+def test_an_error_inside_a_video_writer_block_is_the_one_raised(tmp_path):
+    """`with VideoWriter(...)`: an error before the first frame is reported as itself, not replaced by
+    the writer's own 'no frames to write' from closing (which had hidden a NameError in a test)."""
+    from deft_core.video import VideoWriter
+
+    with pytest.raises(KeyError, match="the real cause"):
+        with VideoWriter(tmp_path / "v.mp4", 15):
+            raise KeyError("the real cause")
+    with pytest.raises(ValueError, match="no frames to write"):   # a block that wrote nothing, without error
+        with VideoWriter(tmp_path / "w.mp4", 15):
+            pass
+
+
 def test_video_encoding_is_reproducible(tmp_path):
     """The same frames give the same bytes (libx264's defaults — threads, CPU-dependent code — did not: a
     rendered dataset, and all that is extracted and trained from it, differed between two runs of the
