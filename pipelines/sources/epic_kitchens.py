@@ -11,10 +11,12 @@ The narration CSV has 15 columns in the real release (no ``uid``; some copies ad
 / ``stop_frame`` are 1-based RGB frame numbers. Videos have different native fps (59.94, 50, 29.97,
 47.95, 90: ``fps`` of the record, used for decoding), but the frame *numbering* is not always at that
 rate: measured on the real ``EPIC_100_validation.csv``, ``start_frame / start_seconds`` is 60.0 (median
-59.999) for every EK-55 video, including the 29.97, 47.95 and 90 fps ones. So each row's numbering
+59.999) for every EK-55 video, including the 29.97, 47.95 and 90 fps ones. So each video's numbering
 rate (``ClipRecord.frame_rate``) is inferred as the candidate in (video fps, 60, 50) that best explains
-its frame numbers and timestamps, and :meth:`ClipRecord.decode_index` maps frame numbers to decoded
-video frames through time. Timestamps come as ``HH:MM:SS.SS`` or ``HH:MM:SS.SSS``; when a frame column
+the frame numbers and timestamps of all its rows (a first pass over the CSV reads only those columns;
+one row alone cannot tell 59.94 from 60, which differ by a frame a minute apart, and a row starting at
+0 s fits every rate), and :meth:`ClipRecord.decode_index` maps frame numbers to decoded video frames
+through time. Timestamps come as ``HH:MM:SS.SS`` or ``HH:MM:SS.SSS``; when a frame column
 is missing it is computed from the timestamp at the video's fps.
 """
 
@@ -64,6 +66,28 @@ def read_video_info(path: str | Path) -> dict[str, dict]:
     return info
 
 
+#: candidate numbering rates besides the video's own fps (EK-55 frames at 60, EPIC-100 extension at 50)
+NUMBERING_RATES = (60.0, 50.0)
+
+
+def _misfit(rate: float, refs: list[tuple[float, int]]) -> float:
+    """Frames by which frame numbers ``f`` miss ``t × rate`` over (seconds, frame) pairs, under the better
+    of the two conventions seen: ``f = t·rate + 1`` (1-based frames, as our writer numbers them) or
+    ``f = t·rate`` (the real EPIC CSV: 00:00:54.90 is frame 3294 = 54.9 × 60). Without that choice a
+    one-frame convention offset outweighs the 0.06 frames/s between 59.94 and 60 in the first minute."""
+    return min(sum(abs(f - c - t * rate) for t, f in refs) for c in (0, 1))
+
+
+def choose_rate(fps: float, refs: list[tuple[float, int]]) -> float:
+    """The numbering rate of (time, frame) pairs: the video's ``fps`` unless 60 or 50 explains them better
+    by more than a frame in all (times in the first half second are no evidence: they fit every rate)."""
+    refs = [(t, f) for t, f in refs if t > 0.5]
+    if not refs:
+        return fps
+    best = min(NUMBERING_RATES, key=lambda r: _misfit(r, refs))
+    return best if _misfit(best, refs) < _misfit(fps, refs) - 1.0 else fps
+
+
 def _find(root: Path, names: tuple[str, ...]) -> Path | None:
     for sub in ("", "annotations", "epic-kitchens-100-annotations"):
         for n in names:
@@ -99,6 +123,8 @@ class EpicKitchensSource:
         self.video_info = read_video_info(vi)
         self.chunksize = chunksize
         self.bad_rows: list[dict] = []
+        #: per-video numbering rate from all its rows (:meth:`numbering_rates`, filled by :meth:`records`)
+        self.video_rates: dict[str, float] | None = None
 
     def video_path(self, video_id: str) -> Path:
         participant = video_id.split("_")[0]
@@ -120,13 +146,17 @@ class EpicKitchensSource:
         t0, t1 = parse_timestamp(row["start_timestamp"]), parse_timestamp(row["stop_timestamp"])
         f0 = row.get("start_frame")
         f1 = row.get("stop_frame")
+        derived = f0 is None or pd.isna(f0) or f1 is None or pd.isna(f1)
         f0 = int(f0) if f0 is not None and not pd.isna(f0) else int(round(t0 * fps)) + 1
         f1 = int(f1) if f1 is not None and not pd.isna(f1) else int(round(t1 * fps)) + 1
         if f0 < 1 or f1 < f0:
             raise ValueError(f"start_frame {f0} / stop_frame {f1} are not 1-based and ordered")
-        rate = fps
-        if t0 > 0.5:  # which numbering rate explains the row (ties → the video's fps)
-            rate = min((fps, 60.0, 50.0), key=lambda r: abs((f0 - 1) - t0 * r))
+        if derived:  # frames computed here from the timestamps, at the video's fps
+            rate = fps
+        elif self.video_rates is not None and vid in self.video_rates:
+            rate = self.video_rates[vid]
+        else:  # a row parsed on its own: its start and stop are the only evidence
+            rate = choose_rate(fps, [(t0, f0), (t1, f1)])
         narration = row.get("narration")
         narration = "" if narration is None or pd.isna(narration) else str(narration)
         verb, noun = row.get("verb"), row.get("noun")
@@ -138,7 +168,32 @@ class EpicKitchensSource:
                                                    "start_s": t0, "stop_s": t1},
         )
 
+    def numbering_rates(self) -> dict[str, float]:
+        """Per video, :func:`choose_rate` over the (start, stop) times and frames of all its rows: one pass
+        over the CSVs reading five columns (memory: the distinct videos, not the rows). Unparseable values
+        are skipped here; the listing reports them."""
+        refs: dict[str, list[tuple[float, int]]] = {}
+        for path in self.csv_paths:
+            try:
+                head = pd.read_csv(path, nrows=0).columns
+            except (FileNotFoundError, pd.errors.EmptyDataError):
+                continue  # the listing reports it
+            cols = [c for c in ("video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame") if c in head]
+            if "start_frame" not in cols or "stop_frame" not in cols or "video_id" not in cols:
+                continue
+            for chunk in pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str}):
+                for vid, a, b, f0, f1 in zip(chunk["video_id"], chunk["start_timestamp"], chunk["stop_timestamp"],
+                                             chunk["start_frame"], chunk["stop_frame"]):
+                    try:
+                        pairs = [(parse_timestamp(a), int(f0)), (parse_timestamp(b), int(f1))]
+                    except (ValueError, TypeError):
+                        continue
+                    refs.setdefault(str(vid), []).extend(pairs)
+        return {vid: choose_rate(self.video_info[vid]["fps"], r) for vid, r in refs.items() if vid in self.video_info}
+
     def records(self) -> Iterator[ClipRecord]:
+        if self.video_rates is None:
+            self.video_rates = self.numbering_rates()
         for path in self.csv_paths:
             try:
                 reader = pd.read_csv(path, chunksize=self.chunksize, dtype={"video_id": str, "narration_id": str})

@@ -41,6 +41,10 @@ def test_every_real_epic_row_parses_with_its_videos_fps(csv_path):
         # the CSV's frames agree with its timestamps at the inferred numbering rate (60 for EK-55 videos)
         t0 = parse_timestamp(row["start_timestamp"])
         assert abs(t0 * rec.numbering_rate - rec.first_frame) <= 3
+        # ... and so does the stop, also for actions starting in the first half second (P17_02_0: 47.95 fps
+        # video, EK-55 numbering at 60; judged on t0 ≈ 0 it got 47.95 and decoded its end 25 % late)
+        t1 = parse_timestamp(row["stop_timestamp"])
+        assert abs(t1 * rec.numbering_rate - rec.last_frame) <= 3, (row["narration_id"], rec.numbering_rate)
         assert abs(rec.decode_index(rec.first_frame) - t0 * rec.fps) <= 0.05 * rec.fps  # decoding goes through time
         assert rec.frame_base == 1 and rec.text == row["narration"]
         assert rec.contact["detections_path"].endswith(f"{row['video_id'].split('_')[0]}/hand-objects/{row['video_id']}.pkl")

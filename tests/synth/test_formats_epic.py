@@ -74,6 +74,16 @@ def test_fps_mixed_and_videos_agree(epic_root):
             assert float(r["fps"]) == 50.0
 
 
+def test_the_reader_finds_the_writers_numbering_rate(epic_root):
+    """Our writer numbers frames at each video's own fps: the source's per-video inference must say so
+    for every video (the real release numbers EK-55 at 60, which the real-CSV test checks)."""
+    from pipelines.sources.epic_kitchens import EpicKitchensSource
+
+    src = EpicKitchensSource(epic_root)
+    rates = src.numbering_rates()
+    assert rates and all(r == pytest.approx(src.video_info[v]["fps"]) for v, r in rates.items()), rates
+
+
 def test_hand_objects_wire_format_and_truth(epic_root):
     man = read_manifest(epic_root)
     missing = {c["video_id"] for c in man["corruptions"] if c["kind"] == "missing_hand_objects"}
