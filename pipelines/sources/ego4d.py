@@ -3,7 +3,7 @@
 Layout (Ego4D CLI, ``--datasets full_scale annotations --benchmarks FHO``)::
 
     ROOT/v2/annotations/fho_main.json     (ROOT/annotations/fho_main.json also accepted)
-    ROOT/v2/full_scale/<video_uid>.mp4    (ROOT/full_scale/... also accepted)
+    ROOT/v2/full_scale/<video_uid>.mp4    (ROOT/full_scale/..., or the 540 px video_540ss/ copies)
 
 Kept actions (as the official visualisation notebook filters): ``is_valid_action`` not False, not
 ``is_rejected``, not ``is_invalid_annotation``, ``stage`` not None, ``critical_frames`` present with a
@@ -20,6 +20,7 @@ otherwise loaded with :mod:`json` (fine for files up to a few hundred MB).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,8 +62,12 @@ def box_xyxy(bbox: dict) -> list[float]:
     return [x, y, x + w, y + h]
 
 
+_CAMERA_WEARER = re.compile(r"#c\s+c\b", re.IGNORECASE)
+
+
 def is_camera_wearer(narration: str | None) -> bool:
-    return bool(narration) and narration.strip().startswith(("#C C", "#c c", "#C c"))
+    """``#C C ...`` in any case mix (``#c C`` too) and spacing: the camera wearer acts."""
+    return bool(narration) and _CAMERA_WEARER.match(narration.strip()) is not None
 
 
 class Ego4DSource:
@@ -88,7 +93,10 @@ class Ego4DSource:
         self.bad_rows: list[dict] = []
 
     def video_path(self, video_uid: str) -> Path:
-        for sub in (self.root / "v2" / "full_scale", self.root / "full_scale"):
+        # full scale first; the 540 px copies (`--datasets video_540ss`) serve as well: boxes are scaled to
+        # the decoded frame size from video_metadata's resolution
+        for sub in (self.root / "v2" / "full_scale", self.root / "full_scale", self.root / "v2" / "video_540ss",
+                    self.root / "video_540ss"):
             if (sub / f"{video_uid}.mp4").exists():
                 return sub / f"{video_uid}.mp4"
         return self.root / "v2" / "full_scale" / f"{video_uid}.mp4"
@@ -124,9 +132,18 @@ class Ego4DSource:
         contact = cf.get("contact_frame", cf.get("pnr_frame"))
         boxes: dict[str, dict[str, Any]] = {}
         for fr in action.get("frames") or []:
-            ftype = fr.get("frame_type")
-            entry = boxes.setdefault(ftype, {"frame_number": int(fr["frame_number"])})
+            # a frame entry or box the annotators left null (like critical_frames may be) holds nothing:
+            # skipped, so one null pre_45 does not cost the action; a missing key is still malformed
+            if fr.get("frame_number") is None:
+                continue
+            number = int(fr["frame_number"])
+            ftype = fr.get("frame_type") or next((k for k, v in cf.items() if v == number), None)
+            if ftype is None:
+                continue
+            entry = boxes.setdefault(ftype, {"frame_number": number})
             for b in fr.get("boxes") or []:
+                if b is None or b.get("bbox", {}) is None:
+                    continue
                 entry.setdefault(b["object_type"], []).append(box_xyxy(b["bbox"]))
         start = action.get("start_frame")
         start = int(start) if start is not None else min(cf.values())

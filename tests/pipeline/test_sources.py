@@ -190,6 +190,13 @@ def _ego4d_json(path: Path) -> None:
             action("a4", "#C C y", stage=None), action("a5", "#C C z", critical_frames=None), nopnr,
             action("a7", "#C C broken", frames=[{"frame_type": "contact_frame", "frame_number": 150, "boxes": [{"object_type": "tool"}]}]),
             action("a8", "#C C malformed", critical_frames="pnr_frame=160")]
+    # nulls the annotators leave in frames the clip does not need cost nothing; "#c C" is the camera wearer too
+    a9 = action("a9", "#c C picks up the mug")
+    a9["frames"] = a9["frames"] + [{"frame_type": "pre_45", "frame_number": None, "boxes": []},
+                                   {"frame_type": "post_frame", "frame_number": 190, "boxes": [{"object_type": "tool", "bbox": None}]},
+                                   {"frame_type": None, "frame_number": 160, "boxes": [
+                                       {"object_type": "right_hand", "bbox": {"x": 12, "y": 22, "width": 30, "height": 40}}]}]
+    acts.append(a9)
     path.write_text(json.dumps({"version": "2", "videos": [{"video_uid": "vid0", "video_metadata": {"fps": 30, "width": 1920, "height": 1080},
                                                             "annotated_intervals": [{"narrated_actions": acts}]}]}))
 
@@ -199,7 +206,11 @@ def test_ego4d_source_filters_and_fallbacks(tmp_path):
     _ego4d_json(tmp_path / "v2" / "annotations" / "fho_main.json")
     src = open_source("ego4d", str(tmp_path))
     recs = {r.action_id: r for r in src.records()}
-    assert sorted(recs) == ["a1", "a6"]
+    assert sorted(recs) == ["a1", "a6", "a9"]
+    a9 = recs["a9"].contact["boxes"]
+    assert a9["contact_frame"]["right_hand"] == [[10.0, 20.0, 40.0, 60.0]] and "pre_45" not in a9
+    assert a9["post_frame"] == {"frame_number": 190}                                  # its null box skipped
+    assert a9["pnr_frame"]["right_hand"] == [[12.0, 22.0, 42.0, 62.0]]              # typed by its frame number
     assert recs["a1"].contact["contact_frame"] == 150 and recs["a6"].contact["contact_frame"] == 170  # pnr fallback
     assert recs["a1"].contact["boxes"]["contact_frame"]["right_hand"] == [[10.0, 20.0, 40.0, 60.0]]
     assert recs["a1"].hand_hint == "right" and recs["a1"].video_path.endswith("v2/full_scale/vid0.mp4")
