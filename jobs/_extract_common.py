@@ -59,6 +59,10 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
                    help="start a fresh local Ray with this many CPUs (ignored with --address / RAY_ADDRESS)")
     add_model_args(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retry-errors", action="store_true",
+                   help="on a re-run, process again the clips of the errors table (e.g. after the missing videos "
+                        "arrived); by default a re-run skips finished and failed clips. A clip that now succeeds "
+                        "is no longer counted as an error; one that fails again gets its new reason")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
     return p
 
@@ -138,8 +142,9 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
     records = apply_filters(source.records(), FilterConfig(), stats)
     if a.limit is not None:
         records = itertools.islice(records, a.limit)
-    already = len(done_ids(out))
-    todo = [r.to_row() for r in pending(records, out)]
+    retry = bool(getattr(a, "retry_errors", False))
+    already = len(done_ids(out, include_errors=not retry))
+    todo = [r.to_row() for r in pending(records, out, retry_errors=retry)]
     statuses: Counter = Counter()
     stages: Counter = Counter()
     t0 = time.perf_counter()

@@ -3,7 +3,8 @@
     ray job submit --working-dir . -- python jobs/extract_hoi4d.py --root /data/hoi4d --out /data/shards/hoi4d
     python jobs/extract_hoi4d.py --root DIR --out DIR [--hand-pose mediapipe] [--limit N] [--concurrency 2]
 
-Re-running with the same --out resumes (finished and failed clips are skipped). Wiring only: see
+Re-running with the same --out resumes (finished and failed clips are skipped; --retry-errors
+processes the failed ones again, e.g. once missing files arrived). Wiring only: see
 jobs/_extract_common.py and docs/extraction-jobs.md.
 """
 

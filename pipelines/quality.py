@@ -75,7 +75,9 @@ def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
     if not (shards / "data").is_dir() and not (shards / "errors").is_dir():
         raise FileNotFoundError(f"{shards}: no data/ or errors/ folder (not an extraction output)")
     rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in _read_rows(p)]
-    errs = [r for p in sorted((shards / "errors").glob("part-*.parquet")) for r in _read_rows(p)]
+    # oldest file first, so that a clip that failed again on a retry (--retry-errors) ends with its latest reason
+    files = sorted((shards / "errors").glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    errs = [r for p in files for r in _read_rows(p)]
     return rows, errs
 
 

@@ -141,13 +141,16 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     by_stage: Counter = Counter()
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():
-        for p in sorted((out / ERRORS_DIR).glob("part-*.parquet")):
+        # newest file first: a clip retried (--retry-errors) that failed again counts with its latest stage
+        files = sorted((out / ERRORS_DIR).glob("part-*.parquet"), key=lambda p: (-p.stat().st_mtime_ns, p.name))
+        for p in files:
             t = pq.read_table(p, columns=["sample_id", "stage"])
             error_files.append({"file": f"{ERRORS_DIR}/{p.name}", "rows": t.num_rows})
             for sid, stage in zip(t.column("sample_id").to_pylist(), t.column("stage").to_pylist()):
                 if sid not in err_ids and sid not in ids:  # a retried clip that now succeeded is not an error
                     err_ids.add(sid)
                     by_stage[stage] += 1
+        error_files.sort(key=lambda f: f["file"])
     manifest = {
         "schema_version": SCHEMA_VERSION, "pipeline_version": PIPELINE_VERSION,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

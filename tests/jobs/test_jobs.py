@@ -107,3 +107,35 @@ def test_job_through_ray_job_submit(datasets, full_runs, tmp_path):
         assert _ids(out, "data") == _ids(full_runs["hoi4d"][0], "data")
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_retry_errors_reprocesses_clips_whose_inputs_arrived(datasets, full_runs, tmp_path):
+    """A video missing on the first run (a partial download) fails its clips; after it arrives a plain
+    re-run still skips them (finished work), --retry-errors processes them: they become samples, equal to
+    a clean run's, and the manifest no longer counts them as errors."""
+    import shutil
+
+    root = tmp_path / "epic"
+    shutil.copytree(datasets["epic_kitchens"], root)
+    clean_out, _ = full_runs["epic_kitchens"]
+    clean = set(_ids(clean_out, "data"))
+    used = sorted({v for p in (clean_out / "data").glob("part-*.parquet")
+                   for v in pq.read_table(p, columns=["video_id"]).column("video_id").to_pylist()})
+    video = next(root.glob(f"{used[0].split('_')[0]}/videos/{used[0]}.*"))   # a video with samples in a clean run
+    aside = tmp_path / video.name
+    video.rename(aside)
+    out = tmp_path / "out"
+    first = _job("epic_kitchens", root, out)
+    missing = clean - set(_ids(out, "data"))
+    assert missing, "moving a video away should fail some clips"
+    assert missing <= {e["sample_id"] for e in _errors(out)}
+    aside.rename(video)
+    again = _job("epic_kitchens", root, out)
+    assert again["this_run"]["clips_pending"] == 0 and clean - set(_ids(out, "data")) == missing
+    retried = _job("epic_kitchens", root, out, "--retry-errors")
+    assert retried["this_run"]["clips_pending"] >= len(missing)
+    assert set(_ids(out, "data")) == clean
+    manifest = json.loads((out / "manifest.json").read_text())
+    clean_manifest = json.loads((clean_out / "manifest.json").read_text())
+    assert manifest["counts"]["errors"] == clean_manifest["counts"]["errors"] < first["counts"]["errors"]
+    assert manifest["counts"]["duplicate_sample_rows"] == 0

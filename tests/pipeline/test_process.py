@@ -191,3 +191,21 @@ def test_extract_batch_is_idempotent_for_a_retried_batch(epic, tmp_path):
     s2 = fn(pd.DataFrame(recs))  # a retried task writes the same files again
     assert s1 == s2 and s1["status"].count("ok") == 3
     assert len(_ids(out)) == 3 and len(list((out / "data").glob("*.parquet"))) == 1
+
+
+def test_a_clip_that_fails_again_on_retry_counts_with_its_latest_reason(tmp_path):
+    """--retry-errors appends a new error row for a clip that fails again: the manifest and the quality
+    report take the newest file's stage and reason, and count the clip once."""
+    import os
+
+    from pipelines.quality import load_samples
+    from pipelines.stages.writer import error_row, write_batch, write_manifest
+
+    old = write_batch(tmp_path, [], [error_row("s1", "epic_kitchens", "P01_01", "video", "file not found"),
+                                     error_row("s2", "epic_kitchens", "P01_01", "video", "file not found")])[0]
+    os.utime(old, ns=(1_000_000_000, 1_000_000_000))           # written long before the retry
+    write_batch(tmp_path, [], [error_row("s1", "epic_kitchens", "P01_01", "contact_points", "too few features")])
+    m = write_manifest(tmp_path)
+    assert m["counts"]["errors"] == 2 and m["counts"]["errors_by_stage"] == {"contact_points": 1, "video": 1}
+    _, errs = load_samples(tmp_path)
+    assert {e["sample_id"]: e["stage"] for e in errs}["s1"] == "contact_points"
