@@ -121,7 +121,7 @@ class EpicDetectionsContact:
             raise ContactError("record has no detections_path")
         if not Path(path).exists():
             raise FileNotFoundError(f"hand-object pickle not found: {path}")
-        dets = read_hand_object_pickle(path)
+        dets = aligned_detections(read_hand_object_pickle(path), path, record.first_frame, record.last_frame)
         lo, hi = record.first_frame, min(record.last_frame, len(dets))  # 1-based frame numbers
         if hi < lo:
             raise ContactError(f"{path}: {len(dets)} frames of detections, clip starts at frame {lo}")
@@ -154,6 +154,23 @@ class EpicDetectionsContact:
         others = [to_px(x.bbox) for x in dets[lo + candidates[0] - 1].hands if x is not hand]
         return ContactResult(lo + start, to_px(hand.bbox), to_px(obj.bbox), float(hand.score), float(obj.score),
                              other_boxes=others)
+
+
+def aligned_detections(dets: list, path: str, lo: int, hi: int) -> list:
+    """``dets`` with element ``i`` holding frame ``i + 1`` over the clip's frames ``lo..hi``: as released,
+    unchanged; a pickle whose ``frame_number`` s do not follow the list (the errata named misaligned
+    detections for some videos; HOI-Forecast asserts it) is re-indexed by frame number, and a clip frame
+    with no detection then is a :class:`ContactError` rather than a silently shifted contact frame."""
+    top = min(hi, len(dets))
+    if all(dets[f - 1].frame_number in (f, 0) for f in range(lo, top + 1)):  # 0: a writer that left it unset
+        return dets
+    by_frame = {int(d.frame_number): d for d in dets if d.frame_number > 0}
+    last = max(by_frame, default=0)
+    missing = [f for f in range(lo, min(hi, last) + 1) if f not in by_frame]
+    if missing:
+        raise ContactError(f"{path}: detections are not in frame order and frame {missing[0]} of the clip has "
+                           f"none ({len(missing)} of frames {lo}-{min(hi, last)} missing)")
+    return [by_frame.get(f, type(dets[0])()) for f in range(1, last + 1)]
 
 
 # -------------------------------------------------------------------------------------------- Ego4D

@@ -346,3 +346,24 @@ def test_hoi4d_sequence_with_only_reach_and_stop_events_has_no_contact(tmp_path)
     assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
     rec.contact["events"] = []  # no annotation at all: geometry decides
     assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
+
+
+def test_epic_detections_out_of_frame_order_are_reindexed_or_refused(tmp_path):
+    """A pickle whose element i does not hold frame i + 1 (frame 1 missing: every detection one element
+    early) gave a contact frame one off, silently: it is re-indexed by frame_number; a clip frame without
+    any detection then is a ContactError naming it."""
+    import pickle
+
+    from pipelines.formats.epic_hoa import read_hand_object_pickle
+
+    good = tmp_path / "P01_01.pkl"
+    _dets(good, contact_frames={6, 7, 8, 9, 10, 11})
+    assert EpicDetectionsContact().detect(_epic_record(good), (W, H)).frame == 6
+    dets = read_hand_object_pickle(good)
+    shifted = tmp_path / "shifted.pkl"
+    shifted.write_bytes(pickle.dumps([d.SerializeToString() for d in dets[1:]]))      # frame 1 lost
+    assert EpicDetectionsContact().detect(_epic_record(shifted, first=2), (W, H)).frame == 6
+    gap = tmp_path / "gap.pkl"
+    gap.write_bytes(pickle.dumps([d.SerializeToString() for d in dets[:3] + dets[4:]]))  # frame 4 lost
+    with pytest.raises(ContactError, match="not in frame order and frame 4 of the clip has none"):
+        EpicDetectionsContact().detect(_epic_record(gap), (W, H))
