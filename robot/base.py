@@ -282,12 +282,13 @@ class Arm(Device):
     def send(self, target: Pose, speed_m_s: float | None = None, wait: bool = True) -> ArmCommand:
         """Move the wrist towards ``target`` (base frame). The target is clamped to the workspace box and
         table plane, limited to the per-step translation/rotation, and the speed capped; the returned
-        :class:`ArmCommand` says what was commanded. A controller error stops the arm and is re-raised."""
+        :class:`ArmCommand` says what was commanded. Any device error while commanding (a controller error,
+        a motion that timed out and may still be running, a lost connection) stops the arm and is re-raised."""
         current = self._read_state().pose
         cmd = self.safety.limit(target, current, speed_m_s)
         try:
             self._command_pose(cmd.commanded, cmd.speed_m_s, wait)
-        except ControllerError:
+        except DeviceError:
             self.stop()
             raise
         return cmd

@@ -40,10 +40,14 @@ CURRENT_LIMIT = (38, 2)
 TORQUE_ENABLE = (64, 1)
 POSITION_D_GAIN = (80, 2)
 POSITION_P_GAIN = (84, 2)
+HARDWARE_ERROR_STATUS = (70, 1)  #: latched alerts; the motor switches its torque off (bits below)
 GOAL_CURRENT = (102, 2)
 GOAL_POSITION = (116, 4)
 PRESENT_CURRENT = (126, 2)
 PRESENT_POSITION = (132, 4)
+#: Hardware Error Status bits (X series e-manual): what a latched alert means
+HARDWARE_ERROR_BITS = {0: "input voltage", 2: "overheating", 3: "motor encoder", 4: "electrical shock", 5: "overload"}
+ALERT_BIT = 0x80  #: set in every status packet's error byte while a hardware error is latched
 EEPROM_END = 64  #: addresses below this are EEPROM: writable only with torque off
 
 MODE_CURRENT = 0

@@ -4,7 +4,10 @@ Protocol 2.0.
 On connect: open the serial port, PING every motor (missing ids are named), torque off, Operating Mode 5
 (current-based position), Current Limit and Goal Current = ``current_limit_ma``, torque on. Targets go out
 in one GroupSyncWrite of Goal Position (116); state comes back in one GroupSyncRead of Present Current
-(126) … Present Position (132). On disconnect the torque is switched off.
+(126) … Present Position (132), and a second of Hardware Error Status (70): a motor that latched an alert
+(overload while gripping, overheating, ...) has switched its torque off and would otherwise go on reporting
+plausible positions while ignoring its goal (the SDK's GroupSyncRead drops the status error byte), so
+reading the hand raises instead, naming the motor and the alert. On disconnect the torque is switched off.
 
 Joint ↔ motor mapping (Appendix B): ``motor_angle = scale · joint_angle + offset`` per joint (radians;
 motor angle 0..2π with π at position 2048). The default (scale 1, offset π) is LEAP's convention where
@@ -91,6 +94,7 @@ class DynamixelHand(Hand):
         self._sdk = None
         self._writer = None
         self._reader = None
+        self._alert_reader = None
 
     @property
     def is_connected(self) -> bool:
@@ -114,6 +118,21 @@ class DynamixelHand(Hand):
             if result == self._sdk.COMM_SUCCESS or attempt == self.config.retries:
                 break
         self._fail(f"write address {addr}", dxl_id, result, error)
+
+    def _read(self, reg, dxl_id: int) -> int:
+        addr, size = reg
+        fn = {1: self._ph.read1ByteTxRx, 2: self._ph.read2ByteTxRx, 4: self._ph.read4ByteTxRx}[size]
+        for attempt in range(self.config.retries + 1):
+            value, result, error = fn(self._port, dxl_id, addr)
+            if result == self._sdk.COMM_SUCCESS or attempt == self.config.retries:
+                break
+        self._fail(f"read address {addr}", dxl_id, result, error)
+        return int(value)
+
+    def _write_eeprom(self, reg, dxl_id: int, value: int) -> None:
+        """Write an EEPROM register only when it differs (EEPROM wears: every connect would rewrite 32)."""
+        if self._read(reg, dxl_id) != value:
+            self._write(reg, dxl_id, value)
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -151,13 +170,15 @@ class DynamixelHand(Hand):
         units = int(round(cfg.current_limit_ma / cfg.current_unit_ma))
         for i in cfg.motor_ids:  # EEPROM registers need torque off
             self._write(dp.TORQUE_ENABLE, i, 0)
-            self._write(dp.OPERATING_MODE, i, dp.MODE_CURRENT_BASED_POSITION)
-            self._write(dp.CURRENT_LIMIT, i, units)
+            self._write_eeprom(dp.OPERATING_MODE, i, dp.MODE_CURRENT_BASED_POSITION)
+            self._write_eeprom(dp.CURRENT_LIMIT, i, units)
             self._write(dp.GOAL_CURRENT, i, units)
         self._writer = self._sdk.GroupSyncWrite(self._port, self._ph, *dp.GOAL_POSITION)
         self._reader = self._sdk.GroupSyncRead(self._port, self._ph, _READ_START, _READ_LEN)
+        self._alert_reader = self._sdk.GroupSyncRead(self._port, self._ph, *dp.HARDWARE_ERROR_STATUS)
         for i in cfg.motor_ids:
             self._reader.addParam(i)
+            self._alert_reader.addParam(i)
         # hold the current position before enabling torque, so nothing jumps
         present = self._read_motor()[0]
         self._sync_write_ticks(present)
@@ -210,7 +231,28 @@ class DynamixelHand(Hand):
                               "check the hand mapping (scale/offset) in the robot config")
         self._sync_write_ticks(ticks)
 
+    def _check_alerts(self) -> None:
+        """Raise :class:`DeviceError` if any motor has latched a hardware error (its torque is off)."""
+        for attempt in range(self.config.retries + 1):
+            result = self._alert_reader.txRxPacket()
+            if result == self._sdk.COMM_SUCCESS:
+                break
+        self._fail("sync read Hardware Error Status", None, result)
+        bad = {}
+        for i in self.config.motor_ids:
+            if not self._alert_reader.isAvailable(i, *dp.HARDWARE_ERROR_STATUS):
+                raise DeviceError(f"Dynamixel sync read: no Hardware Error Status from motor {i}")
+            status = self._alert_reader.getData(i, *dp.HARDWARE_ERROR_STATUS)
+            if status:
+                bad[i] = ", ".join(name for bit, name in dp.HARDWARE_ERROR_BITS.items() if status >> bit & 1) or f"status {status}"
+        if bad:
+            joints = {i: self.config.motor_ids.index(i) for i in bad}
+            raise DeviceError("Dynamixel hardware alert, torque switched off: " + "; ".join(
+                f"motor {i} (joint {joints[i]}): {why}" for i, why in bad.items())
+                + ". Let the motor cool / free the finger, then power-cycle the hand (or reboot the motor) and reconnect")
+
     def _read_state(self) -> HandState:
+        self._check_alerts()
         ticks, cur = self._read_motor()
         joints = self.config.motor_rad_to_joints(np.array([dp.ticks_to_rad(t) for t in ticks]))
         return HandState(joints=joints, timestamp=now(), current_ma=cur * self.config.current_unit_ma)

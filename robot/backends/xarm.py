@@ -36,7 +36,7 @@ API_CODES = {
     2: "the controller has an uncleared warning", 3: "reply timeout", 4: "TCP reply length error",
     5: "TCP reply number error", 6: "TCP protocol flag error", 7: "reply does not match command",
     8: "write error (no TCP connection)", 9: "state not ready", 10: "result invalid", 11: "other error",
-    12: "parameter error",
+    12: "parameter error", 100: "timed out waiting for the motion to finish (the arm may still be moving)",
 }
 HAS_ERROR, HAS_WARN = 1, 2
 STATE_STOP = 4
@@ -101,11 +101,15 @@ class XArmConfig:
     """``ip``: controller address; ``collision_sensitivity`` 0–5; ``use_controller_boundary``: program the
     safety workspace into the controller; ``tcp_offset_mm``: [x, y, z (mm), roll, pitch, yaw (deg)];
     ``home_position`` (m) / ``home_euler_xyz`` (rad) of the wrist; ``acc_m_s2``: Cartesian acceleration;
-    ``move_timeout_s``: limit for one blocking move."""
+    ``move_timeout_s``: limit for one blocking move; ``controller_boundary_margin_mm``: how much larger than
+    the software workspace box the controller's boundary is (never below the table): the software clamps
+    first and the controller is the backstop, so a target clamped onto the box's face does not trip the
+    controller's boundary error (C35) by tracking noise."""
 
     ip: str
     collision_sensitivity: int = 3
     use_controller_boundary: bool = True
+    controller_boundary_margin_mm: float = 10.0
     tcp_offset_mm: list = field(default_factory=lambda: [0.0] * 6)
     home_position: list = field(default_factory=lambda: [0.35, 0.0, 0.35])
     home_euler_xyz: list = field(default_factory=lambda: [np.pi, 0.0, 0.0])
@@ -124,6 +128,8 @@ class XArmConfig:
             setattr(self, name, v.tolist())
         if not self.acc_m_s2 > 0 or not self.move_timeout_s > 0:
             raise ValueError("acc_m_s2 and move_timeout_s must be positive")
+        if not 0 <= float(self.controller_boundary_margin_mm) <= 100:
+            raise ValueError(f"controller_boundary_margin_mm must be 0..100, got {self.controller_boundary_margin_mm!r}")
 
 
 def _default_api_factory(ip: str) -> XArmAPILike:
@@ -163,7 +169,8 @@ class XArmArm(Arm):
 
     # ---------------------------------------------------------------- code checking
     def _check(self, call: str, code: Any) -> None:
-        code = code[0] if isinstance(code, tuple) else code
+        # most calls return an int; some a (code, value) tuple; set_fence_mode the controller's whole reply list
+        code = code[0] if isinstance(code, (tuple, list)) else code
         if code in (0, None):
             return
         if code == HAS_ERROR or (self.api is not None and getattr(self.api, "error_code", 0)):
@@ -193,14 +200,30 @@ class XArmArm(Arm):
             self._check("set_collision_sensitivity", self.api.set_collision_sensitivity(self.config.collision_sensitivity))
             self._check("set_tcp_offset", self.api.set_tcp_offset(self._tcp_offset(), is_radian=True))
             if self.config.use_controller_boundary:
-                lo, hi = self.safety.workspace_lower * 1000.0, self.safety.workspace_upper * 1000.0
-                floor = self.safety.floor_z * 1000.0
+                m = float(self.config.controller_boundary_margin_mm)
+                lo, hi = self.safety.workspace_lower * 1000.0 - m, self.safety.workspace_upper * 1000.0 + m
+                floor = self.safety.floor_z * 1000.0 - m
+                if self.safety.table_z is not None:
+                    floor = max(floor, self.safety.table_z * 1000.0)
                 boundary = [hi[0], lo[0], hi[1], lo[1], hi[2], floor]
+                # a TCP already outside the box when the fence goes on is locked in C35 (UFactory: only manual
+                # or drag mode gets it back inside): refuse, saying where it is
+                code, pos = self.api.get_position(is_radian=True)
+                self._check("get_position", code)
+                x, y, z = (float(v) for v in pos[:3])
+                if not (boundary[1] <= x <= boundary[0] and boundary[3] <= y <= boundary[2] and boundary[5] <= z <= boundary[4]):
+                    raise DeviceError(f"xArm: the tool centre is at ({x:.0f}, {y:.0f}, {z:.0f}) mm, outside the safety "
+                                      f"boundary x {boundary[1]:.0f}..{boundary[0]:.0f}, y {boundary[3]:.0f}..{boundary[2]:.0f}, "
+                                      f"z {boundary[5]:.0f}..{boundary[4]:.0f} mm the controller would enforce; move it "
+                                      "inside (UFactory Studio or hand-guiding) or widen the workspace in the robot YAML")
                 self._check("set_reduced_tcp_boundary", self.api.set_reduced_tcp_boundary([float(b) for b in boundary]))
                 self._check("set_fence_mode", self.api.set_fence_mode(True))
                 max_mm_s = float(self.safety.max_speed_m_s * 1000.0)
                 self._check("set_reduced_max_tcp_speed", self.api.set_reduced_max_tcp_speed(max_mm_s))
                 self._check("set_reduced_mode", self.api.set_reduced_mode(True))
+            # a TCP-offset (or payload) change leaves the controller in state 5 until set_state(0): without
+            # it the first motion is refused with code 9, "state not ready"
+            self._check("set_state", self.api.set_state(0))
         except Exception:
             self.disconnect()
             raise
@@ -210,8 +233,18 @@ class XArmArm(Arm):
         return o[:3] + [float(np.deg2rad(a)) for a in o[3:]]
 
     def _enable(self) -> None:
-        self._check("clean_warn", self.api.clean_warn())
-        self._check("clean_error", self.api.clean_error())
+        # clean_warn / clean_error answer with the reply's raw state bits: 1 (an error is pending) and 2 (a
+        # warning) are what they are called to clear, not failures; whether the error went away is asked next
+        for name, fn in (("clean_warn", self.api.clean_warn), ("clean_error", self.api.clean_error)):
+            code = fn()
+            code = code[0] if isinstance(code, (tuple, list)) else code
+            if code not in (0, None, HAS_ERROR, HAS_WARN):
+                raise XArmAPIError(name, int(code))
+        code, (err, _warn) = self.api.get_err_warn_code()
+        if code == 0 and err:
+            raise XArmControllerError("xArm", int(err), controller_error_meaning(int(err)),
+                                      "still reported after clean_error: its cause persists (emergency stop "
+                                      "pressed? arm outside the safety boundary?); fix it, then recover()")
         self._check("motion_enable", self.api.motion_enable(True))
         self._check("set_mode", self.api.set_mode(0))
         self._check("set_state", self.api.set_state(0))

@@ -8,7 +8,10 @@ master side and answers with status packets (with CRC) from a per-motor X-series
   instruction (2), EEPROM writes while torque is on (access error 7), Goal Current above Current Limit
   (data range 4);
 - motion: with torque on in a position mode, Present Position follows Goal Position instantly unless the
-  test sets ``obstacle[id] = ticks`` (the finger is blocked there and the motor pushes with its Goal Current).
+  test sets ``obstacle[id] = ticks`` (the finger is blocked there and the motor pushes with its Goal Current);
+- hardware alerts: ``overload(id)`` latches bit 5 of Hardware Error Status (70) as an X-series motor does:
+  its torque goes off, it stops following goals, and every status packet it sends carries the alert bit
+  (0x80) in its error byte (which dynamixel_sdk's GroupSyncRead discards).
 """
 
 from __future__ import annotations
@@ -62,6 +65,16 @@ class DxlBusEmulator:
 
     def __exit__(self, *exc):
         self.close()
+
+    def overload(self, dxl_id: int) -> None:
+        """Latch an overload alert on motor ``dxl_id``: torque off, alert bit on its status packets."""
+        m = self.motors[dxl_id]
+        m.set(dp.HARDWARE_ERROR_STATUS, m.get(dp.HARDWARE_ERROR_STATUS) | 1 << 5)
+        m.set(dp.TORQUE_ENABLE, 0)
+
+    @staticmethod
+    def _err(m: EmulatedMotor, error: int = 0) -> int:
+        return error | (dp.ALERT_BIT if m.get(dp.HARDWARE_ERROR_STATUS) else 0)
 
     def close(self) -> None:
         self._stop.set()
@@ -128,15 +141,16 @@ class DxlBusEmulator:
         targets = self.motors if pkt.id == dp.BROADCAST_ID else ({pkt.id: self.motors[pkt.id]} if pkt.id in self.motors else {})
         if pkt.instruction == dp.INST_PING:
             for m in targets.values():
-                yield dp.encode_status(m.id, 0, struct.pack("<HB", m.get(dp.MODEL_NUMBER), m.get(dp.FIRMWARE_VERSION)))
+                yield dp.encode_status(m.id, self._err(m), struct.pack("<HB", m.get(dp.MODEL_NUMBER), m.get(dp.FIRMWARE_VERSION)))
         elif pkt.instruction == dp.INST_READ and pkt.id in self.motors:
             addr, size = struct.unpack_from("<HH", pkt.params)
             m = self.motors[pkt.id]
             self._step(m)
-            yield dp.encode_status(m.id, 0, bytes(m.table[addr: addr + size]))
+            yield dp.encode_status(m.id, self._err(m), bytes(m.table[addr: addr + size]))
         elif pkt.instruction == dp.INST_WRITE and pkt.id in self.motors:
             addr = struct.unpack_from("<H", pkt.params)[0]
-            yield dp.encode_status(pkt.id, self._write(self.motors[pkt.id], addr, pkt.params[2:]))
+            m = self.motors[pkt.id]
+            yield dp.encode_status(pkt.id, self._err(m, self._write(m, addr, pkt.params[2:])))
         elif pkt.instruction == dp.INST_SYNC_WRITE:
             addr, size = struct.unpack_from("<HH", pkt.params)
             body = pkt.params[4:]
@@ -151,6 +165,6 @@ class DxlBusEmulator:
                 m = self.motors.get(dxl_id)
                 if m is not None:
                     self._step(m)
-                    yield dp.encode_status(m.id, 0, bytes(m.table[addr: addr + size]))
+                    yield dp.encode_status(m.id, self._err(m), bytes(m.table[addr: addr + size]))
         elif pkt.id in self.motors:
             yield dp.encode_status(pkt.id, dp.ERR_INSTRUCTION)

@@ -96,6 +96,38 @@ def test_emulated_bus_rejects_eeprom_writes_with_torque_on():
                 hand._write(dp.OPERATING_MODE, IDS[0], dp.MODE_POSITION)
 
 
+def test_a_motor_that_latched_an_overload_stops_the_hand_with_its_name():
+    """Gripping overloads finger motor 6: it switches its torque off and keeps answering reads with
+    plausible positions (the SDK's sync read drops the alert bit), so a grasp would fail silently; reading
+    the hand raises instead, naming the motor, its joint and the alert."""
+    with DxlBusEmulator(IDS) as bus:
+        hand = _hand(bus.port)
+        with hand:
+            hand.send(np.full(16, 0.3))
+            hand.read()
+            bus.overload(IDS[5])
+            with pytest.raises(DeviceError, match=r"motor 6 \(joint 5\): overload.*power-cycle"):
+                hand.read()
+
+
+def test_reconnecting_does_not_rewrite_eeprom():
+    """Operating Mode and Current Limit live in EEPROM (limited writes): written on the first connect,
+    only read on the next ones."""
+    with DxlBusEmulator(IDS) as bus:
+        def eeprom_writes():
+            return [p for p in bus.packets_seen if p.instruction == dp.INST_WRITE
+                    and int.from_bytes(p.params[:2], "little") in (dp.OPERATING_MODE[0], dp.CURRENT_LIMIT[0])]
+        with _hand(bus.port, current_limit_ma=350):
+            pass
+        assert len(eeprom_writes()) == 2 * len(IDS)
+        with _hand(bus.port, current_limit_ma=350):
+            pass
+        assert len(eeprom_writes()) == 2 * len(IDS)       # nothing new: the values were already there
+        with _hand(bus.port, current_limit_ma=300):
+            pass
+        assert len(eeprom_writes()) == 3 * len(IDS)       # a new current limit is written once per motor
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="motor_ids"):
         DynamixelConfig(port="/dev/ttyUSB0", motor_ids=[1] * 16)

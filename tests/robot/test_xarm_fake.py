@@ -9,7 +9,12 @@ from robot.safety import ArmSafety
 
 
 class FakeXArmAPI:
-    """Mimics xarm.wrapper.XArmAPI: codes 0 ok, 1 controller error pending, negative API errors."""
+    """Mimics xarm.wrapper.XArmAPI (SDK 1.x source, xarm/x3/xarm.py and base.py): codes 0 ok, 1 controller
+    error pending, negative API errors. Where the SDK returns raw controller replies the fake does too:
+    ``set_fence_mode`` returns the reply list; ``clean_warn``/``clean_error`` answer 1 while an error is
+    pending (the reply's state bits); ``set_state`` maps that to 0 (``_check_code``) without leaving the
+    error; ``set_tcp_offset`` leaves the controller in state 5, where a move answers 9 (not ready) until
+    ``set_state(0)``."""
 
     def __init__(self, ip, reachable=True):
         self.ip = ip
@@ -23,6 +28,8 @@ class FakeXArmAPI:
         self.calls = []
         self.fail_next_move = None  # controller error code to raise on the next set_position
         self.boundary = None
+        self.stuck_error = False    # an error clean_error cannot clear (its cause persists)
+        self.move_code = None       # a code the next set_position returns (e.g. 100: wait timed out)
 
     def _log(self, name, *args, **kw):
         self.calls.append((name, args, kw))
@@ -39,20 +46,22 @@ class FakeXArmAPI:
 
     def set_state(self, state=0):
         self._log("set_state", state)
-        if self.error_code:
-            return 1
+        if self.error_code and state != 4:
+            return 0  # the SDK maps the reply's error bit to 0 for non-move commands; the state stays
         self.state = state
         return 0
 
     def clean_error(self):
         self._log("clean_error")
-        self.error_code = 0
-        return 0
+        pending = 1 if self.error_code else 0
+        if not self.stuck_error:
+            self.error_code = 0
+        return pending
 
     def clean_warn(self):
         self._log("clean_warn")
         self.warn_code = 0
-        return 0
+        return 1 if self.error_code else 0
 
     def get_err_warn_code(self, show=False, lang="en"):
         return 0, [self.error_code, self.warn_code]
@@ -68,7 +77,7 @@ class FakeXArmAPI:
 
     def set_fence_mode(self, on):
         self._log("set_fence_mode", on)
-        return 0
+        return [0]  # the SDK returns arm_cmd's whole reply here, not its code
 
     def set_reduced_max_tcp_speed(self, speed):
         self._log("set_reduced_max_tcp_speed", speed)
@@ -80,6 +89,7 @@ class FakeXArmAPI:
 
     def set_tcp_offset(self, offset, is_radian=None, wait=True, **kw):
         self._log("set_tcp_offset", offset, is_radian=is_radian)
+        self.state = 5  # a configuration change: moves are refused until set_state(0)
         return 0
 
     def set_position(self, x=None, y=None, z=None, roll=None, pitch=None, yaw=None, speed=None, mvacc=None,
@@ -87,8 +97,13 @@ class FakeXArmAPI:
         self._log("set_position", x, y, z, roll, pitch, yaw, speed=speed, is_radian=is_radian)
         if not self.connected:
             return -1
+        if self.state == 5:
+            return 9  # the reply says the state is not ready (_check_code with is_move_cmd)
         if not self.enabled or self.state != 0:
             return -2  # not ready
+        if self.move_code is not None:
+            code, self.move_code = self.move_code, None
+            return code
         if self.fail_next_move is not None:
             self.error_code, self.fail_next_move = self.fail_next_move, None
             self.state = 4
@@ -138,8 +153,10 @@ def test_connect_enables_and_programs_the_controller_safety():
         names = [c[0] for c in api.calls]
         assert names[:5] == ["clean_warn", "clean_error", "motion_enable", "set_mode", "set_state"]
         assert ("set_collision_sensitivity", (4,), {}) in api.calls
-        # [x_max, x_min, y_max, y_min, z_max, z_min] in mm; the floor is the table + clearance
-        np.testing.assert_allclose(api.boundary, [700, 150, 400, -400, 600, 20])
+        # [x_max, x_min, y_max, y_min, z_max, z_min] in mm: the software box (floor = table + 20 mm clearance)
+        # grown by the 10 mm margin, never below the table: the controller is the backstop behind the clamp
+        np.testing.assert_allclose(api.boundary, [710, 140, 410, -410, 610, 10])
+        assert [c[0] for c in api.calls][-1] == "set_state" and api.state == 0   # ready to move after configuring
         assert ("set_reduced_max_tcp_speed", (200.0,), {}) in api.calls
         state = arm.get_state()
         np.testing.assert_allclose(state.pose.position, [0.35, 0.0, 0.35])
@@ -224,3 +241,68 @@ def test_sdk_that_raises_while_connecting_becomes_one_clear_error(monkeypatch):
     with pytest.raises(DeviceError, match=r"10\.0\.0\.9 \(failed to check version, close\); check the cable"):
         xarm_backend._default_api_factory("10.0.0.9")
     assert seen == [logging.CRITICAL] and logger.level == level
+
+
+def test_connect_clears_an_error_left_on_the_controller():
+    """The last session ended on a collision (C31 pending): clean_warn answers 1 (the reply's error bit),
+    which is what connect is there to clear, not a failure; afterwards the arm moves."""
+    holder = {}
+
+    def factory(ip):
+        holder["api"] = FakeXArmAPI(ip)
+        holder["api"].error_code = 31
+        return holder["api"]
+
+    arm = XArmArm(XArmConfig(ip="192.168.1.208"), safety=_arm()[0].safety, api_factory=factory)
+    with arm:
+        assert holder["api"].error_code == 0
+        arm.send(Pose.from_euler_xyz([0.4, 0.0, 0.3], [np.pi, 0, 0]))
+
+
+def test_an_error_that_clean_error_cannot_clear_is_named():
+    """An emergency stop still pressed: the error survives clean_error; connect says so with its code."""
+    arm, h = _arm()
+    with arm:
+        api = h["api"]
+        api.fail_next_move, api.stuck_error = 31, True
+        with pytest.raises(XArmControllerError):
+            arm.send(Pose.from_euler_xyz([0.4, 0.0, 0.3], [np.pi, 0, 0]))
+        with pytest.raises(XArmControllerError, match="still reported after clean_error") as info:
+            arm.recover()
+        assert info.value.code == 31
+        api.stuck_error = False
+        arm.recover()
+        arm.send(Pose.from_euler_xyz([0.4, 0.0, 0.3], [np.pi, 0, 0]))
+
+
+def test_a_move_that_times_out_stops_the_arm():
+    """wait=True timing out (code 100) leaves the arm possibly still moving: it is stopped, the error
+    names what happened, and motion needs recover()."""
+    arm, h = _arm()
+    with arm:
+        api = h["api"]
+        api.move_code = 100
+        with pytest.raises(XArmAPIError, match="timed out waiting for the motion"):
+            arm.send(Pose.from_euler_xyz([0.4, 0.0, 0.3], [np.pi, 0, 0]))
+        assert api.calls[-1] == ("set_state", (4,), {})
+        with pytest.raises(DeviceError, match="recover"):
+            arm.send(Pose.from_euler_xyz([0.4, 0.0, 0.3], [np.pi, 0, 0]))
+
+
+def test_connect_refuses_to_fence_in_a_tool_centre_that_is_outside_the_boundary():
+    """Parked below the box (e.g. a long tool offset): switching the fence on would lock the arm in C35;
+    connect refuses first, saying where the tool centre is and where the boundary would be."""
+    holder = {}
+
+    def factory(ip):
+        holder["api"] = FakeXArmAPI(ip)
+        holder["api"].position[2] = 5.0     # mm: below the 10 mm floor
+        return holder["api"]
+
+    arm = XArmArm(XArmConfig(ip="192.168.1.208"), safety=_arm()[0].safety, api_factory=factory)
+    with pytest.raises(DeviceError, match=r"at \(350, 0, 5\) mm, outside the safety boundary.*z 10\.\.610 mm"):
+        arm.connect()
+    assert not arm.is_connected and "set_fence_mode" not in [c[0] for c in holder["api"].calls]
+    with pytest.raises(ValueError, match="controller_boundary_margin_mm"):
+        XArmConfig(ip="10.0.0.2", controller_boundary_margin_mm=-1)
+
