@@ -108,6 +108,11 @@ class RealSenseCamera(Camera):
         self.depth_scale = float(profile.get_device().first_depth_sensor().get_depth_scale())
         intr = profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics()
         self.K = intrinsics_matrix(intr.fx, intr.fy, intr.ppx, intr.ppy)
+        coeffs = [float(c) for c in (getattr(intr, "coeffs", None) or [])]
+        if any(abs(c) > 1e-6 for c in coeffs):  # D415/D435 colour streams report zeros; some models do not
+            log.warning("RealSense %s: the colour stream reports lens distortion %s (%s) that is not corrected "
+                        "(pixels are lifted with the pinhole K only): expect a few mm of error at the image edges",
+                        self.serial, getattr(intr, "model", "?"), [round(c, 4) for c in coeffs])
         self._align = rs.align(rs.stream.color)
         self._pipeline = pipeline
         try:

@@ -20,7 +20,7 @@ class _Data:
         return self.a is not None
 
 
-def fake_rs(devices=("123456",), fail_frames=False):
+def fake_rs(devices=("123456",), fail_frames=False, coeffs=(0.0, 0.0, 0.0, 0.0, 0.0)):
     H, W = 48, 64
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[..., 0] = 200
@@ -44,7 +44,7 @@ def fake_rs(devices=("123456",), fail_frames=False):
             return Device(devices[0])
 
         def get_stream(self, s):
-            intr = SimpleNamespace(fx=50.0, fy=51.0, ppx=31.5, ppy=23.5)
+            intr = SimpleNamespace(fx=50.0, fy=51.0, ppx=31.5, ppy=23.5, model="inverse_brown_conrady", coeffs=list(coeffs))
             return SimpleNamespace(as_video_stream_profile=lambda: SimpleNamespace(get_intrinsics=lambda: intr))
 
     class Pipeline:
@@ -119,3 +119,17 @@ def test_frame_timeouts_and_bad_formats():
         frame_from_realsense(_Data(np.zeros((4, 4, 3), np.uint8)), _Data(np.zeros((4, 5), np.uint16)), 0.001, np.eye(3))
     with pytest.raises(ValueError, match="fps"):
         RealSenseConfig(fps=25)
+
+
+def test_uncorrected_lens_distortion_is_announced(caplog):
+    """The pinhole K is all the robot uses: a camera that reports distortion coefficients gets a warning."""
+    import logging
+
+    for coeffs, warned in (((0.0,) * 5, False), ((-0.055, 0.066, 0.0, 0.0, -0.021), True)):
+        rs, _ = fake_rs(coeffs=coeffs)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="robot.backends.realsense"):
+            with RealSenseCamera(RealSenseConfig(width=64, height=48, warmup_frames=0), rs_module=rs):
+                pass
+        assert ("lens distortion" in caplog.text) == warned, caplog.text
+
