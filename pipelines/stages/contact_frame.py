@@ -277,8 +277,10 @@ class HOI4DGeometryContact:
         hand_dir = Path(c.get("handpose_dir") or "")
         if not hand_dir.is_dir():
             raise FileNotFoundError(f"HOI4D right-hand pose folder not found: {hand_dir}")
-        if not c.get("objpose_dir") or not c.get("intrinsics_path"):
-            raise ContactError("HOI4D geometry contact needs objpose and camera intrinsics")
+        lacking = [what for what, key in (("objpose/ (the object's 6-D poses: its box)", "objpose_dir"),
+                                          ("camera_params/<camera>/intrin.npy", "intrinsics_path")) if not c.get(key)]
+        if lacking:
+            raise ContactError(f"HOI4D geometry contact needs {' and '.join(lacking)}, not found for {record.video_id}")
         events = [str(e.get("event", "")).strip().lower() for e in c.get("events") or []]
         if events and all(e in HOI4D_NON_CONTACT_EVENTS for e in events):
             raise ContactError(f"the action annotation has only non-contact events ({', '.join(sorted(set(events)))}): "

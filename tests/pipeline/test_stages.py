@@ -276,6 +276,16 @@ def test_hoi4d_contact_prefers_the_annotated_grasp_event(tmp_path):
     assert HOI4DGeometryContact().detect(rec, (W, H)).frame == 5
 
 
+def test_hoi4d_contact_names_the_missing_geometry(tmp_path):
+    rec = _hoi4d_frames(tmp_path)
+    rec.contact["objpose_dir"] = None
+    with pytest.raises(ContactError, match=r"needs objpose/ .* not found for ZY1/H1/C2/N1/S1/s01/T1"):
+        HOI4DGeometryContact().detect(rec, (W, H))
+    rec.contact["intrinsics_path"] = None
+    with pytest.raises(ContactError, match=r"objpose/ .* and camera_params/<camera>/intrin\.npy"):
+        HOI4DGeometryContact().detect(rec, (W, H))
+
+
 def test_hoi4d_pose_missing_pickle_names_the_file(tmp_path):
     rec = _hoi4d_frames(tmp_path)
     res = HOI4DGeometryContact().detect(rec, (W, H))
