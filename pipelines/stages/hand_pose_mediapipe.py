@@ -129,7 +129,7 @@ def wrist_translation(image_px: np.ndarray, world_cam: np.ndarray, K: np.ndarray
 class HandDetection:
     image_px: np.ndarray     #: (21, 2) landmarks in pixels, MediaPipe order
     world_m: np.ndarray      #: (21, 3) metric landmarks, camera-aligned axes, MediaPipe order
-    handedness: str          #: MediaPipe's label (it assumes a mirrored selfie image: swapped for ego video)
+    handedness: str          #: MediaPipe's label, "Right"/"Left" (measured on our renders: correct for a non-mirrored image)
     score: float
 
     def box(self) -> np.ndarray:
@@ -173,12 +173,16 @@ class MediaPipeLandmarker:
             self._lm = None
 
 
-def pick_detection(dets: list[HandDetection], hand_box: np.ndarray | None) -> HandDetection:
-    """The detection whose landmark box overlaps ``hand_box`` most (or the best-scoring one)."""
+def pick_detection(dets: list[HandDetection], hand_box: np.ndarray | None, side: str = "right") -> HandDetection:
+    """The ``side`` hand ("right"/"left", by MediaPipe's handedness label) whose landmark box overlaps
+    ``hand_box`` most; a detection labelled as the other hand only when no ``side`` one overlaps (a label
+    can be wrong; in two-handed egocentric frames the other hand often sits inside the contact hand's box,
+    and overlap alone picked it). Without a box: the best-scoring ``side`` hand, else the best-scoring."""
     if not dets:
         raise HandPoseError("mediapipe found no hand in the frame")
+    want = side.capitalize()
     if hand_box is None:
-        return max(dets, key=lambda d: d.score)
+        return max(dets, key=lambda d: (d.handedness == want, d.score))
     hb = np.asarray(hand_box, np.float64)
 
     def overlap(d):
@@ -186,7 +190,7 @@ def pick_detection(dets: list[HandDetection], hand_box: np.ndarray | None) -> Ha
         iw, ih = max(0.0, min(b[2], hb[2]) - max(b[0], hb[0])), max(0.0, min(b[3], hb[3]) - max(b[1], hb[1]))
         return iw * ih / max(1e-9, (b[2] - b[0]) * (b[3] - b[1]))
 
-    best = max(dets, key=overlap)
+    best = max(dets, key=lambda d: (overlap(d) > 0 and d.handedness == want, overlap(d)))
     if overlap(best) <= 0:
         raise HandPoseError(f"no mediapipe hand overlaps the contact hand box {hb.round(1).tolist()}")
     return best
@@ -255,9 +259,18 @@ class MediaPipeHandPose:
             d.image_px = d.image_px / s + [x1, y1]
         return dets
 
-    def estimate_frame(self, frame_rgb: np.ndarray, hand_box=None, K: np.ndarray | None = None) -> FrameEstimate:
+    def estimate_frame(self, frame_rgb: np.ndarray, hand_box=None, K: np.ndarray | None = None,
+                       side: str = "right") -> FrameEstimate:
         """Detect (full frame; then a crop around ``hand_box`` if that fails), fit and (with intrinsics
-        ``K``) locate the hand in one RGB frame."""
+        ``K``) locate the ``side`` hand in one RGB frame. A left hand is fitted in the mirrored frame, where
+        it is a right hand (the skeleton fit is MANO's right hand): the result is the right-hand grasp of
+        the mirrored image, the convention every backend's rows follow."""
+        if side == "left":
+            w = frame_rgb.shape[1]
+            frame_rgb = np.ascontiguousarray(frame_rgb[:, ::-1])
+            if hand_box is not None:
+                b = np.asarray(hand_box, np.float64)
+                hand_box = np.array([w - 1 - b[2], b[1], w - 1 - b[0], b[3]])
         try:
             det = pick_detection(self.landmarker.detect(frame_rgb), hand_box)
         except HandPoseError:
@@ -274,5 +287,7 @@ class MediaPipeHandPose:
         if frame_rgb is None:
             raise HandPoseError("the mediapipe backend needs the decoded contact frame")
         K = self.intrinsics_for(frame_rgb.shape[1], frame_rgb.shape[0])
-        est = self.estimate_frame(frame_rgb, getattr(contact, "hand_box", None), K)
+        side = getattr(contact, "side", None)
+        est = self.estimate_frame(frame_rgb, getattr(contact, "hand_box", None), K,
+                                  side="left" if side == "left" else "right")
         return HandPose(est.wrist_rotation, est.fit.hand_pose, self.name)

@@ -137,3 +137,52 @@ def test_crop_detection_maps_landmarks_back_to_frame_pixels():
     (det,) = be.detect_in_box(frame, [200, 100, 240, 140])
     assert max(be.landmarker.shape[:2]) == 256
     np.testing.assert_allclose(det.image_px[0], [220, 120], atol=1.0)
+
+
+def _det(box, label, score=0.9):
+    from pipelines.stages.hand_pose_mediapipe import HandDetection
+
+    x1, y1, x2, y2 = box
+    px = np.array([[x1, y1], [x2, y2]] + [[(x1 + x2) / 2, (y1 + y2) / 2]] * 19, np.float64)
+    return HandDetection(px, np.zeros((21, 3)), label, score)
+
+
+def test_pick_detection_prefers_the_contact_hand_over_a_larger_overlap():
+    """Two-handed egocentric frame: the left hand sits entirely inside the right hand's contact box (overlap
+    1.0), the right hand half inside. Overlap alone fitted the left hand as a right one."""
+    from pipelines.stages.hand_pose_mediapipe import pick_detection
+
+    box = np.array([100, 100, 200, 200])
+    left, right = _det((120, 120, 160, 160), "Left"), _det((150, 150, 250, 250), "Right")
+    assert pick_detection([left, right], box) is right
+    assert pick_detection([left, right], box, side="left") is left
+    assert pick_detection([left], box) is left                      # only one hand there: its label may be wrong
+    assert pick_detection([left, _det((300, 10, 340, 50), "Right")], box) is left  # the right one is elsewhere
+    assert pick_detection([_det((0, 0, 9, 9), "Left", 0.99), right], None) is right
+    with pytest.raises(HandPoseError, match="overlaps"):
+        pick_detection([_det((300, 10, 340, 50), "Right")], box)
+
+
+def test_a_left_hand_is_fitted_in_the_mirrored_frame():
+    """contact side 'left': the landmarker sees the mirrored frame (where the hand is a right one) and the
+    contact box mirrored with it; the fit is the right-hand pose of the mirrored image."""
+    from pipelines.stages.hand_pose_mediapipe import HandDetection, MediaPipeHandPose
+
+    rng = np.random.default_rng(3)
+    pose = np.concatenate([[0.2, -0.1, 0.3], rng.normal(0, 0.2, 45)])
+    kps = mano_joint_positions(pose)[list(MANO_TO_OPENPOSE)]
+
+    class Recorder:
+        def detect(self, img):
+            self.img = img.copy()
+            return [HandDetection(np.array([[330.0, 60.0]] * 10 + [[350.0, 80.0]] * 11), kps, "Right", 0.9)]
+
+    be = MediaPipeHandPose.__new__(MediaPipeHandPose)
+    be.landmarker = Recorder()
+    frame = np.zeros((256, 456, 3), np.uint8)
+    frame[70, 110] = 255                                           # a pixel inside the left hand's box
+    est = be.estimate_frame(frame, [100, 50, 130, 90], None, side="left")   # mirrored: [325, 50, 355, 90]
+    assert be.landmarker.img[70, 455 - 110].max() == 255 and be.landmarker.img[70, 110].max() == 0
+    np.testing.assert_allclose(est.fit.hand_pose, fit_mano_skeleton(kps[list(OPENPOSE_TO_MANO)]).hand_pose, atol=1e-9)
+    with pytest.raises(HandPoseError, match="overlaps"):           # unmirrored, the box would miss the hand
+        be.estimate_frame(frame, [100, 50, 130, 90], None, side="right")
