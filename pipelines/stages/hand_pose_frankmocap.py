@@ -2,9 +2,17 @@
 
 Needs (nothing is downloaded): a FrankMocap checkout (``checkout``, put on ``sys.path`` to import
 ``handmocap.hand_mocap_api.HandMocap``), its hand regressor weights
-(``extra_data/hand_module/pretrained_weights/pose_shape_best.pth``) and SMPL-X folder
-(``extra_data/smpl/`` with ``SMPLX_NEUTRAL.pkl`` or ``.npz``, which needs registration on the SMPL-X
-site). FrankMocap is imported only when this backend is built.
+(``extra_data/hand_module/pretrained_weights/pose_shape_best.pth``), the hand module's data
+(``extra_data/hand_module/mean_mano_params.pkl``, ``SMPLX_HAND_INFO.pkl``: FrankMocap's own download
+script) and the SMPL-X folder (``extra_data/smpl/SMPLX_NEUTRAL.pkl``, which needs registration on the
+SMPL-X site; FrankMocap loads the ``.pkl``). FrankMocap is imported only when this backend is built.
+
+What FrankMocap itself requires (facebookresearch/frankmocap, ``handmocap/hand_mocap_api.py`` and
+``hand_modules/h3dw_model.py``): a **CUDA** device (``HandMocap`` builds ``H3DWModel`` with
+``use_cuda=True`` whatever ``device`` says), and the checkout as working directory while it is built
+(``model_root = "./extra_data"``) — the adapter changes into it for the construction only. Its
+``regress`` returns the list of per-box predictions (older versions: a ``(boxes, predictions)`` tuple;
+both are read).
 
 Conversions to the project's convention (:mod:`pipelines.stages.hand_pose`):
 
@@ -24,6 +32,8 @@ Conversions to the project's convention (:mod:`pipelines.stages.hand_pose`):
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -53,6 +63,10 @@ def load_hand_mean(path: str | Path) -> np.ndarray:
                 data = pickle.load(f, encoding="latin1")
         except ModuleNotFoundError as exc:
             raise HandPoseError(f"{path}: unpickling needs {exc.name} (pip install chumpy), or convert it to .npz") from exc
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise HandPoseError(f"{path}: not a readable SMPL-X/MANO pickle ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(data, dict):
+            raise HandPoseError(f"{path}: expected a SMPL-X/MANO model dict, got {type(data).__name__}")
         key = next((k for k in ("hands_meanr", "hands_mean") if k in data), None)
         if key is None:
             raise HandPoseError(f"{path}: no 'hands_meanr' or 'hands_mean' entry")
@@ -63,14 +77,24 @@ def load_hand_mean(path: str | Path) -> np.ndarray:
     return mean
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
 class FrankMocapHandPose:
-    """``FrankMocapHandPose(checkout=..., checkpoint=..., smpl_dir=..., hand_mean=None, device="cpu")``."""
+    """``FrankMocapHandPose(checkout=..., checkpoint=..., smpl_dir=..., hand_mean=None, device="cuda")``."""
 
     name = "frankmocap"
 
     def __init__(self, checkout: str | Path, checkpoint: str | Path | None = None, smpl_dir: str | Path | None = None,
-                 hand_mean: str | Path | None = None, device: str = "cpu"):
-        checkout = Path(checkout)
+                 hand_mean: str | Path | None = None, device: str = "cuda"):
+        checkout = Path(checkout).resolve()
         if not (checkout / "handmocap" / "hand_mocap_api.py").is_file():
             raise FileNotFoundError(f"no FrankMocap checkout at {checkout} (expected handmocap/hand_mocap_api.py); "
                                     "clone facebookresearch/frankmocap and install its hand module")
@@ -78,15 +102,26 @@ class FrankMocapHandPose:
         smpl_dir = Path(smpl_dir or checkout / "extra_data" / "smpl")
         if not checkpoint.is_file():
             raise FileNotFoundError(f"FrankMocap hand weights not found: {checkpoint}")
+        if not (smpl_dir / "SMPLX_NEUTRAL.pkl").is_file():
+            raise FileNotFoundError(f"FrankMocap loads the SMPL-X model as {smpl_dir / 'SMPLX_NEUTRAL.pkl'}, which is "
+                                    "missing (an .npz alone is not enough): get it from the SMPL-X site")
         if hand_mean is None:
             hand_mean = next((p for p in (smpl_dir / "SMPLX_NEUTRAL.npz", smpl_dir / "SMPLX_NEUTRAL.pkl") if p.is_file()),
                              smpl_dir / "SMPLX_NEUTRAL.npz")
         self.hand_mean = load_hand_mean(hand_mean)
         if str(checkout) not in sys.path:
             sys.path.insert(0, str(checkout))
-        from handmocap.hand_mocap_api import HandMocap  # the user's FrankMocap
+        with _working_directory(checkout):  # FrankMocap reads ./extra_data/hand_module/... while building
+            from handmocap.hand_mocap_api import HandMocap  # the user's FrankMocap
 
-        self.model = HandMocap(str(checkpoint), str(smpl_dir), device=device)
+            try:
+                self.model = HandMocap(str(checkpoint.resolve()), str(smpl_dir.resolve()), device=device)
+            except (AssertionError, RuntimeError) as exc:
+                if "cuda" in str(exc).lower() or "nvidia" in str(exc).lower():
+                    raise HandPoseError(f"FrankMocap's hand regressor runs on CUDA only and could not start here "
+                                        f"({type(exc).__name__}: {exc}); run this backend on a GPU worker "
+                                        "(--num-gpus 1 on the extraction job)") from exc
+                raise
 
     def convert(self, pred_hand_pose, side: str) -> HandPose:
         """FrankMocap ``pred_hand_pose`` (1×48, mean-relative, side's own convention) → right-hand flat-mean."""
@@ -104,6 +139,8 @@ class FrankMocapHandPose:
         side = contact.side if contact.side in ("left", "right") else "right"
         boxes = [{"left_hand": None, "right_hand": None, f"{side}_hand": np.array([x1, y1, x2 - x1, y2 - y1], np.float32)}]
         outputs = self.model.regress(cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2BGR), boxes, add_margin=True)
+        if isinstance(outputs, tuple):  # older FrankMocap: (processed boxes, predictions)
+            outputs = outputs[-1]
         out = (outputs[0] or {}).get(f"{side}_hand") if outputs else None
         if not out or "pred_hand_pose" not in out:
             raise HandPoseError(f"frankmocap returned no {side}-hand prediction for box {[x1, y1, x2, y2]}")
