@@ -20,6 +20,7 @@ box among them given the box the contact stage predicted.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from pathlib import Path
@@ -164,17 +165,25 @@ class DeticPredictor:
         cfg = config.get_cfg()
         add_centernet_config(cfg)
         add_detic_config(cfg)
-        cfg.merge_from_file(str(cfg_path))
+        cfg.merge_from_file(str(cfg_path.resolve()))
         cfg.MODEL.WEIGHTS = str(w)
         cfg.MODEL.RETINANET.SCORE_THRESH_TEST = threshold
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = threshold
         cfg.MODEL.ROI_BOX_HEAD.ZEROSHOT_WEIGHT_PATH = "rand"
         cfg.MODEL.ROI_HEADS.ONE_CLASS_PER_PROPOSAL = True
         cfg.MODEL.DEVICE = pick_device(device)
+        # Detic's configs name files relative to its checkout (e.g. ROI_BOX_HEAD.CAT_FREQ_PATH
+        # 'datasets/metadata/lvis_v1_train_cat_info.json', read while the box head is built), as its demo.py
+        # runs from there: make them absolute, and build inside the checkout for anything else relative
+        for key in ("CAT_FREQ_PATH",):
+            rel = getattr(cfg.MODEL.ROI_BOX_HEAD, key, None)
+            if isinstance(rel, str) and rel and not Path(rel).is_absolute():
+                setattr(cfg.MODEL.ROI_BOX_HEAD, key, str(root.resolve() / rel))
         cfg.freeze()
-        self.predictor = engine.DefaultPredictor(cfg)
+        with contextlib.chdir(root):
+            self.predictor = engine.DefaultPredictor(cfg)
+            self._text_encoder = build_text_encoder(pretrain=True).eval()
         self._reset = reset_cls_test
-        self._text_encoder = build_text_encoder(pretrain=True).eval()
         self._vocabulary: tuple[str, ...] | None = None
 
     def set_vocabulary(self, names: Sequence[str]) -> None:

@@ -33,7 +33,6 @@ Conversions to the project's convention (:mod:`pipelines.stages.hand_pose`):
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import sys
 from pathlib import Path
@@ -77,16 +76,6 @@ def load_hand_mean(path: str | Path) -> np.ndarray:
     return mean
 
 
-@contextlib.contextmanager
-def _working_directory(path: Path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 class FrankMocapHandPose:
     """``FrankMocapHandPose(checkout=..., checkpoint=..., smpl_dir=..., hand_mean=None, device="cuda")``."""
 
@@ -111,7 +100,7 @@ class FrankMocapHandPose:
         self.hand_mean = load_hand_mean(hand_mean)
         if str(checkout) not in sys.path:
             sys.path.insert(0, str(checkout))
-        with _working_directory(checkout):  # FrankMocap reads ./extra_data/hand_module/... while building
+        with contextlib.chdir(checkout):  # FrankMocap reads ./extra_data/hand_module/... while building
             from handmocap.hand_mocap_api import HandMocap  # the user's FrankMocap
 
             try:

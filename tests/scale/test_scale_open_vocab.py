@@ -1,5 +1,7 @@
 """Open-vocabulary box backends: our loaders + inference on tiny real-format OWLv2 / Grounding DINO."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,61 @@ def test_refine_object_box_uses_stored_detections():
     assert refine_object_box(contact, prior).tolist() == [48, 49, 72, 71]
     assert refine_object_box({}, prior).tolist() == prior
     assert refine_object_box({"v1_object_boxes": {"boxes": [[0, 0, 10, 10, 0.9]]}}, prior).tolist() == prior
+
+
+def test_detic_is_built_with_its_checkout_relative_files(tmp_path, monkeypatch):
+    """Detic's configs name files relative to its checkout (ROI_BOX_HEAD.CAT_FREQ_PATH, read while the box
+    head is built; its demo.py runs from there): building the predictor from any other working directory
+    must still find them. Fake detectron2 / CenterNet2 / Detic modules with the real call shapes."""
+    import sys
+    from types import SimpleNamespace
+
+    from pipelines.models.open_vocab import DeticPredictor
+
+    root = tmp_path / "Detic"
+    files = {
+        "detic/__init__.py": "",
+        "detic/config.py": "def add_detic_config(cfg):\n    cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH = 'datasets/metadata/lvis_v1_train_cat_info.json'\n",
+        "detic/modeling/__init__.py": "",
+        "detic/modeling/text/__init__.py": "",
+        "detic/modeling/text/text_encoder.py": ("class _T:\n    def eval(self):\n        return self\n"
+                                                "def build_text_encoder(pretrain=True):\n    return _T()\n"),
+        "detic/modeling/utils.py": "def reset_cls_test(model, emb, n):\n    pass\n",
+        "third_party/CenterNet2/centernet/__init__.py": "",
+        "third_party/CenterNet2/centernet/config.py": "def add_centernet_config(cfg):\n    pass\n",
+        "datasets/metadata/lvis_v1_train_cat_info.json": "[]",
+        "configs/Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size.yaml": "MODEL: {}\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    weights = tmp_path / "detic.pth"
+    weights.write_bytes(b"w")
+
+    def node():
+        return SimpleNamespace()
+
+    class Cfg(SimpleNamespace):
+        def merge_from_file(self, path):
+            assert open(path).read()
+
+        def freeze(self):
+            pass
+
+    def get_cfg():
+        return Cfg(MODEL=SimpleNamespace(RETINANET=node(), ROI_HEADS=node(), ROI_BOX_HEAD=node()))
+
+    class DefaultPredictor:   # Detic's box head reads the category frequencies while it is built
+        def __init__(self, cfg):
+            open(cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH).close()
+            self.model = object()
+
+    monkeypatch.setitem(sys.modules, "detectron2", SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "detectron2.config", SimpleNamespace(get_cfg=get_cfg))
+    monkeypatch.setitem(sys.modules, "detectron2.engine", SimpleNamespace(DefaultPredictor=DefaultPredictor))
+    for name in [m for m in sys.modules if m == "detic" or m.startswith("detic.") or m.startswith("centernet")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    pred = DeticPredictor(root, weights, device="cpu")
+    assert pred.predictor.model is not None and Path.cwd() == tmp_path
