@@ -51,8 +51,12 @@ class EncoderConfig:
         return asdict(self)
 
 
-def preprocess_images(images: list[np.ndarray] | np.ndarray, image_size: int) -> torch.Tensor:
-    """RGB uint8 images (each H × W × 3, any size) → float tensor B × 3 × S × S, ImageNet-normalised."""
+def preprocess_images(images: list[np.ndarray] | np.ndarray, image_size: int, center_crop: bool = False) -> torch.Tensor:
+    """RGB uint8 images (each H × W × 3, any size) → float tensor B × 3 × S × S, ImageNet-normalised.
+
+    Default: the whole image resized to S × S (aspect squashed). ``center_crop``: ImageNet's and R3M's
+    evaluation preprocessing instead — the shorter side to S·256/224, then the central S × S (aspect kept,
+    borders dropped), what those encoders' published features expect."""
     import cv2
 
     out = np.empty((len(images), 3, image_size, image_size), np.float32)
@@ -60,7 +64,16 @@ def preprocess_images(images: list[np.ndarray] | np.ndarray, image_size: int) ->
         img = np.asarray(img)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image {i} must be an H×W×3 uint8 RGB array, got shape {img.shape} dtype {img.dtype}")
-        small = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        if center_crop:
+            h, w = img.shape[:2]
+            short = int(round(image_size * 256 / 224))
+            nh, nw = (short, max(short, int(round(w * short / h)))) if h <= w else (max(short, int(round(h * short / w))), short)
+            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            y0, x0 = (nh - image_size) // 2, (nw - image_size) // 2
+            img = img[y0:y0 + image_size, x0:x0 + image_size]
+            small = img.astype(np.float32) / 255.0
+        else:
+            small = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         out[i] = ((small - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
     return torch.from_numpy(out)
 

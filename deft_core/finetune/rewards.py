@@ -93,8 +93,8 @@ def _torch_embedder(net, image_size: int) -> Callable[[np.ndarray], np.ndarray]:
     net.eval()
 
     def embed(image: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(preprocess_images([image], image_size))[0].double().numpy()
+        with torch.no_grad():  # R3M's / ImageNet's own preprocessing: Resize(256) + CenterCrop(224), not a squash
+            return net(preprocess_images([image], image_size, center_crop=True))[0].double().numpy()
 
     return embed
 

@@ -74,8 +74,16 @@ def test_resnet18_and_r3m_embedders_load_local_weights(tmp_path):
     from deft_core.finetune.encoders import preprocess_images
 
     with torch.no_grad():
-        expected = net(preprocess_images([img], 64))[0].numpy()
+        expected = net(preprocess_images([img], 64, center_crop=True))[0].numpy()
     assert np.allclose(r3m(img), expected, atol=1e-5)
+    # R3M's preprocessing keeps the aspect and drops the borders (Resize(256) + CenterCrop(224)): pixels
+    # outside the central crop of a 4:3 camera image do not move the embedding; squashing had let them
+    cam = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    edged = cam.copy()
+    edged[:, :8] = 255
+    assert np.allclose(r3m(cam), r3m(edged), atol=1e-6)
+    t = preprocess_images([cam], 64, center_crop=True)
+    assert t.shape == (1, 3, 64, 64)
     assert resnet18_embedder(image_size=64)(img).shape == (512,)
     with pytest.raises(FileNotFoundError, match="R3M weights not found"):
         r3m_embedder(tmp_path / "missing.pt")
