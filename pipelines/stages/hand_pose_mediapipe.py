@@ -29,8 +29,10 @@ quality measure.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +158,10 @@ class MediaPipeLandmarker:
                                             min_hand_presence_confidence=min_confidence)
         self._lm = vision.HandLandmarker.create_from_options(opts)
         self.model_path = path
+        # closed at exit while mediapipe's dispatcher threads still run: left to HandLandmarker.__del__, the
+        # close came after the interpreter's thread-pool shutdown and printed a traceback after every run;
+        # threading's exit hooks run before that shutdown (and before atexit's, which come too late)
+        getattr(threading, "_register_atexit", atexit.register)(self.close)
 
     def detect(self, frame_rgb: np.ndarray) -> list[HandDetection]:
         h, w = frame_rgb.shape[:2]

@@ -186,3 +186,20 @@ def test_a_left_hand_is_fitted_in_the_mirrored_frame():
     np.testing.assert_allclose(est.fit.hand_pose, fit_mano_skeleton(kps[list(OPENPOSE_TO_MANO)]).hand_pose, atol=1e-9)
     with pytest.raises(HandPoseError, match="overlaps"):           # unmirrored, the box would miss the hand
         be.estimate_frame(frame, [100, 50, 130, 90], None, side="right")
+
+
+def test_a_process_that_used_the_landmarker_exits_without_a_traceback():
+    """HandLandmarker.__del__ at interpreter exit ran after the thread-pool shutdown and printed a
+    TypeError/RuntimeError traceback after every extraction or trajectory run."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("mediapipe", reason="mediapipe not installed (pip install mediapipe)")
+    if not default_bundle_path().is_file():
+        pytest.skip(f"MediaPipe bundle {default_bundle_path()} absent: build it with python scripts/mediapipe_bundle.py")
+    code = ("import numpy as np\nfrom pipelines.stages.hand_pose_mediapipe import MediaPipeLandmarker\n"
+            "lm = MediaPipeLandmarker()\nlm.detect(np.zeros((64, 64, 3), np.uint8))\nprint('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+
