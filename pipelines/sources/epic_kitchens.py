@@ -70,22 +70,43 @@ def read_video_info(path: str | Path) -> dict[str, dict]:
 NUMBERING_RATES = (60.0, 50.0)
 
 
-def _misfit(rate: float, refs: list[tuple[float, int]]) -> float:
-    """Frames by which frame numbers ``f`` miss ``t × rate`` over (seconds, frame) pairs, under the better
-    of the two conventions seen: ``f = t·rate + 1`` (1-based frames, as our writer numbers them) or
-    ``f = t·rate`` (the real EPIC CSV: 00:00:54.90 is frame 3294 = 54.9 × 60). Without that choice a
-    one-frame convention offset outweighs the 0.06 frames/s between 59.94 and 60 in the first minute."""
-    return min(sum(abs(f - c - t * rate) for t, f in refs) for c in (0, 1))
+class RateEvidence:
+    """Running misfits of (seconds, frame) pairs under each candidate numbering rate (the video's fps, 60,
+    50) and each of the two conventions seen: ``f = t·rate + 1`` (1-based frames, as our writer numbers
+    them) or ``f = t·rate`` (the real EPIC CSV: 00:00:54.90 is frame 3294 = 54.9 × 60). Without the
+    convention choice a one-frame offset outweighs the 0.06 frames/s between 59.94 and 60 in the first
+    minute. Times in the first half second are no evidence (they fit every rate) and are left out.
+    Constant memory per video."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = float(fps)
+        self.rates = (self.fps,) + NUMBERING_RATES
+        self.sums = {(r, c): 0.0 for r in self.rates for c in (0, 1)}
+        self.n = 0
+
+    def add(self, t: float, f: int) -> None:
+        if t > 0.5:
+            self.n += 1
+            for (r, c) in self.sums:
+                self.sums[(r, c)] += abs(f - c - t * r)
+
+    def misfit(self, rate: float) -> float:
+        return min(self.sums[(rate, 0)], self.sums[(rate, 1)])
+
+    def rate(self) -> float:
+        """The video's ``fps`` unless 60 or 50 explains the pairs better by more than a frame in all."""
+        if not self.n:
+            return self.fps
+        best = min(NUMBERING_RATES, key=self.misfit)
+        return best if self.misfit(best) < self.misfit(self.fps) - 1.0 else self.fps
 
 
 def choose_rate(fps: float, refs: list[tuple[float, int]]) -> float:
-    """The numbering rate of (time, frame) pairs: the video's ``fps`` unless 60 or 50 explains them better
-    by more than a frame in all (times in the first half second are no evidence: they fit every rate)."""
-    refs = [(t, f) for t, f in refs if t > 0.5]
-    if not refs:
-        return fps
-    best = min(NUMBERING_RATES, key=lambda r: _misfit(r, refs))
-    return best if _misfit(best, refs) < _misfit(fps, refs) - 1.0 else fps
+    """The numbering rate that explains (seconds, frame) pairs: :class:`RateEvidence` over ``refs``."""
+    ev = RateEvidence(fps)
+    for t, f in refs:
+        ev.add(t, f)
+    return ev.rate()
 
 
 def _find(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -169,10 +190,10 @@ class EpicKitchensSource:
         )
 
     def numbering_rates(self) -> dict[str, float]:
-        """Per video, :func:`choose_rate` over the (start, stop) times and frames of all its rows: one pass
-        over the CSVs reading five columns (memory: the distinct videos, not the rows). Unparseable values
-        are skipped here; the listing reports them."""
-        refs: dict[str, list[tuple[float, int]]] = {}
+        """Per video, the numbering rate of the (start, stop) times and frames of all its rows
+        (:class:`RateEvidence`): one pass over the CSVs reading five columns; memory grows with the distinct
+        videos, not the rows. Unparseable values are skipped here; the listing reports them."""
+        evidence: dict[str, RateEvidence] = {}
         for path in self.csv_paths:
             try:
                 head = pd.read_csv(path, nrows=0).columns
@@ -184,12 +205,17 @@ class EpicKitchensSource:
             for chunk in pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str}):
                 for vid, a, b, f0, f1 in zip(chunk["video_id"], chunk["start_timestamp"], chunk["stop_timestamp"],
                                              chunk["start_frame"], chunk["stop_frame"]):
+                    vid = str(vid)
+                    if vid not in self.video_info:
+                        continue
                     try:
                         pairs = [(parse_timestamp(a), int(f0)), (parse_timestamp(b), int(f1))]
                     except (ValueError, TypeError):
                         continue
-                    refs.setdefault(str(vid), []).extend(pairs)
-        return {vid: choose_rate(self.video_info[vid]["fps"], r) for vid, r in refs.items() if vid in self.video_info}
+                    ev = evidence.get(vid) or evidence.setdefault(vid, RateEvidence(self.video_info[vid]["fps"]))
+                    for t, f in pairs:
+                        ev.add(t, f)
+        return {vid: ev.rate() for vid, ev in evidence.items()}
 
     def records(self) -> Iterator[ClipRecord]:
         if self.video_rates is None:

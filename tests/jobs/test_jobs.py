@@ -93,18 +93,20 @@ def test_job_through_ray_job_submit(datasets, full_runs, tmp_path):
                            env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
-        out = tmp_path / "submitted"
-        res = None
-        for _ in range(8):  # the job server and its agent can take a while after `ray start` returns (loaded machine)
-            res = subprocess.run([ray, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO), "--",
-                                  "python", "jobs/extract_hoi4d.py", "--root", str(datasets["hoi4d"]), "--out", str(out),
-                                  "--concurrency", "1", "--no-progress"],
-                                 env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
-            if res.returncode == 0 or not any(m in res.stderr for m in ("Connection", "No available agent")):
-                break
-            time.sleep(5)
-        assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
-        assert _ids(out, "data") == _ids(full_runs["hoi4d"][0], "data")
+        for dataset in ("hoi4d", "ego4d", "epic_kitchens"):   # all three jobs, as the README submits them
+            out = tmp_path / f"submitted_{dataset}"
+            res = None
+            for _ in range(8):  # the job server and its agent can take a while after `ray start` returns (loaded machine)
+                res = subprocess.run([ray, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO), "--",
+                                      "python", f"jobs/extract_{dataset}.py", "--root", str(datasets[dataset]), "--out", str(out),
+                                      "--concurrency", "1", "--no-progress", *hand_pose_args(dataset)],
+                                     env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+                if res.returncode == 0 or not any(m in res.stderr for m in ("Connection", "No available agent")):
+                    break
+                time.sleep(5)
+            assert res.returncode == 0, (dataset, res.stdout[-3000:], res.stderr[-3000:])
+            assert _ids(out, "data") == _ids(full_runs[dataset][0], "data"), dataset
+            assert _ids(out, "errors") == _ids(full_runs[dataset][0], "errors"), dataset
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
