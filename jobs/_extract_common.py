@@ -82,8 +82,11 @@ def _options(pairs: list[str], flag: str = "--hand-pose-option") -> dict[str, An
 
 def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     text = None if a.text_encoder in (None, "", "none") else a.text_encoder
+    # a GPU reserved for the text stage (--text-num-gpus) is one its encoder uses (they default to the CPU)
+    text_options = {"device": "cuda"} if text and getattr(a, "text_num_gpus", 0) else {}
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
-                        text_encoder=text, seed=a.seed, contact_detector="model" if a.hand_object_model else None)
+                        text_encoder=text, text_encoder_options=text_options, seed=a.seed,
+                        contact_detector="model" if a.hand_object_model else None)
     cfg.resolved_hand_pose_backend()  # fail in the driver, before any worker starts
     model_options(a)  # bad --model-option pairs too
     return cfg

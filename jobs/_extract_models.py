@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from pipelines.models.base import HAND_OBJECT_BACKENDS, OBJECT_BOX_BACKENDS
@@ -86,6 +87,19 @@ def add_model_stages(ds, a: argparse.Namespace, out: str):
     if a.object_store_bytes is not None:
         bound_object_store(a.object_store_bytes)
     opts = model_options(a)
+    if not a.model_num_gpus:
+        # Ray (2.60) leaves every GPU visible to an actor that reserved none: a built-in backend's device
+        # "auto" would then take a GPU it never reserved (next to the actors and Train workers that did),
+        # so without --model-num-gpus the model stages run on the CPU, as the resources say
+        for scope, backend, registry in (("hand_object", a.hand_object_model, HAND_OBJECT_BACKENDS),
+                                         ("object_boxes", a.object_boxes, OBJECT_BOX_BACKENDS)):
+            if backend in registry:
+                opts[scope] = {**opts[scope]}
+                opts[scope].setdefault("device", "cpu")
+        if (a.hand_object_model or a.object_boxes) and a.num_gpus:
+            print("note: --num-gpus reserves GPUs for the per-clip stage only; the model stages "
+                  "(--hand-object-model / --object-boxes) get theirs from --model-num-gpus, 0 here: they run "
+                  "on the CPU", file=sys.stderr, flush=True)
     kw = model_stage_kwargs(num_gpus=a.model_num_gpus, concurrency=a.model_concurrency,
                             batch_size=a.model_batch_size, num_cpus=a.model_num_cpus)
     if a.hand_object_model:

@@ -46,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "auto: worker when the shards total <= --in-worker-max-mb")
     p.add_argument("--in-worker-max-mb", type=float, default=1024.0, help="auto's threshold (MiB of shard files)")
     p.add_argument("--max-failures", type=int, default=2, help="worker failures retried from the last checkpoint")
+    p.add_argument("--no-cpu-check", action="store_true",
+                   help="skip the check that the cluster's live CPUs can run --data-mode ray_data (an autoscaling "
+                        "cluster counts only the nodes already up; without nodes to come the job would wait forever)")
     p.add_argument("--hand-label-weight", action="append", default=[], metavar="SOURCE=W",
                    help="weight of the wrist/pose loss for rows whose hand_pose_source is SOURCE (default 1), e.g. "
                         "mediapipe=0 to learn wrist and pose only from exact labels; repeatable")
@@ -80,7 +83,7 @@ def main(argv=None) -> int:
     try:
         result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
                      cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,
-                     data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb)
+                     data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb, check_cpus=not a.no_cpu_check)
     except (FileNotFoundError, ValueError, pa.ArrowException) as exc:  # bad --shards / --out / options, as the extraction jobs
         print(f"train: error: {exc}", file=sys.stderr)
         return 2

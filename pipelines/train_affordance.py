@@ -166,7 +166,9 @@ def check_ray_data_cpus(cluster_cpus: float, num_workers: int, cpus_per_worker: 
                          f"worker(s) × {cpus_per_worker:g} + {RAY_DATA_SPARE_CPUS:g} for Ray Data's read and decode); "
                          f"it has {cluster_cpus:g}, and the job would wait forever. Start Ray with more logical CPUs "
                          f"(e.g. 'ray start --head --num-cpus {int(-(-need // 1))}'; they share the physical cores) "
-                         "or use --data-mode worker (the shards are read inside each worker)")
+                         "or use --data-mode worker (the shards are read inside each worker); on an autoscaling "
+                         "cluster whose nodes start on demand (cluster.yaml), pass --no-cpu-check: the job then "
+                         "waits for them")
 
 
 def _ray_train_loop(config: dict) -> None:
@@ -278,10 +280,12 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
 
 def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | None = None, num_workers: int = 1,
         use_gpu: bool = False, cpus_per_worker: float = 1.0, max_failures: int = 2, decode_concurrency: int = 1,
-        extra_config: dict | None = None, data_mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB) -> dict:
+        extra_config: dict | None = None, data_mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB,
+        check_cpus: bool = True) -> dict:
     """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last,
     "data_mode": the data path used}. ``data_mode``/``in_worker_max_mb``: see the module docstring;
-    each worker runs ``max(1, int(cpus_per_worker))`` torch threads."""
+    each worker runs ``max(1, int(cpus_per_worker))`` torch threads. ``check_cpus=False`` skips
+    :func:`check_ray_data_cpus` (an autoscaling cluster whose nodes are not up yet: it counts live nodes)."""
     import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -318,7 +322,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
             ray.init()
         else:
             init_local_ray()
-    if mode == "ray_data":
+    if mode == "ray_data" and check_cpus:
         check_ray_data_cpus(float(ray.cluster_resources().get("CPU", 0.0)), num_workers, cpus_per_worker)
     resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
     config["resume_dir"] = str(resume) if resume else None

@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 def model_stage_kwargs(num_gpus: float = 0, concurrency: int | tuple[int, int] = 1, batch_size: int = 4,
                        num_cpus: float | None = None) -> dict[str, Any]:
     """``map_batches`` keyword arguments for an actor-pool model stage: ``concurrency`` actors (or an
-    autoscaling ``(min, max)`` range), ``num_gpus`` each (0: CPU actors), ``batch_size`` rows per call,
-    batches as pandas."""
-    kw: dict[str, Any] = {"concurrency": concurrency, "batch_size": batch_size, "batch_format": "pandas"}
+    autoscaling ``(min, max)`` range) as ``compute=ActorPoolStrategy`` (map_batches' ``concurrency=`` is
+    deprecated since Ray 2.51), ``num_gpus`` each (0: CPU actors), ``batch_size`` rows per call, batches as
+    pandas."""
+    import ray
+
+    pool = (ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
+            if isinstance(concurrency, tuple) else ray.data.ActorPoolStrategy(size=concurrency))
+    kw: dict[str, Any] = {"compute": pool, "batch_size": batch_size, "batch_format": "pandas"}
     if num_gpus:
         kw["num_gpus"] = num_gpus
     if num_cpus is not None:

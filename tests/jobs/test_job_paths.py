@@ -114,3 +114,45 @@ def test_malformed_key_value_options_are_usage_errors(tmp_path):
                        flag, value, cwd=tmp_path)
         assert res.returncode == 2, res.stderr[-2000:]
         assert f"extract ego4d: error: {expected}" in res.stderr and "Traceback" not in res.stderr
+
+
+_GPU_PROBE = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from jobs import _extract_common as common, _extract_models as models
+import jobs.train as train
+out = {{}}
+class FakeDs:
+    def __init__(self): self.stages = []
+    def map_batches(self, cls, fn_constructor_kwargs=None, **kw):
+        self.stages.append({{"cls": cls.__name__, "options": fn_constructor_kwargs["backend_options"], "kw": sorted(kw)}})
+        return self
+def stages(argv):
+    a = common.build_parser("ego4d").parse_args(["--root", "r", "--out", "o", "--hand-pose", "mediapipe"] + argv)
+    return models.add_model_stages(FakeDs(), a, "o").stages
+out["cpu"] = stages(["--hand-object-model", "hands23", "--object-boxes", "owlv2", "--num-gpus", "1"])
+out["gpu"] = stages(["--hand-object-model", "hands23", "--model-num-gpus", "1"])
+a = common.build_parser("ego4d").parse_args(["--root", "r", "--out", "o", "--hand-pose", "mediapipe",
+                                             "--text-encoder", "minilm", "--text-num-gpus", "1"])
+out["text"] = common.make_config("ego4d", a).text_encoder_options
+seen = {{}}
+train.run = lambda *p, **kw: seen.update(kw) or {{}}
+train.main(["--shards", "s", "--out", "o", "--no-cpu-check"])
+out["check_cpus"] = seen.get("check_cpus")
+print(json.dumps(out))
+"""
+
+
+def test_gpu_and_cluster_options_reach_what_uses_them():
+    """Ray leaves all GPUs visible to actors that reserved none: model stages without --model-num-gpus run on
+    the CPU (a backend's device 'auto' took a GPU it had not reserved),
+    with a note when --num-gpus was given instead; a GPU reserved for the text stage is used by its
+    encoder; --no-cpu-check reaches training (an autoscaling cluster's live nodes count 0 CPUs)."""
+    res = subprocess.run([sys.executable, "-c", _GPU_PROBE.format(repo=str(REPO))], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [s["options"].get("device") for s in out["cpu"]] == ["cpu", "cpu"]
+    assert "--model-num-gpus, 0 here: they run on the CPU" in res.stderr
+    assert out["gpu"][0]["options"].get("device") is None and "num_gpus" in out["gpu"][0]["kw"]
+    assert out["text"] == {"device": "cuda"} and out["check_cpus"] is False

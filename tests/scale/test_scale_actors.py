@@ -101,9 +101,12 @@ def test_bound_object_store():
 
 
 def test_model_stage_kwargs():
-    assert model_stage_kwargs(num_gpus=1, concurrency=(1, 8), batch_size=2) == {
-        "concurrency": (1, 8), "batch_size": 2, "batch_format": "pandas", "num_gpus": 1}
-    assert "num_gpus" not in model_stage_kwargs()
+    """An actor pool as compute= (map_batches' concurrency= is deprecated since Ray 2.51)."""
+    kw = model_stage_kwargs(num_gpus=1, concurrency=(1, 8), batch_size=2)
+    pool = kw.pop("compute")
+    assert kw == {"batch_size": 2, "batch_format": "pandas", "num_gpus": 1}
+    assert (pool.min_size, pool.max_size) == (1, 8)
+    assert model_stage_kwargs(concurrency=3)["compute"].min_size == 3 and "num_gpus" not in model_stage_kwargs()
 
 
 @pytest.mark.slow
