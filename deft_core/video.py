@@ -213,6 +213,18 @@ def read_video(path: str | Path, *, indices: Iterable[int] | None = None, gray16
     return np.stack([out[i] for i in keys])
 
 
+def video_length(path: str | Path) -> tuple[int, float]:
+    """(frame count, fps) of a video from its container header (PyAV), counting decoded frames only when
+    the header has no count; fps 0 when the stream states no rate. Raises on an unreadable file."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        fps = float(s.average_rate or s.guessed_rate or 0)
+        n = s.frames or sum(1 for _ in c.decode(video=0))
+    return int(n), fps
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Count decoded frames and read the stream's average rate with PyAV (raises on unreadable files)."""
     import av

@@ -28,6 +28,7 @@ import numpy as np
 
 from deft_core.geometry import axis_angle_to_matrix, matrix_to_euler_xyz, matrix_to_quaternion, quaternion_to_matrix, wrap_angle
 from deft_core.trajectory import TRAJECTORY_STEPS, PostGraspTrajectory
+from deft_core.video import video_length
 
 
 class TrajectoryError(ValueError):
@@ -118,17 +119,6 @@ def smooth_positions(p: np.ndarray, window: int) -> np.ndarray:
     k = np.ones(window) / window
     pad = np.pad(p, ((window // 2, window - 1 - window // 2), (0, 0)), mode="edge")
     return np.stack([np.convolve(pad[:, d], k, mode="valid") for d in range(3)], 1)
-
-
-def video_length(path: Path) -> tuple[int, float]:
-    """(frame count, fps) of a video (PyAV header, counting frames when the header has none)."""
-    import av
-
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        fps = float(s.average_rate or s.guessed_rate or 0)
-        n = s.frames or sum(1 for _ in c.decode(video=0))
-    return int(n), fps
 
 
 def median_filter(p: np.ndarray, window: int) -> np.ndarray:

@@ -113,18 +113,16 @@ def read_events(path: Path) -> tuple[list[dict], float | None]:
     return events, float(duration) if duration else None
 
 
-def probe_video(path: str | Path) -> tuple[int | None, float | None]:
-    """(frame count, frame rate) from a video container's header (PyAV; nothing is decoded), each None
-    where the container does not say or cannot be opened (the decoder reports a broken video later)."""
-    try:
-        import av
+def video_header(path: str | Path) -> tuple[int | None, float | None]:
+    """(frame count, frame rate) of a video (:func:`deft_core.video.video_length`: its header), each None
+    where it does not say or the file cannot be opened (the decoder reports a broken video later)."""
+    from deft_core.video import video_length
 
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            rate = float(stream.average_rate) if stream.average_rate else None
-            return (int(stream.frames) or None), rate
+    try:
+        n, fps = video_length(path)
     except Exception:  # noqa: BLE001 - any unreadable container: fall back to the annotations
         return None, None
+    return n or None, fps or None
 
 
 def pickle_frame_count(hand_dir: Path) -> int:
@@ -207,7 +205,7 @@ class HOI4DSource:
         hand_dir = self.root / "handpose" / "refinehandpose_right" / rel
         left_dir = self.root / "handpose" / "refinehandpose_left" / rel
         video = self._first_existing(f"{rel}/align_rgb/image.mp4", ("HOI4D_release", "", "HOI4D_annotations"))
-        video_frames, video_fps = probe_video(video) if video else (None, None)
+        video_frames, video_fps = video_header(video) if video else (None, None)
         n_frames = video_frames or pickle_frame_count(hand_dir) or pickle_frame_count(left_dir) or DEFAULT_NUM_FRAMES
         if duration:
             fps = n_frames / duration
