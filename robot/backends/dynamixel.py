@@ -207,14 +207,18 @@ class DynamixelHand(Hand):
         result = w.txPacket()
         self._fail("sync write Goal Position", None, result)
 
-    def _read_motor(self) -> tuple[np.ndarray, np.ndarray]:
-        """(present position ticks, present current register units), each (16,)."""
+    def _sync_read(self, reader, what: str) -> None:
+        """One GroupSyncRead transaction, re-tried ``retries`` times; a last failure raises naming ``what``."""
         for attempt in range(self.config.retries + 1):
-            result = self._reader.txRxPacket()
+            result = reader.txRxPacket()
             if result == self._sdk.COMM_SUCCESS:
                 break
-            log.debug("Dynamixel sync read failed (%s), attempt %d", self._ph.getTxRxResult(result), attempt + 1)
-        self._fail("sync read Present Position/Current", None, result)
+            log.debug("Dynamixel sync read of %s failed (%s), attempt %d", what, self._ph.getTxRxResult(result), attempt + 1)
+        self._fail(f"sync read {what}", None, result)
+
+    def _read_motor(self) -> tuple[np.ndarray, np.ndarray]:
+        """(present position ticks, present current register units), each (16,)."""
+        self._sync_read(self._reader, "Present Position/Current")
         pos, cur = np.empty(N_HAND_JOINTS), np.empty(N_HAND_JOINTS)
         for k, i in enumerate(self.config.motor_ids):
             if not self._reader.isAvailable(i, _READ_START, _READ_LEN):
@@ -233,11 +237,7 @@ class DynamixelHand(Hand):
 
     def _check_alerts(self) -> None:
         """Raise :class:`DeviceError` if any motor has latched a hardware error (its torque is off)."""
-        for attempt in range(self.config.retries + 1):
-            result = self._alert_reader.txRxPacket()
-            if result == self._sdk.COMM_SUCCESS:
-                break
-        self._fail("sync read Hardware Error Status", None, result)
+        self._sync_read(self._alert_reader, "Hardware Error Status")
         bad = {}
         for i in self.config.motor_ids:
             if not self._alert_reader.isAvailable(i, *dp.HARDWARE_ERROR_STATUS):

@@ -168,9 +168,14 @@ class XArmArm(Arm):
         return self.api is not None and bool(getattr(self.api, "connected", False))
 
     # ---------------------------------------------------------------- code checking
+    @staticmethod
+    def _code(ret: Any) -> Any:
+        """The return code of an SDK call: most return an int, some a (code, value) tuple, set_fence_mode
+        the controller's whole reply list."""
+        return ret[0] if isinstance(ret, (tuple, list)) else ret
+
     def _check(self, call: str, code: Any) -> None:
-        # most calls return an int; some a (code, value) tuple; set_fence_mode the controller's whole reply list
-        code = code[0] if isinstance(code, (tuple, list)) else code
+        code = self._code(code)
         if code in (0, None):
             return
         if code == HAS_ERROR or (self.api is not None and getattr(self.api, "error_code", 0)):
@@ -236,8 +241,7 @@ class XArmArm(Arm):
         # clean_warn / clean_error answer with the reply's raw state bits: 1 (an error is pending) and 2 (a
         # warning) are what they are called to clear, not failures; whether the error went away is asked next
         for name, fn in (("clean_warn", self.api.clean_warn), ("clean_error", self.api.clean_error)):
-            code = fn()
-            code = code[0] if isinstance(code, (tuple, list)) else code
+            code = self._code(fn())
             if code not in (0, None, HAS_ERROR, HAS_WARN):
                 raise XArmAPIError(name, int(code))
         code, (err, _warn) = self.api.get_err_warn_code()
