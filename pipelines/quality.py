@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
 from deft_core.schema import make_sample_id
+from pipelines.stages.writer import error_shards
 
 
 class QualityInputError(ValueError):
@@ -75,9 +76,7 @@ def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
     if not (shards / "data").is_dir() and not (shards / "errors").is_dir():
         raise FileNotFoundError(f"{shards}: no data/ or errors/ folder (not an extraction output)")
     rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in _read_rows(p)]
-    # oldest file first, so that a clip that failed again on a retry (--retry-errors) ends with its latest reason
-    files = sorted((shards / "errors").glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    errs = [r for p in files for r in _read_rows(p)]
+    errs = [r for p in error_shards(shards) for r in _read_rows(p)]  # oldest first: a clip's latest reason wins
     return rows, errs
 
 

@@ -47,6 +47,12 @@ def _atomic_write_table(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def error_shards(out: str | Path) -> list[Path]:
+    """The errors table's files under ``out``, oldest first: a clip re-run with ``--retry-errors`` that
+    failed again has a newer row, whose stage and reason are the ones that count."""
+    return sorted((Path(out) / ERRORS_DIR).glob("part-*.parquet"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
 def _read_ids(folder: Path) -> Iterator[tuple[Path, list[str]]]:
     if not folder.is_dir():
         return
@@ -141,9 +147,7 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     by_stage: Counter = Counter()
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():
-        # newest file first: a clip retried (--retry-errors) that failed again counts with its latest stage
-        files = sorted((out / ERRORS_DIR).glob("part-*.parquet"), key=lambda p: (-p.stat().st_mtime_ns, p.name))
-        for p in files:
+        for p in reversed(error_shards(out)):  # newest first: the first row seen of a clip is its latest
             t = pq.read_table(p, columns=["sample_id", "stage"])
             error_files.append({"file": f"{ERRORS_DIR}/{p.name}", "rows": t.num_rows})
             for sid, stage in zip(t.column("sample_id").to_pylist(), t.column("stage").to_pylist()):
