@@ -175,10 +175,9 @@ class DeticPredictor:
         # Detic's configs name files relative to its checkout (e.g. ROI_BOX_HEAD.CAT_FREQ_PATH
         # 'datasets/metadata/lvis_v1_train_cat_info.json', read while the box head is built), as its demo.py
         # runs from there: make them absolute, and build inside the checkout for anything else relative
-        for key in ("CAT_FREQ_PATH",):
-            rel = getattr(cfg.MODEL.ROI_BOX_HEAD, key, None)
-            if isinstance(rel, str) and rel and not Path(rel).is_absolute():
-                setattr(cfg.MODEL.ROI_BOX_HEAD, key, str(root.resolve() / rel))
+        freq = getattr(cfg.MODEL.ROI_BOX_HEAD, "CAT_FREQ_PATH", None)
+        if isinstance(freq, str) and freq and not Path(freq).is_absolute():
+            cfg.MODEL.ROI_BOX_HEAD.CAT_FREQ_PATH = str(root.resolve() / freq)
         cfg.freeze()
         with contextlib.chdir(root):
             self.predictor = engine.DefaultPredictor(cfg)
