@@ -3,7 +3,8 @@ process (decode inline), same config, same machine. Prints one JSON object.
 
 Like for like: same preset and batch size, same rows and so the same number of steps per epoch, the same
 augmentation (``ShardDecoder``, seeded by (seed, epoch)) and shuffle seed, and the plain process's torch
-threads = the Ray worker's CPUs = its torch threads (``--threads``). Throughput is the last epoch's
+threads = the Ray worker's CPUs = its torch threads (``--threads``), one decode thread reading ahead in both
+(``run``'s ``decode_threads`` default). Throughput is the last epoch's
 ``train_samples_per_s`` (start-up — Ray, the worker group, the first epoch — excluded). Each repeat runs the
 plain loop with no Ray running, then the Ray job (a fresh local Ray, shut down after it), so on a noisy
 shared machine the pairs are measured close together; ``ray_over_plain`` is the median of the per-pair ratios.
@@ -62,7 +63,7 @@ def plain_run(files: list[str], cfg: dict, threads: int) -> tuple[list[dict], fl
     dec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"], augment=t["augment"], seed=t["seed"])
     bs, hist, t0 = t["batch_size"], [], time.perf_counter()
     train_func(cfg | {"steps_per_epoch": -(-table.num_rows // bs)},
-               lambda e: iter_batches(table, bs, dec, True, t["seed"], e), None, lambda met, c: hist.append(met))
+               lambda e: iter_batches(table, bs, dec, True, t["seed"], e, threads=1), None, lambda met, c: hist.append(met))
     return hist, time.perf_counter() - t0
 
 

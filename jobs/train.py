@@ -1,6 +1,6 @@
 """Train the DEFT affordance model on affordance shards with Ray Train, fed by Ray Data.
 
-    ray job submit --working-dir . -- python jobs/train.py --shards /data/shards --out /data/ckpt/affordance --preset paper --num-workers 4 --use-gpu
+    ray job submit --working-dir . -- python jobs/train.py --shards /data/shards --out /data/ckpt/affordance --preset paper --num-workers 4 --use-gpu --cpus-per-worker 8 --decode-threads 8
     python jobs/train.py --shards data/shards --out runs/affordance --preset tiny          # local Ray
 
 Re-submitting the same command with the same --out resumes from the newest checkpoint. The exported
@@ -41,6 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--decode-concurrency", type=int, default=1, help="Ray Data decode actors (data mode ray_data)")
+    p.add_argument("--decode-threads", type=int, default=1,
+                   help="threads in each Train worker decoding the next batches while it trains (data mode worker); "
+                        "on a GPU the decode is the bottleneck: give it the worker's CPUs, e.g. --cpus-per-worker 8 "
+                        "--decode-threads 8 (same batches, same model, whatever the number)")
     p.add_argument("--data-mode", default="auto", choices=["auto", "worker", "ray_data"],
                    help="worker: each Train worker reads and decodes its rows inline; ray_data: Ray Data pipeline; "
                         "auto: worker when the shards total <= --in-worker-max-mb")
@@ -83,7 +87,8 @@ def main(argv=None) -> int:
     try:
         result = run(a.shards, a.out, a.preset, overrides, num_workers=a.num_workers, use_gpu=a.use_gpu,
                      cpus_per_worker=a.cpus_per_worker, max_failures=a.max_failures, decode_concurrency=a.decode_concurrency,
-                     data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb, check_cpus=not a.no_cpu_check)
+                     data_mode=a.data_mode, in_worker_max_mb=a.in_worker_max_mb, check_cpus=not a.no_cpu_check,
+                     decode_threads=a.decode_threads)
     except (FileNotFoundError, ValueError, pa.ArrowException) as exc:  # bad --shards / --out / options, as the extraction jobs
         print(f"train: error: {exc}", file=sys.stderr)
         return 2

@@ -59,11 +59,15 @@ def load_train_state_epoch(ckpt_dir: str) -> int:
     return int(json.loads((Path(ckpt_dir) / "train_state.json").read_text())["epoch"])
 
 
-def select_split(batch: dict[str, np.ndarray], split: str, val_fraction: float) -> dict[str, np.ndarray]:
-    """Keep the rows of ``split`` (``train``/``val``) from a numpy batch; the split is by video."""
-    keep = np.array([is_validation(str(d), str(v), val_fraction) == (split == "val")
-                     for d, v in zip(batch["dataset"], batch["video_id"])], dtype=bool)
-    return {k: v[keep] for k, v in batch.items()}
+def select_split(batch: "pa.Table", split: str, val_fraction: float) -> "pa.Table":
+    """Keep the rows of ``split`` (``train``/``val``) from a pyarrow batch; the split is by video.
+
+    Arrow in, Arrow out: a numpy batch came back from Ray Data as object arrays it could not turn into
+    Arrow again ("Failed to convert column 'gmm_means' ... falling back to serialize as pickled python
+    objects", on every block, seen on the H200 run of benchmarks/gpu_check.py)."""
+    keep = [is_validation(str(d), str(v), val_fraction) == (split == "val")
+            for d, v in zip(batch.column("dataset").to_pylist(), batch.column("video_id").to_pylist())]
+    return batch.filter(pa.array(keep, pa.bool_()))
 
 
 def summarise_data(files: list[str], val_fraction: float, hand_label_weights: dict | None = None) -> dict[str, Any]:
@@ -236,11 +240,14 @@ def _worker_batches(config: dict, rank: int, world: int):
                        hand_label_weights=t.get("hand_label_weights"))
     vdec = ShardDecoder(m["image_size"], m["text_encoder"], t["max_targets"])
 
+    threads = int(config.get("decode_threads", 1))
+
     def train_batches(epoch: int):
-        return iter_batches(train_table, bs, dec, shuffle=True, seed=seed, epoch=epoch, rank=rank, world_size=world)
+        return iter_batches(train_table, bs, dec, shuffle=True, seed=seed, epoch=epoch, rank=rank, world_size=world,
+                            threads=threads)
 
     def val_batches():  # every rank validates on all of it, as with the unsplit Ray Data "val" dataset
-        return iter_batches(val_table, bs, vdec)
+        return iter_batches(val_table, bs, vdec, threads=threads)
 
     return train_batches, val_batches
 
@@ -268,7 +275,7 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
     out = {}
     for split in ("train", "val"):
         ds = raw.map_batches(select_split, fn_kwargs={"split": split, "val_fraction": train_cfg["val_fraction"]},
-                             batch_format="numpy")
+                             batch_format="pyarrow")
         # seed=None for training: fresh augmentations on every pass (Ray re-executes the pipeline per epoch)
         kwargs = common | ({"augment": train_cfg["augment"], "seed": None,
                             "hand_label_weights": train_cfg.get("hand_label_weights")} if split == "train" else {"augment": False})
@@ -281,11 +288,13 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
 def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | None = None, num_workers: int = 1,
         use_gpu: bool = False, cpus_per_worker: float = 1.0, max_failures: int = 2, decode_concurrency: int = 1,
         extra_config: dict | None = None, data_mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB,
-        check_cpus: bool = True) -> dict:
+        check_cpus: bool = True, decode_threads: int = 1) -> dict:
     """Train, checkpoint every epoch, export to ``out/model``; returns {"export": path, "metrics": last,
     "data_mode": the data path used}. ``data_mode``/``in_worker_max_mb``: see the module docstring;
     each worker runs ``max(1, int(cpus_per_worker))`` torch threads. ``check_cpus=False`` skips
-    :func:`check_ray_data_cpus` (an autoscaling cluster whose nodes are not up yet: it counts live nodes)."""
+    :func:`check_ray_data_cpus` (an autoscaling cluster whose nodes are not up yet: it counts live nodes).
+    ``decode_threads``: background threads decoding batches ahead in each worker (``worker`` data mode; see
+    :func:`deft_core.affordance.data.iter_batches`); the batches are the same whatever the number."""
     import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -307,7 +316,7 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     steps = -(-summary["train_rows"] // (cfg["train"]["batch_size"] * max(1, num_workers)))
     config = cfg | {"steps_per_epoch": steps, "data_summary": summary, "has_val": summary["val_rows"] > 0,
                     "data_mode": mode, "shard_files": files if mode == "worker" else None,
-                    "torch_threads": max(1, int(cpus_per_worker)),
+                    "torch_threads": max(1, int(cpus_per_worker)), "decode_threads": max(0, int(decode_threads)),
                     "tensorboard_dir": str(out_dir / "tensorboard"), "preset": preset} | (extra_config or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     run_json = out_dir / "run.json"

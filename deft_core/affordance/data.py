@@ -21,7 +21,10 @@ of a video falls on the same side whatever the shard order, the worker count or 
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -120,6 +123,14 @@ class ShardDecoder:
         self._cache: dict[str, np.ndarray] = {}
         self._calls = 0
         self._epoch: int | None = None
+        self._lock = threading.Lock()  # iter_batches(threads=N) calls one decoder from N threads
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def set_epoch(self, epoch: int) -> None:
         """Key the augmentation on ``epoch`` (with ``seed`` and the sample id) instead of the call count."""
@@ -129,11 +140,12 @@ class ShardDecoder:
         out: list[np.ndarray | None] = []
         for t, e, i in zip(texts, embs, ids):
             out.append(np.asarray(e, np.float32) if (e is not None and text_encoder_matches(i, self.text_encoder_id)) else None)
-        todo = sorted({t for t, o in zip(texts, out) if o is None and t not in self._cache})
-        if todo:
-            if self._encoder is None:
-                self._encoder = make_text_encoder(self.text_encoder_id)
-            self._cache.update(zip(todo, self._encoder.encode(todo)))
+        with self._lock:  # one encoder, built once, whatever the number of decode threads
+            todo = sorted({t for t, o in zip(texts, out) if o is None and t not in self._cache})
+            if todo:
+                if self._encoder is None:
+                    self._encoder = make_text_encoder(self.text_encoder_id)
+                self._cache.update(zip(todo, self._encoder.encode(todo)))
         return np.stack([o if o is not None else self._cache[t] for t, o in zip(texts, out)]).astype(np.float32)
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -194,13 +206,19 @@ def read_split(files: Sequence[str], split: str, val_fraction: float) -> "Any":
 
 
 def iter_batches(table, batch_size: int, decoder: ShardDecoder, shuffle: bool = False, seed: int = 0,
-                 epoch: int = 0, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, np.ndarray]]:
+                 epoch: int = 0, rank: int = 0, world_size: int = 1, threads: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Decode ``table`` inline and yield batches (the plain loop's, and a Ray Train worker's small-data path).
 
     ``shuffle``: a permutation drawn from (``seed``, ``epoch``). With ``world_size`` > 1 every rank takes the
     same permutation and keeps rows ``rank::world_size``, cut to ``num_rows // world_size`` rows so all ranks
     run the same number of steps (DDP needs that; up to ``world_size − 1`` rows per epoch are skipped, a
-    different few each epoch when shuffling). Augmentation is keyed on ``epoch`` (:meth:`ShardDecoder.set_epoch`)."""
+    different few each epoch when shuffling). Augmentation is keyed on ``epoch`` (:meth:`ShardDecoder.set_epoch`).
+
+    ``threads`` > 0: that many background threads decode the next batches while the caller trains on this one
+    (JPEG decoding and resizing release the GIL). The batches and their order are the same as with
+    ``threads=0`` (augmentation is keyed on sample id and epoch, not on call order). On a GPU the inline
+    decode is the bottleneck: measured on an H200 with the paper architecture at 224 px, 1 thread inline
+    spent 70–85 % of each epoch waiting on it (benchmarks/gpu_check.py, docs/affordance-model.md)."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     order = np.arange(table.num_rows)
@@ -209,6 +227,23 @@ def iter_batches(table, batch_size: int, decoder: ShardDecoder, shuffle: bool = 
     if world_size > 1:
         order = order[rank::world_size][: table.num_rows // world_size]
     decoder.set_epoch(epoch)
-    for start in range(0, len(order), batch_size):
-        rows = table.take(order[start:start + batch_size]).to_pydict()
-        yield decoder(rows)
+    starts = iter(range(0, len(order), batch_size))
+
+    def decode(start: int) -> dict[str, np.ndarray]:
+        return decoder(table.take(order[start:start + batch_size]).to_pydict())
+
+    if threads <= 0:
+        for start in starts:
+            yield decode(start)
+        return
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="deft-decode")
+    try:
+        pending = deque(pool.submit(decode, s) for _, s in zip(range(2 * threads), starts))  # range first: zip must not draw a start it drops
+        while pending:
+            batch = pending.popleft().result()
+            nxt = next(starts, None)
+            if nxt is not None:
+                pending.append(pool.submit(decode, nxt))
+            yield batch
+    finally:  # the consumer stopped early or a decode failed: drop the read-ahead
+        pool.shutdown(wait=True, cancel_futures=True)

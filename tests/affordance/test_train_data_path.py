@@ -74,6 +74,60 @@ def _row_decoder(t):
     return d
 
 
+def test_decode_threads_give_the_same_batches_in_the_same_order(table):
+    """threads=N decodes ahead in background threads (the GPU's bottleneck, benchmarks/gpu_check.py): the
+    batches, their order and their augmentations equal the inline decode's, on every rank."""
+    t, _ = table
+    for rank, world in ((0, 1), (1, 3)):
+        inline = list(iter_batches(t, 4, _row_decoder(t), True, 5, 2, rank=rank, world_size=world))
+        for threads in (1, 3):
+            ahead = list(iter_batches(t, 4, _row_decoder(t), True, 5, 2, rank=rank, world_size=world, threads=threads))
+            assert len(ahead) == len(inline)  # no batch dropped while filling the read-ahead
+            for a, b in zip(inline, ahead):
+                assert a.keys() == b.keys()
+                for k in a:
+                    np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_decode_threads_stop_early_and_pass_errors_on(table):
+    t, _ = table
+    gen = iter_batches(t, 4, _row_decoder(t), threads=2)
+    next(gen)
+    gen.close()  # a consumer that stops early (an exception in the training step) does not hang
+
+    class _Broken(_RowDecoder):
+        def __call__(self, batch):
+            if self.row_of[batch["sample_id"][0]] >= 8:
+                raise ValueError("crop_jpeg could not be decoded as JPEG")
+            return super().__call__(batch)
+
+    dec = _Broken(32, "hash:16")
+    dec.row_of = {s: i for i, s in enumerate(t.column("sample_id").to_pylist())}
+    got = []
+    with pytest.raises(ValueError, match="could not be decoded"):
+        for b in iter_batches(t, 4, dec, threads=2):
+            got.append(b)
+    assert len(got) == 2  # the batches before the bad one arrived, in order
+
+
+def test_ray_data_split_stays_arrow_and_matches_the_plain_split(table):
+    """The Ray Data path's split step takes and returns Arrow (numpy batches with nested list columns came
+    back pickled on every block) and keeps the rows the plain path's read_split keeps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.train_affordance import select_split
+
+    _, files = table
+    whole = pa.concat_tables([pq.read_table(f) for f in files])
+    for split in ("train", "val"):
+        got = select_split(whole, split, 0.4)
+        assert isinstance(got, pa.Table) and got.schema == whole.schema
+        want = read_split(files, split, 0.4)
+        assert sorted(got.column("sample_id").to_pylist()) == want.column("sample_id").to_pylist()
+        assert 0 < got.num_rows < whole.num_rows
+
+
 def test_auto_data_mode_follows_the_size_threshold(table):
     _, files = table
     assert choose_data_mode(files, "auto") == "worker"

@@ -138,7 +138,9 @@ out["text"] = common.make_config("ego4d", a).text_encoder_options
 seen = {{}}
 train.run = lambda *p, **kw: seen.update(kw) or {{}}
 train.main(["--shards", "s", "--out", "o", "--no-cpu-check"])
-out["check_cpus"] = seen.get("check_cpus")
+out["check_cpus"], out["decode_threads_default"] = seen.get("check_cpus"), seen.get("decode_threads")
+train.main(["--shards", "s", "--out", "o", "--use-gpu", "--decode-threads", "8"])
+out["decode_threads"], out["use_gpu"] = seen.get("decode_threads"), seen.get("use_gpu")
 print(json.dumps(out))
 """
 
@@ -147,7 +149,8 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     """Ray leaves all GPUs visible to actors that reserved none: model stages without --model-num-gpus run on
     the CPU (a backend's device 'auto' took a GPU it had not reserved),
     with a note when --num-gpus was given instead; a GPU reserved for the text stage is used by its
-    encoder; --no-cpu-check reaches training (an autoscaling cluster's live nodes count 0 CPUs)."""
+    encoder; --no-cpu-check reaches training (an autoscaling cluster's live nodes count 0 CPUs); so does
+    --decode-threads (the GPU worker's read-ahead)."""
     res = subprocess.run([sys.executable, "-c", _GPU_PROBE.format(repo=str(REPO))], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -156,3 +159,4 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     assert "--model-num-gpus, 0 here: they run on the CPU" in res.stderr
     assert out["gpu"][0]["options"].get("device") is None and "num_gpus" in out["gpu"][0]["kw"]
     assert out["text"] == {"device": "cuda"} and out["check_cpus"] is False
+    assert out["decode_threads_default"] == 1 and out["decode_threads"] == 8 and out["use_gpu"] is True
