@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +191,15 @@ def _ray_train_loop(config: dict) -> None:
 
     # the worker's torch threads = its CPUs (Ray sets OMP_NUM_THREADS, but torch may have been imported first)
     torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
+    # Ray Train logs every report at INFO with all its metrics ("Reporting training result N: TrainingReport(
+    # ... metrics={...})"), once per epoch beside our own one-line summary: keep its warnings only. Its logger
+    # is named after the module's file path (Ray 2.60), and the module is private: skipped where it moved.
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+
+        logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+    except ImportError:
+        pass
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     bs = int(config["train"]["batch_size"])
@@ -206,8 +217,11 @@ def _ray_train_loop(config: dict) -> None:
                    f"(centre {metrics.get('val_baseline_centre_contact_px', float('nan')):.1f}px) "
                    f"wrist {metrics.get('val_wrist_deg', float('nan')):.1f}° pose {metrics.get('val_pose_deg', float('nan')):.1f}°"
                    if config.get("has_val") else "no validation split")
-            print(f"[train] epoch {metrics['epoch'] + 1}/{config['train']['epochs']} "
-                  f"loss {metrics['train_loss']:.4f} {val} {metrics['train_samples_per_s']:.1f} samples/s", flush=True)
+            # not print(): Ray Train replaces it in its workers with one that prints AND logs each line, so
+            # every epoch line appeared twice in `ray job logs`
+            sys.stdout.write(f"[train] epoch {metrics['epoch'] + 1}/{config['train']['epochs']} "
+                             f"loss {metrics['train_loss']:.4f} {val} {metrics['train_samples_per_s']:.1f} samples/s\n")
+            sys.stdout.flush()
         if fail_at is not None and metrics["epoch"] == fail_at and marker and not Path(marker).exists():
             Path(marker).write_text("failed once")  # test instrumentation: one simulated worker crash
             raise RuntimeError(f"simulated worker failure after epoch {fail_at}")
@@ -307,8 +321,6 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
     if summary["train_rows"] == 0:
         raise ValueError(f"no training rows in {shards} after the video split (val_fraction {cfg['train']['val_fraction']})")
     if summary["val_rows"] == 0:
-        import sys
-
         print(f"warning: no validation rows: {summary['rows']} rows, val_fraction {cfg['train']['val_fraction']} of the "
               "videos gave none; the epochs report no validation metrics and 'deft model evaluate' needs --split all "
               "(raise --val-fraction or add clips)", file=sys.stderr, flush=True)
@@ -335,8 +347,6 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
 
     warning = unshared_paths_warning(ray, [("--out", out_dir)] + [("--shards", s) for s in shards])
     if warning:
-        import sys
-
         print(warning, file=sys.stderr, flush=True)
     if mode == "ray_data" and check_cpus:
         check_ray_data_cpus(float(ray.cluster_resources().get("CPU", 0.0)), num_workers, cpus_per_worker)

@@ -85,6 +85,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(datasets, full_runs, tmp_
 
 
 def test_job_through_ray_job_submit(datasets, full_runs, tmp_path):
+    """The three extraction jobs and the training job through `ray job submit` against `ray start --head`."""
     env = job_env()
     ray = str(Path(sys.executable).parent / "ray")
     port, dash = "6391", "8281"
@@ -107,6 +108,22 @@ def test_job_through_ray_job_submit(datasets, full_runs, tmp_path):
             assert res.returncode == 0, (dataset, res.stdout[-3000:], res.stderr[-3000:])
             assert _ids(out, "data") == _ids(full_runs[dataset][0], "data"), dataset
             assert _ids(out, "errors") == _ids(full_runs[dataset][0], "errors"), dataset
+        # and training, as the README submits it: each epoch's line once (Ray Train's print patch had doubled
+        # them), without Ray's per-report dump of every metric
+        from tests.affordance.fake_shards import write_shards
+
+        write_shards(tmp_path / "fake_shards", 24, files=1, seed=0)
+        res = subprocess.run([ray, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(REPO), "--",
+                              "python", "jobs/train.py", "--shards", str(tmp_path / "fake_shards"), "--out",
+                              str(tmp_path / "submitted_train"), "--preset", "tiny", "--epochs", "2", "--image-size", "64",
+                              "--text-encoder", "hash:32", "--text-dim", "32", "--val-fraction", "0.5"],
+                             env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+        log = res.stdout + res.stderr
+        assert res.returncode == 0, log[-3000:]
+        assert (tmp_path / "submitted_train" / "model" / "model.safetensors").is_file()
+        for epoch in (1, 2):
+            assert log.count(f"[train] epoch {epoch}/2 loss") == 1, log[-3000:]
+        assert "Reporting training result" not in log
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
