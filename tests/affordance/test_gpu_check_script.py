@@ -1,6 +1,6 @@
 """benchmarks/gpu_check.py checks the GPU paths on a lent GPU machine (CI has none). Here it runs its
-part A on the CPU with the tiny preset, so the script cannot rot between GPU runs, and a failing check
-makes it exit non-zero."""
+parts A and C on the CPU with the tiny preset, so the script cannot rot between GPU runs, and a failing
+check makes it exit non-zero."""
 
 import json
 import os
@@ -29,3 +29,14 @@ def test_gpu_check_part_a_runs_on_the_cpu(tmp_path):
     tp = out["checks"]["throughput_decode_threads_and_cpu"]["result"]
     # the read-ahead threads decode the same batches: the same training loss whatever their number
     assert tp["cpu_decode_threads_0"]["train_loss"] == tp["cpu_decode_threads_8"]["train_loss"]
+
+
+def test_gpu_check_part_c_runs_on_the_cpu(tmp_path):
+    pytest.importorskip("transformers")
+    env = os.environ | {"OUT": str(tmp_path), "N_ROWS": "8", "PRESET": "tiny", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "c"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = json.loads((tmp_path / "gpu_check_c.json").read_text())["checks"]["open_vocab_boxes_and_sam_on_cuda"]
+    assert out["ok"] and set(out["result"]) == {"owlv2", "grounding-dino", "sam", "robot_text_locator",
+                                                "robot_point_locator"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 
 
@@ -90,6 +89,8 @@ def write_video(path: Path, n_frames: int = 12, w: int = 64, h: int = 48, seed: 
     """A small MPEG-4 video of random blocks whose frame ``i`` has a bright bar at row ``2 * i``."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import av  # here, not at the top: the model builders run where PyAV is not installed (benchmarks/gpu_check.py)
+
     with av.open(str(path), "w") as out:
         s = out.add_stream("mpeg4", rate=10)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
