@@ -64,6 +64,23 @@ def test_beats_baselines_and_depends_on_text(trained, capsys):
     assert abs(per["fake"]["model_wrist_deg"] - rep["model"]["wrist_deg"]) < 1e-6
     assert abs(per["fake"]["source_mean_pose_deg"] - rep["baselines"]["train_mean_pose_deg"]) < 1e-6
     (root / "report.json").write_text(json.dumps(rep))
+    assert rep["device"] == "cpu"  # the default
+
+
+def test_evaluate_device_option(trained, tmp_path, capsys):
+    """--device auto takes a visible GPU, else the CPU, and says which; --device cuda without a GPU is one
+    clear error, not a CUDA traceback (the GPU path itself: benchmarks/gpu_check.py on an H200)."""
+    import torch
+
+    root, _ = trained
+    args = ["model", "evaluate", "--checkpoint", str(root / "model"), "--shards", str(root / "shards"), "--images", "2"]
+    assert deft_main(args + ["--out", str(tmp_path / "auto"), "--device", "auto"]) == 0
+    rep = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert rep["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        assert deft_main(args + ["--out", str(tmp_path / "cuda"), "--device", "cuda"]) != 0
+        assert "torch sees no CUDA GPU" in capsys.readouterr().err
+        assert not (tmp_path / "cuda").exists()
 
 
 def _chamfer(a, b):
