@@ -1,5 +1,6 @@
-"""GPU checks of the affordance model's device paths, for a machine with a CUDA GPU (not part of the suite:
-CI has no GPU). On a machine without one everything runs on the CPU instead, which checks the script.
+"""GPU checks of the affordance model's and the model backends' device paths, for a machine with a CUDA GPU
+(CI has none). Without a GPU everything runs on the CPU instead, which checks the script: the suite runs
+parts A and C that way (tests/affordance/test_gpu_check_script.py).
 
     python benchmarks/gpu_check.py [a|b|c|all]   # env: OUT (results folder), N_ROWS (fake rows, 1024), PRESET (paper)
 
@@ -7,12 +8,14 @@ Part A (no Ray): ``train_func`` on the GPU with the paper architecture (ResNet-1
 transformer) on fake shards with a learnable signal; resume on the GPU; the export loaded on CPU and GPU
 gives the same outputs; the predictor and ``evaluate_checkpoint`` on the GPU; the open_clip text encoder
 (random ViT-B-32 weights saved as a local file) on the GPU; throughput with 0 / 1 / 8 decode threads
-against 16 CPU threads. Part B: ``jobs/train.py --use-gpu`` through Ray Train, in-worker data path with
-the default and with 8 decode threads, and the Ray Data path. Part C: the open-vocabulary box backends
-(OWLv2, Grounding DINO) and SAM on the GPU against the CPU, on tiny random models in the real formats. Part B starts its own local Ray without the
-dashboard (Ray's ``default`` extra need not be installed). Every check prints PASS/FAIL; the results go
-to ``$OUT/gpu_check_<part>.json``. Measured results: docs/affordance-model.md, "On a GPU".
+against all CPU threads. Part B: ``jobs/train.py --use-gpu`` through Ray Train, in-worker data path with
+the default and with 8 decode threads, and the Ray Data path; it starts its own local Ray without the
+dashboard (Ray's ``default`` extra need not be installed). Part C: the open-vocabulary box backends (OWLv2,
+Grounding DINO), SAM and the robot's object locators on the GPU against the CPU, on tiny random models in
+the real formats. Every check prints PASS/FAIL; the results go to ``$OUT/gpu_check_<part>.json``; the exit
+status is 1 when a check failed. Measured results: docs/affordance-model.md, "On a GPU".
 """
+import atexit
 import dataclasses
 import json
 import os
@@ -67,6 +70,7 @@ from deft_core.affordance.data import ShardDecoder, iter_batches, list_shard_fil
 from tests.affordance.fake_shards import write_shards  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="deftgpu-"))
+atexit.register(shutil.rmtree, WORK, True)
 SHARDS = WORK / "shards"
 t0 = time.perf_counter()
 IMG = get_preset(PRESET).model.image_size
@@ -115,7 +119,7 @@ if PART in ("all", "a"):
     @check("train_on_device_2_epochs")
     def _():
         h = run_train(DEV, 2, CK)
-        assert h[-1]["train_loss"] < h[0]["train_loss"] * 1.5, h
+        assert h[-1]["train_loss"] < h[0]["train_loss"], h
         assert (CK / "model.safetensors").is_file()
         return h
 

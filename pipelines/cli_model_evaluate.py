@@ -33,12 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from deft_core.affordance.checkpoint import CheckpointError
     from deft_core.affordance.evaluate import draw_sheet, evaluate_checkpoint
     from deft_core.schema import SchemaError
-
-    import torch
-
     from deft_core.segment import pick_device
 
     device = pick_device(args.device)

@@ -39,9 +39,12 @@ def filesystem_of(path: str | Path, mounts: str | None = None) -> tuple[str, str
         except OSError:
             return None
     p, rest = Path(os.path.abspath(path)), []
-    while not p.exists() and p != p.parent:  # resolve the links of the part that exists; keep the rest
-        p, rest = p.parent, [p.name] + rest
-    target = str(p.resolve().joinpath(*rest))
+    try:
+        while not p.exists() and p != p.parent:  # resolve the links of the part that exists; keep the rest
+            p, rest = p.parent, [p.name] + rest
+        target = str(p.resolve().joinpath(*rest))
+    except OSError:  # e.g. a parent we may not read: no warning rather than a failed job
+        return None
     best: tuple[str, str] | None = None
     for line in mounts.splitlines():
         fields = line.split()
