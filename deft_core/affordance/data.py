@@ -217,8 +217,8 @@ def iter_batches(table, batch_size: int, decoder: ShardDecoder, shuffle: bool = 
     ``threads`` > 0: that many background threads decode the next batches while the caller trains on this one
     (JPEG decoding and resizing release the GIL). The batches and their order are the same as with
     ``threads=0`` (augmentation is keyed on sample id and epoch, not on call order). On a GPU the inline
-    decode is the bottleneck: measured on an H200 with the paper architecture at 224 px, 1 thread inline
-    spent 66–85 % of each epoch waiting on it (benchmarks/gpu_check.py, docs/affordance-model.md)."""
+    decode is the bottleneck: measured on an H200 with the paper architecture at 224 px, training waited on
+    it 63–85 % of each epoch with ``threads`` 0 or 1 (benchmarks/gpu_check.py, docs/affordance-model.md)."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} out of range for world_size {world_size}")
     order = np.arange(table.num_rows)

@@ -1,6 +1,8 @@
 """The Ray Train job's in-worker data path (no Ray needed): rank sharding, (seed, epoch)-keyed augmentation
 and the auto choice between in-worker reading and Ray Data."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -91,9 +93,12 @@ def test_decode_threads_give_the_same_batches_in_the_same_order(table):
 
 def test_decode_threads_stop_early_and_pass_errors_on(table):
     t, _ = table
+    import threading
+
     gen = iter_batches(t, 4, _row_decoder(t), threads=2)
     next(gen)
-    gen.close()  # a consumer that stops early (an exception in the training step) does not hang
+    gen.close()  # a consumer that stops early (an exception in the training step) does not hang...
+    assert not [th for th in threading.enumerate() if th.name.startswith("deft-decode")]  # ...nor leave threads
 
     class _Broken(_RowDecoder):
         def __call__(self, batch):
@@ -108,6 +113,28 @@ def test_decode_threads_stop_early_and_pass_errors_on(table):
         for b in iter_batches(t, 4, dec, threads=2):
             got.append(b)
     assert len(got) == 2  # the batches before the bad one arrived, in order
+
+
+def test_decode_threads_train_the_same_weights(table):
+    """The read-ahead changes nothing a training run computes: the same weights, byte for byte."""
+    import dataclasses
+
+    from deft_core.affordance.config import get_preset
+    from deft_core.affordance.train_loop import train_func
+
+    t, _ = table
+    p = get_preset("tiny")
+    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:16", 16
+    p.model.d_model, p.model.n_layers, p.model.mlp_hidden, p.train.epochs = 32, 1, 48, 2
+    cfg = {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train), "steps_per_epoch": 5}
+    weights = []
+    for threads in (0, 2):  # 5 batches: more than the read-ahead holds (2 × threads)
+        dec = ShardDecoder(64, "hash:16", augment=True, seed=0)
+        models = []
+        train_func(cfg, lambda e: iter_batches(t, 8, dec, True, 0, e, threads=threads), None,
+                   lambda m, ckpt: models.append((Path(ckpt) / "model.safetensors").read_bytes()) if ckpt else None)
+        weights.append(models[-1])
+    assert weights[0] == weights[1]
 
 
 def test_ray_data_split_stays_arrow_and_matches_the_plain_split(table):

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.storage import filesystem_of, unshared_paths_warning, work_leaves_this_node
+import pytest
+
+from pipelines.storage import LOCAL_FILESYSTEMS, filesystem_of, unshared_paths_warning, work_leaves_this_node
 
 MOUNTS = """\
 /dev/root / ext4 rw,relatime 0 0
@@ -85,7 +87,8 @@ def _probe(argv, extra=""):
 def test_the_extraction_and_training_jobs_print_it(datasets, tmp_path):
     """Both drivers warn once Ray is up (a two-node cluster simulated; the paths are on this machine's disk)."""
     fs = filesystem_of(tmp_path)
-    assert fs is not None and fs[1] in ("ext4", "xfs", "tmpfs", "overlay", "btrfs"), fs  # the premise
+    if fs is None or fs[1] not in LOCAL_FILESYSTEMS:
+        pytest.skip(f"the temporary folder is not on a local filesystem here ({fs})")
     res = _probe(["jobs/extract_hoi4d.py", "--root", str(datasets["hoi4d"]), "--out", str(tmp_path / "x"),
                   "--limit", "1", "--no-progress", "--ray-num-cpus", "2"])
     assert res.returncode == 0, res.stderr[-3000:]
