@@ -165,11 +165,9 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
                 ray.init(address="local", num_cpus=a.ray_num_cpus, log_to_driver=False)
             else:  # RAY_ADDRESS / --address, else an existing local cluster, else a new one
                 ray.init(address=address, log_to_driver=False)
-        from pipelines.storage import unshared_paths_warning
+        from pipelines.storage import warn_unshared_paths
 
-        warning = unshared_paths_warning(ray, [("--root", a.root), ("--out", a.out)])
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
+        warn_unshared_paths(ray, [("--root", a.root), ("--out", a.out)])
         t0 = time.perf_counter()  # throughput excludes starting Ray
         pool = ray.data.ActorPoolStrategy(size=a.concurrency)
         ctx = ray.data.DataContext.get_current()

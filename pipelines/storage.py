@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -79,6 +80,11 @@ def unshared_paths_warning(ray: Any, paths: Iterable[tuple[str, str | Path]], mo
     why = work_leaves_this_node(ray)
     if why is None:
         return None
+    if mounts is None:  # once for all the paths
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
     local = []
     for flag, path in paths:
         fs = filesystem_of(path, mounts)
@@ -90,3 +96,10 @@ def unshared_paths_warning(ray: Any, paths: Iterable[tuple[str, str | Path]], mo
             "disk: work on the other nodes reads and writes its own copy of such a path (videos not found, shards "
             "and checkpoints this job never counts). Put inputs and outputs on storage every node mounts (NFS/EFS: "
             "cluster.yaml mounts /mnt/deft; docs/scale-out.md).")
+
+
+def warn_unshared_paths(ray: Any, paths: Iterable[tuple[str, str | Path]]) -> None:
+    """Print :func:`unshared_paths_warning`'s warning, if any, to stderr (the jobs' drivers, once Ray is up)."""
+    warning = unshared_paths_warning(ray, paths)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)

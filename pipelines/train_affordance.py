@@ -343,11 +343,9 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
             ray.init()
         else:
             init_local_ray()
-    from pipelines.storage import unshared_paths_warning
+    from pipelines.storage import warn_unshared_paths
 
-    warning = unshared_paths_warning(ray, [("--out", out_dir)] + [("--shards", s) for s in shards])
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
+    warn_unshared_paths(ray, [("--out", out_dir)] + [("--shards", s) for s in shards])
     if mode == "ray_data" and check_cpus:
         check_ray_data_cpus(float(ray.cluster_resources().get("CPU", 0.0)), num_workers, cpus_per_worker)
     resume = latest_checkpoint(out_dir / "ray" / RUN_NAME)
