@@ -2,7 +2,7 @@
 (CI has none). Without a GPU everything runs on the CPU instead, which checks the script: the suite runs
 parts A and C that way (tests/affordance/test_gpu_check_script.py).
 
-    python benchmarks/gpu_check.py [a|b|c|all]   # env: OUT (results folder), N_ROWS (fake rows, 1024), PRESET (paper)
+    python benchmarks/gpu_check.py [a|b|c|p|all]   # env: OUT (results folder), N_ROWS (fake rows, 1024), PRESET (paper)
 
 Part A (no Ray): ``train_func`` on the GPU with the paper architecture (ResNet-18, 224 px, 6-layer
 transformer) on fake shards with a learnable signal; resume on the GPU; the export loaded on CPU and GPU
@@ -12,7 +12,7 @@ against all CPU threads. Part B: ``jobs/train.py --use-gpu`` through Ray Train, 
 the default and with 8 decode threads, and the Ray Data path; it starts its own local Ray without the
 dashboard (Ray's ``default`` extra need not be installed). Part C: the open-vocabulary box backends (OWLv2,
 Grounding DINO), SAM and the robot's object locators on the GPU against the CPU, on tiny random models in
-the real formats. Every check prints PASS/FAIL; the results go to ``$OUT/gpu_check_<part>.json``; the exit
+the real formats. Part P: training with ``train.precision`` bf16 (autocast) against float32 at batch 224. Every check prints PASS/FAIL; the results go to ``$OUT/gpu_check_<part>.json``; the exit
 status is 1 when a check failed. Measured results: docs/affordance-model.md, "On a GPU".
 """
 import atexit
@@ -80,19 +80,20 @@ FILES = list_shard_files([SHARDS])
 TEXT = "hash:384"
 
 
-def preset_config(epochs, bs=64):
+def preset_config(epochs, bs=64, precision="fp32"):
     p = get_preset(PRESET)
     p.model.text_encoder, p.model.text_dim = TEXT, 384
-    p.train.epochs, p.train.batch_size, p.train.val_fraction = epochs, bs, 0.2
+    p.train.epochs, p.train.batch_size, p.train.val_fraction, p.train.precision = epochs, bs, 0.2, precision
     return p
 
 
-def run_train(device, epochs, out, resume=None, limit_rows=None, threads=None, decode_threads=1):
+def run_train(device, epochs, out, resume=None, limit_rows=None, threads=None, decode_threads=1, bs=64,
+              precision="fp32"):
     from deft_core.affordance.train_loop import train_func
 
     if threads:
         torch.set_num_threads(threads)
-    p = preset_config(epochs)
+    p = preset_config(epochs, bs, precision)
     tr, va = read_split(FILES, "train", 0.2), read_split(FILES, "val", 0.2)
     if limit_rows:
         tr = tr.slice(0, limit_rows)
@@ -109,7 +110,7 @@ def run_train(device, epochs, out, resume=None, limit_rows=None, threads=None, d
                       (lambda: iter_batches(va, 64, vdec, threads=decode_threads)) if not limit_rows else None, report,
                       resume_dir=resume, device=device)
     keep = ("epoch", "train_loss", "val_loss", "val_contact_px", "val_baseline_centre_contact_px", "val_wrist_deg",
-            "train_samples_per_s", "train_data_wait_s", "train_seconds", "train_samples")
+            "train_samples_per_s", "train_data_wait_s", "train_seconds", "train_samples", "val_pose_deg", "precision")
     return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items() if k in keep} for m in hist]
 
 
@@ -193,6 +194,29 @@ if PART in ("all", "a"):
             res[f"{DEV}_decode_threads_{th}"] = run_train(DEV, 2, WORK / f"tp_{th}", decode_threads=th)[-1]
         res[f"cpu_{os.cpu_count()}_threads"] = run_train("cpu", 1, WORK / "tp_cpu", limit_rows=128,
                                                          threads=os.cpu_count())[-1]
+        return res
+
+if PART in ("all", "p"):
+    @check("precision_bf16_against_fp32")
+    def _():
+        """bf16 autocast against float32 at the paper's batch size (224), both with 8 decode threads (and
+        bf16 with more, in case the faster step makes the decode the bottleneck again): the last epoch's
+        throughput and the validation errors, which must stay close to float32's."""
+        res = {}
+        cpus = os.cpu_count() or 1
+        runs = (("fp32_decode_8", "fp32", 8, None), ("bf16_decode_8", "bf16", 8, None),
+                ("bf16_decode_14", "bf16", 14, None),  # torch's intra-op threads: all cores (its default)
+                # the decode threads and torch's CPU threads share the cores: give torch 2 (last: it sticks)
+                ("fp32_decode_14_torch_2", "fp32", 14, 2), ("bf16_decode_14_torch_2", "bf16", 14, 2))
+        for name, prec, dt, th in runs:
+            if th is None or cpus >= 16:
+                res[name] = run_train(DEV, 3, WORK / f"prec_{name}", threads=th, decode_threads=dt, bs=224,
+                                      precision=prec)[-1]
+        a, b = res["fp32_decode_8"], res["bf16_decode_8"]
+        assert b["precision"] == "bf16" and np.isfinite(b["train_loss"]), b
+        if DEV == "cuda":  # the suite's CPU run (tiny preset, 48 rows) has too few rows to learn anything
+            assert b["val_contact_px"] < min(1.5 * a["val_contact_px"] + 1.0, a["val_baseline_centre_contact_px"]), res
+        res["bf16_speedup"] = round(b["train_samples_per_s"] / a["train_samples_per_s"], 3)
         return res
 
 if PART in ("all", "c"):

@@ -37,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--visual-arch", choices=["resnet18", "resnet50"])
     p.add_argument("--visual-weights", help="local weights file (R3M model.pt for r3m; torchvision .pth/.safetensors)")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: forward pass and loss under bfloat16 autocast (weights and export stay float32); "
+                        "for GPUs with bfloat16 tensor cores (A100, H100). Default fp32")
     p.add_argument("--num-workers", type=int, default=1, help="Ray Train workers")
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
         "model": {"image_size": a.image_size, "text_encoder": a.text_encoder, "text_dim": a.text_dim,
                   "visual_encoder": a.visual_encoder, "visual_arch": a.visual_arch, "visual_weights": a.visual_weights},
         "train": {"epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seed": a.seed,
-                  "val_fraction": a.val_fraction, "augment": False if a.no_augment else None,
+                  "val_fraction": a.val_fraction, "augment": False if a.no_augment else None, "precision": a.precision,
                   "hand_label_weights": hand_label_weights(a.hand_label_weight)},
     }
     import pyarrow as pa

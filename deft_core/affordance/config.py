@@ -87,6 +87,10 @@ class TrainConfig:
     #: per ``hand_pose_source`` weight of the wrist/pose loss terms (absent sources: 1.0), e.g.
     #: {"mediapipe": 0.0} to learn wrist and pose only from exact labels (HOI4D's fits)
     hand_label_weights: dict = field(default_factory=dict)
+    #: "fp32", or "bf16": forward pass and loss under bfloat16 autocast (weights, optimiser state, gradients
+    #: and the export stay float32; validation runs in float32). Faster on GPUs with bfloat16 tensor cores
+    #: (A100, H100); on a CPU it runs but is usually slower. See docs/affordance-model.md "On a GPU".
+    precision: str = "fp32"
 
 
 @dataclass

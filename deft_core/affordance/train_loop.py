@@ -50,6 +50,23 @@ def learning_rate(step: int, total: int, base: float, warmup: int = 0) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * progress))
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def precision_context(precision: str, device: str | torch.device = "cpu") -> Callable[[], Any]:
+    """A factory of the context the training step's forward pass and loss run in: ``fp32`` → nothing,
+    ``bf16`` → ``torch.autocast`` to bfloat16 on ``device``'s type (no loss scaling needed: bfloat16 has
+    float32's exponent range). An unknown name is a ValueError naming the choices."""
+    import contextlib
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dev = torch.device(device).type
+    return lambda: torch.autocast(device_type=dev, dtype=torch.bfloat16)
+
+
 def evaluate_batches(model: torch.nn.Module, batches: Iterable[Batch], tc: TrainConfig, device="cpu") -> dict:
     """Validation loss terms and errors over ``batches`` (model put in eval mode)."""
     model.eval()
@@ -88,9 +105,11 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
     Per-epoch timing metrics (seconds, wall clock in this process): ``train_seconds`` (the whole training
     pass), ``train_samples_per_s``, ``train_data_wait_s`` (time blocked on ``train_batches`` — decode or the
     Ray Data pipeline — rather than on compute) and ``train_first_batch_s`` (until the first batch arrived);
-    ``torch_threads`` records the intra-op thread count the epoch ran with."""
+    ``torch_threads`` records the intra-op thread count the epoch ran with. ``train.precision`` ``bf16``
+    runs each step's forward pass and loss under bfloat16 autocast (:func:`precision_context`)."""
     mc = dataclass_from_dict(ModelConfig, config["model"], "config['model']")
     tc = dataclass_from_dict(TrainConfig, config["train"], "config['train']")
+    autocast = precision_context(tc.precision, device)
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
     model = AffordanceModel(mc).to(device)
@@ -122,7 +141,8 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
             for g in optimizer.param_groups:
                 g["lr"] = learning_rate(step, total, tc.lr, tc.warmup_steps)
             b = to_tensors(raw, device)
-            terms = affordance_loss(net(b["image"], b["text_emb"]), b, tc.lambda_mu, tc.lambda_theta, tc.lambda_pose)
+            with autocast():
+                terms = affordance_loss(net(b["image"], b["text_emb"]), b, tc.lambda_mu, tc.lambda_theta, tc.lambda_pose)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             optimizer.step()
@@ -136,7 +156,7 @@ def train_func(config: dict, train_batches: Callable[[int], Iterable[Batch]],
         metrics = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "train_samples": n,
                    "train_seconds": train_s, "train_samples_per_s": n / max(train_s, 1e-9),
                    "train_data_wait_s": wait, "train_first_batch_s": first_batch_s or 0.0,
-                   "torch_threads": torch.get_num_threads()}
+                   "torch_threads": torch.get_num_threads(), "precision": tc.precision}
         metrics |= {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
         if val_batches is not None:
             metrics |= evaluate_batches(model, val_batches(), tc, device)

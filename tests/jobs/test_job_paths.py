@@ -136,11 +136,14 @@ a = common.build_parser("ego4d").parse_args(["--root", "r", "--out", "o", "--han
                                              "--text-encoder", "minilm", "--text-num-gpus", "1"])
 out["text"] = common.make_config("ego4d", a).text_encoder_options
 seen = {{}}
-train.run = lambda *p, **kw: seen.update(kw) or {{}}
+train.run = lambda *p, **kw: seen.update(kw, overrides=p[3]) or {{}}
 train.main(["--shards", "s", "--out", "o", "--no-cpu-check"])
 out["check_cpus"], out["decode_threads_default"] = seen.get("check_cpus"), seen.get("decode_threads")
 train.main(["--shards", "s", "--out", "o", "--use-gpu", "--decode-threads", "8"])
 out["decode_threads"], out["use_gpu"] = seen.get("decode_threads"), seen.get("use_gpu")
+out["precision_default"] = seen["overrides"]["train"]["precision"]
+train.main(["--shards", "s", "--out", "o", "--precision", "bf16"])
+out["precision"] = seen["overrides"]["train"]["precision"]
 print(json.dumps(out))
 """
 
@@ -150,7 +153,7 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     the CPU (a backend's device 'auto' took a GPU it had not reserved),
     with a note when --num-gpus was given instead; a GPU reserved for the text stage is used by its
     encoder; --no-cpu-check reaches training (an autoscaling cluster's live nodes count 0 CPUs); so does
-    --decode-threads (the GPU worker's read-ahead)."""
+    --decode-threads (the GPU worker's read-ahead) and --precision."""
     res = subprocess.run([sys.executable, "-c", _GPU_PROBE.format(repo=str(REPO))], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -160,3 +163,4 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     assert out["gpu"][0]["options"].get("device") is None and "num_gpus" in out["gpu"][0]["kw"]
     assert out["text"] == {"device": "cuda"} and out["check_cpus"] is False
     assert out["decode_threads_default"] == 1 and out["decode_threads"] == 8 and out["use_gpu"] is True
+    assert out["precision_default"] is None and out["precision"] == "bf16"  # None: the preset's (fp32)
