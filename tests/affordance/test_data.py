@@ -96,3 +96,29 @@ def test_rows_do_not_depend_on_how_samples_are_spread_over_files(tmp_path):
     ba = next(iter_batches(ta, 8, dec, shuffle=True, seed=3))
     bb = next(iter_batches(tb, 8, dec, shuffle=True, seed=3))
     np.testing.assert_array_equal(ba["image"], bb["image"])
+
+
+def _reference_colour_jitter(img, rng, strength=0.3):
+    """The colour jitter as first written (and as every demo model so far was trained): the fast in-place
+    version must give the same bytes, or models trained before and after it would differ."""
+    x = img.astype(np.float32)
+    b, c, s = rng.uniform(1 - strength, 1 + strength, size=3)
+    x = x * b
+    x = (x - x.mean()) * c + x.mean()
+    grey = x.mean(axis=2, keepdims=True)
+    x = (x - grey) * s + grey
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def test_colour_jitter_gives_the_reference_bytes():
+    from deft_core.affordance.data import colour_jitter
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) for h, w in rng.integers(1, 260, (200, 2))]
+    images += [np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)]  # clipping at both ends
+    for i, img in enumerate(images):
+        for strength in (0.3, 0.9):
+            got = colour_jitter(img, np.random.default_rng(i), strength)
+            want = _reference_colour_jitter(img, np.random.default_rng(i), strength)
+            assert got.dtype == np.uint8 and got.shape == img.shape
+            assert np.array_equal(got, want), (i, strength, int(np.abs(got.astype(int) - want).max()))
