@@ -15,8 +15,8 @@ Algorithm 1, as implemented here (``k`` is the 1-based episode index)::
             D ← N(mean(Ω), max(std(Ω), floor)²)
 
 The refit follows the pseudo-code literally: the first refit happens after episode M + 1, so
-episodes 1 … M + 1 are drawn from the initial D. Ties in reward are broken by the earlier episode
-(a stable sort), so the elites are a deterministic function of the log. ``std`` is the population
+episodes 1 … M + 1 are drawn from the initial D. Ties in reward are broken by the later episode
+(:func:`elite_indices` says why), so the elites are a deterministic function of the log. ``std`` is the population
 standard deviation (numpy ``ddof=0``). The floor keeps D from collapsing when the elites coincide
 (e.g. all rewards equal): it is ``sigma_floor_fraction × σ₀`` per dimension (default 0.05, i.e.
 1 mm, 0.01 rad, 0.0025 rad), a choice of this implementation — the paper does not state one.
@@ -132,13 +132,19 @@ def standard_normal(seed: int, episode: int, attempt: int = 0) -> np.ndarray:
 
 
 def elite_indices(rewards: Sequence[float], num_elites: int) -> np.ndarray:
-    """Positions of the ``num_elites`` highest rewards, best first; ties go to the earlier position."""
+    """Positions of the ``num_elites`` highest rewards, best first; ties go to the **later** position.
+
+    Algorithm 1 leaves ties open. They are common: every success in simulation scores exactly 1.0. Given to
+    the earlier episode, Ω became the first E successes — mostly wide warm-up samples — and D stopped
+    changing once E successes existed, whereas the paper's D is refit to keep "gradually narrow[ing] the
+    distribution around the desired values" (§3.2). Given to the later episode, Ω holds the most recent
+    equals, drawn from the D refined so far. The distillation's top-k episodes use the same order."""
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1:
         raise ValueError(f"rewards must be 1-d, got shape {r.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError(f"rewards must be finite, got {r}")
-    order = np.argsort(-r, kind="stable")
+    order = np.lexsort((-np.arange(len(r)), -r))  # last key first: reward descending, then position descending
     return order[:num_elites]
 
 

@@ -71,8 +71,9 @@ def test_warmup_distribution_is_untouched():
         assert np.array_equal(state.distribution.mean, np.zeros(GRASP_DIM))
 
 
-def test_ties_go_to_the_earlier_episode_and_floor_prevents_collapse():
-    assert list(elite_indices([0.5, 1.0, 0.5, 1.0, 0.5], 3)) == [1, 3, 0]
+def test_ties_go_to_the_later_episode_and_floor_prevents_collapse():
+    assert list(elite_indices([0.5, 1.0, 0.5, 1.0, 0.5], 3)) == [3, 1, 4]
+    assert list(elite_indices([0.2, 0.9, 0.4], 5)) == [1, 2, 0]  # no ties: by reward; fewer than asked: all
     cfg = CEMConfig(num_elites=2, warmup_episodes=0, sigma_floor_fraction=0.1)
     state = CEMState(cfg)
     state.record(np.ones(GRASP_DIM), 0.0)
