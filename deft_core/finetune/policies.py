@@ -66,10 +66,12 @@ class PolicyConfig:
     ``steps``/``lr``: full-batch Adam; ``augment_shift``: max random image shift in pixels (trainable
 encoder only); ``xi_noise``: std of Gaussian noise added to the normalised ξ at each training step (a
 regulariser: 10 episodes are easy to memorise by their ξ); ``weight_decay``: AdamW; ``seed``: initialisation and training noise;
-``clip_to_training_range``: ``act`` keeps each dimension of the residual δ̂ within the range of the
-residuals the policy was fitted on (stored with the checkpoint as ``training_data.residual_range``; every
-kind, ``direct`` included through its implied residual ξ̂ − ξ), so an image unlike the training ones (a
-new object) cannot send the robot beyond what fine-tuning tried."""
+``clip_to_training_range``: ``act`` keeps each dimension of the policy's output within the range of the
+targets it was fitted on (stored with the checkpoint as ``training_data.target_range``): the residual δ̂
+for the residual kinds, ξ̂ itself for ``direct`` — which must not lean on the prior's ξ at test time (the
+ablation is that it does without it; until 2026-11-26 its implied residual ξ̂ − ξ was clipped instead,
+which put it back within reach of ξ). So an image unlike the training ones (a new object) cannot send the
+robot beyond what fine-tuning tried. Checkpoints without ``target_range`` keep that older rule."""
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     top_k: int | None = 10
@@ -265,7 +267,9 @@ class ResidualPolicy(ABC):
             "episodes": [int(e.episode) for e in data], "rewards": [float(e.reward) for e in data],
             "num_available": len(episodes), "max_reward": float(reward.max()),
             # the trust region of act(): per dimension, the range of the residuals the policy was fitted on
-            "residual_range": {"low": delta.min(axis=0).tolist(), "high": delta.max(axis=0).tolist()}}
+            "residual_range": {"low": delta.min(axis=0).tolist(), "high": delta.max(axis=0).tolist()},
+            # ... in the units of what the policy outputs (= residual_range but for `direct`, whose output is ξ̂)
+            "target_range": {"low": target.min(axis=0).tolist(), "high": target.max(axis=0).tolist()}}
         return {"kind": self.kind, "num_train": len(data), "steps": self.config.steps,
                 "initial_loss": losses[0] if losses else None,
                 "final_loss": float(np.mean(losses[-10:])) if losses else None,
@@ -296,9 +300,13 @@ class ResidualPolicy(ABC):
             z = torch.as_tensor(noise, dtype=torch.float32)
         target_n = self.predict(feats, net.xi_norm(torch.as_tensor(xis, dtype=torch.float32)), z)
         target = net.target_norm.inverse(target_n).double().numpy()
+        bounds = self.training_summary.get("target_range")
+        if bounds is not None and self.config.clip_to_training_range:
+            target = np.clip(target, np.asarray(bounds["low"], float), np.asarray(bounds["high"], float))
         delta = np.stack([self.delta_from(x, t) for x, t in zip(xis, target)])
         bounds = self.training_summary.get("residual_range")
-        if bounds is not None and self.config.clip_to_training_range:
+        if "target_range" not in self.training_summary and bounds is not None and self.config.clip_to_training_range:
+            # a checkpoint saved before target_range existed: its residual-range rule, as it was evaluated
             delta = np.clip(delta, np.asarray(bounds["low"], float), np.asarray(bounds["high"], float))
         return delta
 

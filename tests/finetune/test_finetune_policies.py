@@ -259,26 +259,43 @@ def test_random_shift_moves_content_within_bounds():
 
 
 @pytest.mark.parametrize("kind", ["deft", "direct"])
-def test_residual_stays_within_what_fine_tuning_tried(kind, image_conditioned, tmp_path):
-    """The trust region of act(): an image unlike the training ones cannot push a dimension of δ̂ past the
-    range of the training residuals; the range travels with the checkpoint; the option turns it off."""
+def test_output_stays_within_what_fine_tuning_tried(kind, image_conditioned, tmp_path):
+    """The trust region of act(): an image unlike the training ones cannot push a dimension of the output
+    past the range of the training targets — δ̂ for the residual kinds, ξ̂ for ``direct``, which must not
+    lean on the test-time prior ξ (its δ̂ = ξ̂ − ξ follows ξ wherever ξ goes); the range travels with the
+    checkpoint; the option turns it off."""
     policy = tiny(kind, steps=60)
     policy.fit(image_conditioned)
     D = np.stack([e.delta for e in image_conditioned])
-    rng_ = policy.training_summary["residual_range"]
-    np.testing.assert_allclose(rng_["low"], D.min(0))
-    np.testing.assert_allclose(rng_["high"], D.max(0))
+    T = D + np.stack([e.xi for e in image_conditioned]) if kind == "direct" else D
+    np.testing.assert_allclose(policy.training_summary["residual_range"]["low"], D.min(0))
+    rng_ = policy.training_summary["target_range"]
+    np.testing.assert_allclose(rng_["low"], T.min(0))
+    np.testing.assert_allclose(rng_["high"], T.max(0))
     odd = np.full((36, 40, 3), 128, np.uint8)           # neither red nor dark: outside the training images
     far = 40 * S0                                         # and a prior far from every training ξ
     # narrow the region to one point: every output must then be that point
-    mid = ((D.min(0) + D.max(0)) / 2).tolist()
-    policy.training_summary["residual_range"] = {"low": mid, "high": mid}
+    mid = (T.min(0) + T.max(0)) / 2
+    want = mid - far if kind == "direct" else mid         # direct: ξ̂ = mid, whatever the prior
+    policy.training_summary["target_range"] = {"low": mid.tolist(), "high": mid.tolist()}
     out = policy.act(odd, far, np.random.default_rng(0))
-    np.testing.assert_allclose(out, mid)
+    np.testing.assert_allclose(out, want)
     save_policy(policy, tmp_path / "p")
     loaded = load_policy(tmp_path / "p")
-    np.testing.assert_allclose(loaded.act(odd, far, np.random.default_rng(0)), mid)
+    np.testing.assert_allclose(loaded.act(odd, far, np.random.default_rng(0)), want)
     free = tiny(kind, steps=60, clip_to_training_range=False)
     free.fit(image_conditioned)
-    free.training_summary["residual_range"] = {"low": mid, "high": mid}
-    assert not np.allclose(free.act(odd, far, np.random.default_rng(0)), mid)
+    free.training_summary["target_range"] = {"low": mid.tolist(), "high": mid.tolist()}
+    assert not np.allclose(free.act(odd, far, np.random.default_rng(0)), want)
+
+
+def test_checkpoints_without_target_range_keep_the_residual_clip(image_conditioned):
+    """A policy saved before target_range existed was evaluated with its residual clipped to
+    residual_range (direct included, through ξ̂ − ξ): loading it keeps that rule."""
+    policy = tiny("direct", steps=60)
+    policy.fit(image_conditioned)
+    del policy.training_summary["target_range"]
+    D = np.stack([e.delta for e in image_conditioned])
+    mid = ((D.min(0) + D.max(0)) / 2).tolist()
+    policy.training_summary["residual_range"] = {"low": mid, "high": mid}
+    np.testing.assert_allclose(policy.act(np.full((36, 40, 3), 128, np.uint8), 40 * S0, np.random.default_rng(0)), mid)
