@@ -285,7 +285,7 @@ def to_markdown(report: dict) -> str:
     verdict = (f"The pattern (DEFT strictly above both baselines on train and on test objects) holds on "
                f"**{len(sm['holds'])} of {sm['tasks']}** task(s) with all cells on disk"
                + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
-               + f"; significant on both splits (one-sided test against the better baseline, p < 0.05: exact "
+               + f"; significant on both splits (one-sided tests against each baseline, p < 0.05 against both: exact "
                f"McNemar on the paired trials — every policy is evaluated on the same scenes — else Fisher) on "
                f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
                + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
