@@ -88,8 +88,9 @@ class TrainConfig:
     #: {"mediapipe": 0.0} to learn wrist and pose only from exact labels (HOI4D's fits)
     hand_label_weights: dict = field(default_factory=dict)
     #: "fp32", or "bf16": forward pass and loss under bfloat16 autocast (weights, optimiser state, gradients
-    #: and the export stay float32; validation runs in float32). Faster on GPUs with bfloat16 tensor cores
-    #: (A100, H100); on a CPU it runs but is usually slower. See docs/affordance-model.md "On a GPU".
+    #: and the export stay float32; validation runs in float32). Meant for GPUs with bfloat16 tensor cores
+    #: (A100, H100); with the paper's ResNet-18 on a lent H200 it gave no dependable gain (×0.96–1.17: the
+    #: step waits on the data), and on a CPU it is usually slower. docs/affordance-model.md "On a GPU".
     precision: str = "fp32"
 
 
