@@ -1,6 +1,6 @@
 """GPU checks of the affordance model's and the model backends' device paths, for a machine with a CUDA GPU
 (CI has none). Without a GPU everything runs on the CPU instead, which checks the script: the suite runs
-parts A and C that way (tests/affordance/test_gpu_check_script.py).
+parts A, C and P that way (tests/affordance/test_gpu_check_script.py).
 
     python benchmarks/gpu_check.py [a|b|c|p|all]   # env: OUT (results folder), N_ROWS (fake rows, 1024), PRESET (paper)
 
@@ -12,8 +12,9 @@ against all CPU threads. Part B: ``jobs/train.py --use-gpu`` through Ray Train, 
 the default and with 8 decode threads, and the Ray Data path; it starts its own local Ray without the
 dashboard (Ray's ``default`` extra need not be installed). Part C: the open-vocabulary box backends (OWLv2,
 Grounding DINO), SAM and the robot's object locators on the GPU against the CPU, on tiny random models in
-the real formats. Part P: training with ``train.precision`` bf16 (autocast) against float32 at batch 224. Every check prints PASS/FAIL; the results go to ``$OUT/gpu_check_<part>.json``; the exit
-status is 1 when a check failed. Measured results: docs/affordance-model.md, "On a GPU".
+the real formats. Part P: training with ``train.precision`` bf16 (autocast) against float32 at batch 224.
+Every check prints PASS/FAIL; the results go to ``$OUT/gpu_check_<part>.json``; the exit status is 1 when a
+check failed. Measured results: docs/affordance-model.md, "On a GPU".
 """
 import atexit
 import dataclasses

@@ -14,6 +14,7 @@ resumed run continues on the same schedule.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -57,8 +58,6 @@ def precision_context(precision: str, device: str | torch.device = "cpu") -> Cal
     """A factory of the context the training step's forward pass and loss run in: ``fp32`` → nothing,
     ``bf16`` → ``torch.autocast`` to bfloat16 on ``device``'s type (no loss scaling needed: bfloat16 has
     float32's exponent range). An unknown name is a ValueError naming the choices."""
-    import contextlib
-
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {list(PRECISIONS)}")
     if precision == "fp32":

@@ -300,14 +300,14 @@ class ResidualPolicy(ABC):
             z = torch.as_tensor(noise, dtype=torch.float32)
         target_n = self.predict(feats, net.xi_norm(torch.as_tensor(xis, dtype=torch.float32)), z)
         target = net.target_norm.inverse(target_n).double().numpy()
-        bounds = self.training_summary.get("target_range")
-        if bounds is not None and self.config.clip_to_training_range:
-            target = np.clip(target, np.asarray(bounds["low"], float), np.asarray(bounds["high"], float))
+        clip = self.config.clip_to_training_range
+        targets, residuals = self.training_summary.get("target_range"), self.training_summary.get("residual_range")
+        if clip and targets is not None:
+            target = np.clip(target, np.asarray(targets["low"], float), np.asarray(targets["high"], float))
         delta = np.stack([self.delta_from(x, t) for x, t in zip(xis, target)])
-        bounds = self.training_summary.get("residual_range")
-        if "target_range" not in self.training_summary and bounds is not None and self.config.clip_to_training_range:
+        if clip and targets is None and residuals is not None:
             # a checkpoint saved before target_range existed: its residual-range rule, as it was evaluated
-            delta = np.clip(delta, np.asarray(bounds["low"], float), np.asarray(bounds["high"], float))
+            delta = np.clip(delta, np.asarray(residuals["low"], float), np.asarray(residuals["high"], float))
         return delta
 
     def config_dict(self) -> dict:

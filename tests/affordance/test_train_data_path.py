@@ -115,18 +115,25 @@ def test_decode_threads_stop_early_and_pass_errors_on(table):
     assert len(got) == 2  # the batches before the bad one arrived, in order
 
 
-def test_decode_threads_train_the_same_weights(table):
-    """The read-ahead changes nothing a training run computes: the same weights, byte for byte."""
+def _small_train_config(epochs: int, precision: str = "fp32") -> dict:
+    """train_func's config for a very small model on the `table` fixture (64 px, hashed text, 5 steps an epoch)."""
     import dataclasses
 
     from deft_core.affordance.config import get_preset
+
+    p = get_preset("tiny")
+    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:16", 16
+    p.model.d_model, p.model.n_layers, p.model.mlp_hidden, p.train.epochs = 32, 1, 48, epochs
+    p.train.precision = precision
+    return {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train), "steps_per_epoch": 5}
+
+
+def test_decode_threads_train_the_same_weights(table):
+    """The read-ahead changes nothing a training run computes: the same weights, byte for byte."""
     from deft_core.affordance.train_loop import train_func
 
     t, _ = table
-    p = get_preset("tiny")
-    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:16", 16
-    p.model.d_model, p.model.n_layers, p.model.mlp_hidden, p.train.epochs = 32, 1, 48, 2
-    cfg = {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train), "steps_per_epoch": 5}
+    cfg = _small_train_config(epochs=2)
     weights = []
     for threads in (0, 2):  # 5 batches: more than the read-ahead holds (2 × threads)
         dec = ShardDecoder(64, "hash:16", augment=True, seed=0)
@@ -141,12 +148,9 @@ def test_bf16_precision_autocasts_the_step_and_keeps_float32_weights(table):
     """train.precision "bf16" runs the forward pass and loss in bfloat16 (the loss differs from float32's,
     slightly) while the weights and the export stay float32; an unknown precision is an error before any
     step."""
-    import dataclasses
-
     import torch
     from safetensors.torch import load_file
 
-    from deft_core.affordance.config import get_preset
     from deft_core.affordance.train_loop import precision_context, train_func
 
     with precision_context("bf16", "cpu")():
@@ -154,15 +158,10 @@ def test_bf16_precision_autocasts_the_step_and_keeps_float32_weights(table):
     with precision_context("fp32", "cpu")():
         assert (torch.ones(2, 3) @ torch.ones(3, 2)).dtype == torch.float32
     t, _ = table
-    p = get_preset("tiny")
-    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:16", 16
-    p.model.d_model, p.model.n_layers, p.model.mlp_hidden, p.train.epochs = 32, 1, 48, 1
     runs = {}
     for precision in ("fp32", "bf16"):
-        p.train.precision = precision
-        cfg = {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train), "steps_per_epoch": 5}
         ckpts = []
-        hist = train_func(cfg, lambda e: iter_batches(t, 8, ShardDecoder(64, "hash:16", augment=True, seed=0), True, 0, e),
+        hist = train_func(_small_train_config(1, precision), lambda e: iter_batches(t, 8, ShardDecoder(64, "hash:16", augment=True, seed=0), True, 0, e),
                           None, lambda m, ckpt: ckpts.append(load_file(str(Path(ckpt) / "model.safetensors"))) if ckpt else None)
         runs[precision] = (hist[-1], ckpts[-1])
     (m32, w32), (m16, w16) = runs["fp32"], runs["bf16"]
@@ -170,10 +169,8 @@ def test_bf16_precision_autocasts_the_step_and_keeps_float32_weights(table):
     assert np.isfinite(m16["train_loss"]) and m16["train_loss"] != m32["train_loss"]
     assert abs(m16["train_loss"] - m32["train_loss"]) < 0.1 * abs(m32["train_loss"]), (m16["train_loss"], m32["train_loss"])
     assert all(v.dtype == w32[k].dtype for k, v in w16.items()) and w16.keys() == w32.keys()
-    p.train.precision = "fp16"
-    cfg = {"model": dataclasses.asdict(p.model), "train": dataclasses.asdict(p.train), "steps_per_epoch": 5}
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
-        train_func(cfg, lambda e: iter(()), None, lambda m, ckpt: None)
+        train_func(_small_train_config(1, "fp16"), lambda e: iter(()), None, lambda m, ckpt: None)
 
 
 def test_ray_data_split_stays_arrow_and_matches_the_plain_split(table):
