@@ -41,6 +41,9 @@ class Step:
     #: consecutive steps with the same group run at the same time (independent, single-process steps such as
     #: the three synthesis runs: on 2 cores this halves their wall-clock time); output goes to OUT/logs/
     parallel_group: str | None = None
+    #: run even when an earlier demo finished it: cheap steps that summarise everything before them (the
+    #: report), so a demo resumed with other options never shows a stale result
+    always: bool = False
 
     def command(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -51,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes on 2 cores); what CI runs")
     parser.add_argument("--clips", type=int, default=None, help="clips per synthetic dataset (default 100, quick 6)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="fine-tune, distil and evaluate each task this many times (run seeds 0 … N−1) and pool "
+                             "Table 2 over them (default 1; each extra seed adds about 10 min on 2 cores)")
     parser.add_argument("--restart", action="store_true", help="ignore completed steps and run everything again")
     parser.add_argument("--list", action="store_true", help="print the steps and exit")
 
@@ -68,7 +74,7 @@ RAY_PORT, RAY_DASHBOARD_PORT = 6390, 8290
 SYNTH_FOV_DEG = 93.9
 
 
-def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
+def build_steps(out: Path, quick: bool, clips: int, seed: int, seeds: int = 1) -> list[Step]:
     deft, ray, python = _bin("deft"), _bin("ray"), _bin("python")
     synth, shards, reports = out / "synth", out / "shards", out / "reports"
     address = f"http://127.0.0.1:{RAY_DASHBOARD_PORT}"
@@ -109,7 +115,7 @@ def build_steps(out: Path, quick: bool, clips: int, seed: int) -> list[Step]:
                       [deft, "model", "evaluate", "--checkpoint", str(train_out / "model"), "--shards", str(shards),
                        "--out", str(reports / "affordance")],
                       f"{reports / 'affordance'}/metrics.json and heatmaps.png"))
-    steps += robot_steps(out, train_out / "model", quick, reports)
+    steps += robot_steps(out, train_out / "model", quick, reports, seeds)
     return steps
 
 
@@ -122,38 +128,52 @@ FULL_EPOCHS = 30
 DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon", "pick_grape", "squeeze_lemon")
 
 
-def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path) -> list[Step]:
-    """DEFT in the simulator from the demo's own affordance model, against the §5 baselines."""
+def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: int = 1) -> list[Step]:
+    """DEFT in the simulator from the demo's own affordance model, against the §5 baselines. ``seeds`` > 1
+    repeats the fine-tuning, distillation and evaluation with run seeds 1 … seeds − 1 (``runs_seed<s>/``;
+    seed 0 is ``runs/``) and the report pools Table 2 over them (``deft-robot report --runs`` with every root)."""
     robot = _bin("deft-robot")
-    runs = out / "runs"
     tasks = DEMO_TASKS[:1] if quick else DEMO_TASKS
     budget = ["--episodes", "12", "--warmup", "4", "--elites", "4"] if quick else []
     trials = ["--trials", "3" if quick else "10"]
-    steps = []
-    for task in tasks:
-        common = ["--task", task, "--out", str(runs)]
-        steps += [
-            Step(f"{task}: fine-tune from the affordance model (Algorithm 1)",
-                 [robot, "finetune", *common, "--checkpoint", str(checkpoint), "--no-live", *budget],
-                 f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode)"),
-            Step(f"{task}: real-world-only baseline (same CEM budget)",
-                 [robot, "finetune", *common, "--prior", "real-world-only", "--no-live", *budget],
-                 f"{runs / task / 'real-world-only'}/finetune.png"),
-            Step(f"{task}: distil the cVAE residual policies",
-                 [robot, "distill", *common, "--prior", "affordance", "--kind", "deft"], f"{runs / task / 'affordance'}/policies/"),
-            Step(f"{task}: distil the baseline's policy",
-                 [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft"], f"{runs / task / 'real-world-only'}/policies/"),
-            Step(f"{task}: evaluate DEFT", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", "--objects", "both", *trials],
-                 f"{runs / task / 'affordance'}/eval/"),
-            Step(f"{task}: evaluate the affordance model alone",
-                 [robot, "eval", *common, "--policy", "affordance", "--checkpoint", str(checkpoint), "--objects", "both", *trials],
-                 f"{runs / task}/*/eval/"),
-            Step(f"{task}: evaluate real-world-only",
-                 [robot, "eval", *common, "--policy", "real-world-only", "--objects", "both", *trials],
-                 f"{runs / task / 'real-world-only'}/eval/"),
-        ]
-    steps.append(Step("report (Tables 2/3, Figure 6)", [robot, "report", "--runs", str(runs), "--out", str(reports / "sim")],
-                      f"{reports / 'sim'}/ (tables as markdown + JSON, improvement curves PNG)"))
+    steps, roots = [], []
+    for seed in range(seeds):
+        runs = out / "runs" if seed == 0 else out / f"runs_seed{seed}"
+        roots.append(runs)
+        # seed 0 keeps the commands (and so the completed-step records) of a single-seed demo
+        run_seed = [] if seed == 0 else ["--seed", str(seed)]
+        tag = "" if seed == 0 else f" (seed {seed})"
+        for task in tasks:
+            common = ["--task", task, "--out", str(runs)]
+            steps += [
+                Step(f"{task}: fine-tune from the affordance model (Algorithm 1){tag}",
+                     [robot, "finetune", *common, "--checkpoint", str(checkpoint), "--no-live", *budget, *run_seed],
+                     f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode)"),
+                Step(f"{task}: real-world-only baseline (same CEM budget){tag}",
+                     [robot, "finetune", *common, "--prior", "real-world-only", "--no-live", *budget, *run_seed],
+                     f"{runs / task / 'real-world-only'}/finetune.png"),
+                Step(f"{task}: distil the cVAE residual policies{tag}",
+                     [robot, "distill", *common, "--prior", "affordance", "--kind", "deft", *run_seed],
+                     f"{runs / task / 'affordance'}/policies/"),
+                Step(f"{task}: distil the baseline's policy{tag}",
+                     [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft", *run_seed],
+                     f"{runs / task / 'real-world-only'}/policies/"),
+                Step(f"{task}: evaluate DEFT{tag}", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", "--objects", "both", *trials],
+                     f"{runs / task / 'affordance'}/eval/"),
+                Step(f"{task}: evaluate the affordance model alone{tag}",
+                     [robot, "eval", *common, "--policy", "affordance", "--checkpoint", str(checkpoint), "--objects", "both", *trials],
+                     f"{runs / task}/*/eval/"),
+                Step(f"{task}: evaluate real-world-only{tag}",
+                     [robot, "eval", *common, "--policy", "real-world-only", "--objects", "both", *trials],
+                     f"{runs / task / 'real-world-only'}/eval/"),
+            ]
+    report = [robot, "report", "--runs", *(str(r) for r in roots), "--out", str(reports / "sim")]
+    if seeds == 1:
+        steps.append(Step("report (Tables 2/3, Figure 6)", report,
+                          f"{reports / 'sim'}/ (tables as markdown + JSON, improvement curves PNG)", always=True))
+    else:
+        steps.append(Step(f"report pooled over {seeds} seeds (Table 2)", report,
+                          f"{reports / 'sim'}/ (Table 2 pooled over the seeds; each seed's own report in root<i>/)", always=True))
     return steps
 
 
@@ -280,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
     if args.clips is not None and args.clips < 1:  # 0 is a bad value, not "unset": it must not run the full demo
         raise CommandError(f"--clips must be at least 1, got {args.clips}")
     clips = args.clips if args.clips is not None else (6 if args.quick else 100)
-    steps = build_steps(out, args.quick, clips, args.seed)
+    if args.seeds < 1:
+        raise CommandError(f"--seeds must be at least 1, got {args.seeds}")
+    steps = build_steps(out, args.quick, clips, args.seed, args.seeds)
     if args.list:
         for i, s in enumerate(steps, 1):
             console.print(f"{i:2d}. [bold]{s.name}[/]\n    {s.command()}")
@@ -305,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
                 span += 1
             pending = []
             for k, step in enumerate(steps[i:i + span], i + 1):
-                if state.get(step.name, {}).get("ok"):
+                if state.get(step.name, {}).get("ok") and not step.always:
                     console.print(f"[dim]{k:2d}/{len(steps)} {step.name}: done earlier, skipped[/]")
                 else:
                     pending.append(step)
@@ -376,7 +398,10 @@ def table2_terminal(report_json: Path) -> list | None:
             reasons.add_row(f"! {escape(row['task'])}:", f"[yellow]{escape(row['warning'])}[/]")
         if row.get("why_not"):
             reasons.add_row(f"• {escape(row['task'])}:", escape("; ".join(row["why_not"])))
-    verdict = (f"The pattern (DEFT strictly above both baselines on train and test objects) holds on "
+    per_root = [len((p.get("table2_summary") or {}).get("holds") or []) for p in report.get("per_root") or []]
+    pooled = (f" on the cells pooled over {len(per_root)} seeds (in each seed alone: {', '.join(map(str, per_root))})"
+              if report.get("pooled") else "")
+    verdict = (f"The pattern (DEFT strictly above both baselines on train and test objects) holds{pooled} on "
                f"[bold]{len(holds)} of {summary.get('tasks', len(rows))}[/] task(s)" + (f": {', '.join(holds)}" if holds else "")
                + (". Why not, from the report:" if reasons.row_count else "."))
     return [table, verdict, reasons] if reasons.row_count else [table, verdict]

@@ -3,10 +3,15 @@
 Example::
 
     deft-robot report --runs runs/ --out reports/
+    deft-robot report --runs runs/ runs_seed1/ runs_seed2/ --out reports/   # Table 2 pooled over runs
 
 Reads every ``<runs>/<task>/<run>/run_meta.json`` with its ``eval/*.json`` and fine-tuning log, and
 writes ``report.md``, ``report.json`` and ``improvement_curves.png`` to ``--out``. Evaluations that do
 not exist are shown as ``missing`` (a Table 3 ablation evaluated on no task is one line, not a column).
+
+With several runs roots (the same fine-tuning repeated, e.g. with ``--seed 0, 1, 2``) each root's own
+report goes to ``<out>/root<i>/`` and ``<out>/report.md`` holds Table 2 pooled over the roots: cells sum
+the roots' successes and trials, and a column says in how many roots the pattern held alone.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ HELP = "Table 2/3-style tables (markdown + JSON) and improvement curves (PNG) fr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", default="runs", help="runs root (default runs/)")
+    parser.add_argument("--runs", nargs="+", default=["runs"],
+                        help="runs root(s) (default runs/); several: Table 2 pooled over them, each root's own report beside it")
     parser.add_argument("--out", default="reports", help="output directory (default reports/)")
     parser.add_argument("--quiet", action="store_true", help="do not print the markdown")
 
@@ -28,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from robot.runs import RunError
 
     try:
-        res = write_report(args.runs, args.out)
+        res = write_report(args.runs if len(args.runs) > 1 else args.runs[0], args.out)
     except (RunError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if not args.quiet:

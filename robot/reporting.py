@@ -271,6 +271,19 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _warnings_and_reasons(table2: list[dict], read_off: str) -> list[str]:
+    """Markdown lines under Table 2: each row's warning, then why the pattern fails where it does."""
+    out = []
+    warned = [r for r in table2 if r.get("warning")]
+    if warned:
+        out += [f"**Warning** — **{r['task']}** ({r['prior']} prior): {r['warning']}." for r in warned] + [""]
+    reasons = [r for r in table2 if r.get("why_not")]
+    if reasons:
+        out += [f"Why not, read off {read_off}:", ""]
+        out += [f"- **{r['task']}** ({r['prior']} prior): " + "; ".join(r["why_not"]) + "." for r in reasons] + [""]
+    return out
+
+
 def to_markdown(report: dict) -> str:
     """Table 2 and Table 3 as markdown (success rate and successes/trials per cell)."""
     out = ["# DEFT evaluation report", "",
@@ -290,14 +303,7 @@ def to_markdown(report: dict) -> str:
                f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
                + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
     out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, ""]
-    warned = [r for r in report["table2"] if r.get("warning")]
-    if warned:
-        out += [f"**Warning** — **{r['task']}** ({r['prior']} prior): {r['warning']}." for r in warned] + [""]
-    reasons = [r for r in report["table2"] if r.get("why_not")]
-    if reasons:
-        out += ["Why not, read off the cells and the fine-tuning logs:", ""]
-        out += [f"- **{r['task']}** ({r['prior']} prior): " + "; ".join(r["why_not"]) + "." for r in reasons]
-        out += [""]
+    out += _warnings_and_reasons(report["table2"], "the cells and the fine-tuning logs")
     ft_rows, seen = [], set()
     for r in report["table2"]:
         for label, ft in ((r["prior"], r.get("finetune")), ("real-world-only", r.get("finetune_rwo"))):
@@ -351,7 +357,7 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for i, c in enumerate(report["curves"][task]["runs"]):
-            color = "tab:red" if c["label"] == "real-world-only" else f"C{i}"
+            color = "tab:red" if c["label"].startswith("real-world-only") else f"C{i}"
             ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=color)
             ax.plot(c["episode"], c["elite_mean"], "-", color=color, label=c["label"] + " (elite mean)")
         ax.axvline(report["curves"][task]["runs"][0]["warmup"] + 0.5, color="grey", ls=":")
@@ -368,19 +374,134 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     return path
 
 
-def write_report(runs_root: str | Path, out_dir: str | Path) -> dict:
+def _pool_cells(cells: list[dict | None]) -> dict | None:
+    """The same Table 2 cell of several runs as one cell: successes and trials summed, the trials'
+    outcomes concatenated (run after run, so two pooled cells whose runs each paired their trials stay
+    paired). None when any run lacks the cell."""
+    if not cells or any(c is None for c in cells):
+        return None
+    n = sum(c["trials"] for c in cells)
+    k = sum(c["successes"] for c in cells)
+    cell = {"successes": k, "trials": n, "success_rate": k / n if n else 0.0,
+            "mean_reward": sum(c["mean_reward"] * c["trials"] for c in cells) / n if n else 0.0,
+            "sources": [c["source"] for c in cells]}
+    if all(c.get("trial_outcomes") for c in cells):
+        cell["trial_outcomes"] = [tuple(o) for c in cells for o in c["trial_outcomes"]]
+    return cell
+
+
+def _pool_finetune(stats: list[dict | None]) -> dict | None:
+    """:func:`finetune_stats` of several runs of one task summed (counts) or averaged (mean rewards)."""
+    if not stats or any(s is None for s in stats):
+        return None
+
+    def total(key):
+        return None if any(s[key] is None for s in stats) else sum(s[key] for s in stats)
+
+    out = {"run": " + ".join(s["run"] for s in stats), "runs": [s["run"] for s in stats]}
+    out.update({k: total(k) for k in ("episodes", "successes", "controller_errors", "elites", "successful_elites")})
+    out.update({k: sum(s[k] for s in stats) / len(stats)
+                for k in ("mean_reward_first10", "mean_reward_last10", "elite_mean_reward")})
+    return out
+
+
+def pool(reports: list[dict], roots: list[str]) -> dict:
+    """Table 2 over several fine-tuning runs of the same tasks (one :func:`collect` report per runs root,
+    e.g. the same commands with ``--seed 0, 1, 2``): per (task, prior, reward source) row, every cell
+    pooled over the roots that have the row (:func:`_pool_cells`), the pattern judged on the pooled
+    cells, and ``holds_in_runs`` — in how many of the roots the pattern held on its own.
+
+    The pooled p-values (:func:`pattern`) treat every (run, scene) pair as independent; the evaluation
+    scenes repeat from run to run (same ``--eval-seed``), so read them as indicative, not exact."""
+    keyed: dict[tuple, list[dict]] = {}
+    for rep in reports:
+        for row in rep["table2"]:
+            keyed.setdefault((row["task"], row["prior"], row["reward_source"]), []).append(row)
+    table2 = []
+    for (task, prior, reward), rows in keyed.items():
+        prow = {"task": task, "prior": prior, "reward_source": reward, "run": None,
+                "runs": [r["run"] for r in rows], "runs_pooled": len(rows)}
+        for method in TABLE2_METHODS:
+            for split in SPLITS:
+                prow[f"{method}_{split}"] = _pool_cells([r[f"{method}_{split}"] for r in rows])
+        prow["pattern"] = pattern(prow)
+        prow["holds_in_runs"] = sum(bool(r["pattern"]["holds"]) for r in rows)
+        prow["finetune"] = _pool_finetune([r.get("finetune") for r in rows])
+        prow["finetune_rwo"] = _pool_finetune([r.get("finetune_rwo") for r in rows])
+        prow["why_not"] = why_not(prow)
+        warnings = sorted({r["warning"] for r in rows if r.get("warning")})
+        if warnings:
+            prow["warning"] = "; ".join(warnings)
+        table2.append(prow)
+    table2.sort(key=lambda r: (r["task"], r["prior"] or ""))
+    judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
+    summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
+               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]})}
+    curves: dict[str, dict] = {}
+    for i, rep in enumerate(reports, 1):
+        for task, c in rep["curves"].items():
+            runs = [dict(run, label=f"{run['label']}, runs root {i}") for run in c["runs"]]
+            curves.setdefault(task, {"runs": []})["runs"].extend(runs)
+    return {"format": "deft-report", "version": 1, "pooled": True, "runs_roots": [str(Path(r).resolve()) for r in roots],
+            "num_runs": sum(rep["num_runs"] for rep in reports), "table2": table2, "table2_summary": summary,
+            "per_root": [{"runs_root": rep["runs_root"], "table2_summary": rep["table2_summary"]} for rep in reports],
+            "curves": curves}
+
+
+def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
+    """The pooled report (:func:`pool`) as markdown: Table 2 over all runs roots, how often the pattern
+    held in each root alone, the reasons it fails on the pooled cells, and links to each root's own report."""
+    k = len(report["runs_roots"])
+    out = ["# DEFT evaluation report, pooled over runs", "",
+           f"{k} runs roots ({report['num_runs']} runs): " + ", ".join(f"`{r}`" for r in report["runs_roots"])
+           + ". Each cell sums that cell's successes and trials over the roots (e.g. the same commands with "
+           "`--seed 0, 1, 2`); `holds in runs` counts the roots in which the pattern held on its own.", "",
+           "## Table 2, pooled: success rate per task and method", ""]
+    header = (["task", "prior"] + [f"{TABLE2_LABELS[m]} ({s})" for m in TABLE2_METHODS for s in SPLITS]
+              + ["DEFT above both? (pooled)", "holds in runs"])
+    rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
+            + [_fmt_pattern(r["pattern"]), f"{r['holds_in_runs']} of {r['runs_pooled']}"] for r in report["table2"]]
+    sm = report["table2_summary"]
+    per_root = [len(p["table2_summary"]["holds"]) for p in report["per_root"]]
+    out += [_md_table(header, rows) if rows else "_no runs_", "",
+            f"On the pooled cells the pattern (DEFT strictly above both baselines on train and on test objects) holds "
+            f"on **{len(sm['holds'])} of {sm['tasks']}** task(s)" + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
+            + f"; in the roots alone on {', '.join(str(n) for n in per_root)} of {sm['tasks']}. Pooled p-values (one-sided, "
+            "the larger against either baseline) treat each (run, scene) pair as independent although the scenes "
+            "repeat from run to run: indicative only.", ""]
+    out += _warnings_and_reasons(report["table2"], "the pooled cells and fine-tuning logs")
+    out += ["## Each runs root's own report", ""]
+    out += [f"- `{root}` → `{sub}`" for root, sub in zip(report["runs_roots"], sub_reports)] + [""]
+    return "\n".join(out)
+
+
+def write_report(runs_root: "str | Path | list[str | Path]", out_dir: str | Path) -> dict:
     """Write ``report.md``, ``report.json`` and ``improvement_curves.png`` to ``out_dir``; returns the
     paths and the report data. Raises ``ValueError`` — writing nothing, so an earlier report in
     ``out_dir`` survives a mistyped ``--runs`` — when there are no runs under ``runs_root``. A report
-    without fine-tuning logs has no curves: a stale ``improvement_curves.png`` is removed."""
-    report = collect(runs_root)
-    if report["num_runs"] == 0:
-        raise ValueError(f"no runs under {runs_root} (expected <runs>/<task>/<run>/run_meta.json); "
+    without fine-tuning logs has no curves: a stale ``improvement_curves.png`` is removed.
+
+    Several runs roots (a list of more than one): each root's own report goes to
+    ``out_dir/root<i>/``, and ``out_dir``'s report is Table 2 pooled over them (:func:`pool`)."""
+    roots = list(runs_root) if isinstance(runs_root, (list, tuple)) else [runs_root]
+    if len(set(Path(r).resolve() for r in roots)) < len(roots):
+        raise ValueError("the same runs root is named twice: " + ", ".join(str(r) for r in roots))
+    reports = [collect(r) for r in roots]
+    empty = [str(r) for r, rep in zip(roots, reports) if rep["num_runs"] == 0]
+    if empty:
+        raise ValueError(f"no runs under {', '.join(empty)} (expected <runs>/<task>/<run>/run_meta.json); "
                          "run 'deft-robot finetune' first")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if len(roots) == 1:
+        report = reports[0]
+        md_text = to_markdown(report)
+    else:
+        subs = [write_report(r, out / f"root{i}")["markdown"] for i, r in enumerate(roots, 1)]
+        report = pool(reports, roots)
+        md_text = pooled_markdown(report, [str(p) for p in subs])
     md = out / "report.md"
-    md.write_text(to_markdown(report))
+    md.write_text(md_text)
     js = write_json(out / "report.json", report)
     png = plot_curves(report, out / "improvement_curves.png")
     if png is None:
@@ -388,4 +509,4 @@ def write_report(runs_root: str | Path, out_dir: str | Path) -> dict:
     return {"markdown": md, "json": js, "png": png, "report": report}
 
 
-__all__ = ["collect", "pattern", "why_not", "finetune_stats", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]
+__all__ = ["collect", "pool", "pooled_markdown", "pattern", "why_not", "finetune_stats", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]

@@ -20,7 +20,7 @@ def _sleep_step(name: str, marker, seconds: float = 1.0, rc: int = 0, group: str
 
 
 def _args(out) -> argparse.Namespace:
-    return argparse.Namespace(out=str(out), quick=True, clips=1, seed=0, restart=False, list=False)
+    return argparse.Namespace(out=str(out), quick=True, clips=1, seed=0, seeds=1, restart=False, list=False)
 
 
 def _timed_step(name: str, marker, seconds: float = 1.0) -> Step:
@@ -147,12 +147,71 @@ def test_the_finished_demo_prints_table_2(tmp_path, monkeypatch, capsys):
     assert cli_demo.table2_terminal(tmp_path / "missing.json") is None
 
 
+def test_the_demo_prints_the_pooled_table_2_of_several_seeds(tmp_path):
+    from rich.console import Console
+
+    from robot.reporting import write_report
+    from tests.robot_ft.test_eval_report import _table2_root
+
+    _table2_root(tmp_path / "runs", {"pick_cup": ((6, 6), (1, 0), (8, 7))})
+    _table2_root(tmp_path / "runs_seed1", {"pick_cup": ((6, 6), (0, 0), (5, 7))})
+    write_report([tmp_path / "runs", tmp_path / "runs_seed1"], tmp_path / "sim")
+    console = Console(width=80, record=True)
+    for part in cli_demo.table2_terminal(tmp_path / "sim" / "report.json"):
+        console.print(part)
+    text = " ".join(console.export_text().split())
+    assert "pick_cup 12/20, 12/20 1/20, 0/20 13/20, 14/20 yes" in text
+    assert "holds on the cells pooled over 2 seeds (in each seed alone: 1, 0) on 1 of 1 task(s): pick_cup" in text
+
+
+def test_seeds_repeat_the_robot_stage_and_the_report_pools_them(tmp_path):
+    """--seeds 3: seed 0 keeps the single-seed commands (so a finished demo resumes into more seeds without
+    redoing them), seeds 1 and 2 fine-tune and distil with their own run seed into runs_seed<s>/, and one
+    report, always re-run, pools the three roots."""
+    one = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0)
+    three = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=3)
+    robot_one = [s for s in one if "deft-robot" in s.argv[0] and "report" not in s.argv]
+    assert [(s.name, s.argv) for s in three[:len(one) - 1]] == [(s.name, s.argv) for s in one[:-1]]
+    assert len(three) == len(one) + 2 * len(robot_one)
+    assert len({s.name for s in three}) == len(three)                     # completed-step records are by name
+    for seed in (1, 2):
+        mine = [s for s in three if s.name.endswith(f"(seed {seed})")]
+        assert len(mine) == len(robot_one)
+        for s in mine:
+            assert s.argv[s.argv.index("--out") + 1] == str(tmp_path / f"runs_seed{seed}")
+            if s.argv[1] in ("finetune", "distill"):
+                assert s.argv[s.argv.index("--seed") + 1] == str(seed)
+            else:                                                       # eval: the same scenes in every root
+                assert "--seed" not in s.argv and "--eval-seed" not in s.argv
+    report = three[-1]
+    assert report.always and one[-1].always and report.name == "report pooled over 3 seeds (Table 2)"
+    roots = report.argv[report.argv.index("--runs") + 1:report.argv.index("--out")]
+    assert roots == [str(tmp_path / "runs"), str(tmp_path / "runs_seed1"), str(tmp_path / "runs_seed2")]
+
+
+def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    def append(name, marker, **kw):
+        return Step(name, [sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')"], "nothing", **kw)
+
+    steps = [append("work", tmp_path / "w"), append("summary", tmp_path / "n", always=True)]
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
+    assert cli_demo.run(_args(out)) == 0 and cli_demo.run(_args(out)) == 0
+    assert (tmp_path / "w").read_text() == "x" and (tmp_path / "n").read_text() == "xx"
+
+
+def test_seeds_below_one_are_refused(tmp_path):
+    args = argparse.Namespace(out=str(tmp_path / "out"), quick=True, clips=None, seed=0, seeds=0, restart=False, list=True)
+    with pytest.raises(CommandError, match="--seeds must be at least 1, got 0"):
+        cli_demo.run(args)
+
+
 @pytest.mark.parametrize("clips", [0, -3])
 def test_clips_below_one_is_refused_not_the_full_demo(tmp_path, monkeypatch, clips):
     """--clips 0 is a mistake, not "unset": it must not fall back to the full 100-clip demo."""
     seen = []
-    monkeypatch.setattr(cli_demo, "build_steps", lambda out, quick, n, seed: seen.append(n) or [])
-    args = argparse.Namespace(out=str(tmp_path / "out"), quick=False, clips=clips, seed=0, restart=False, list=True)
+    monkeypatch.setattr(cli_demo, "build_steps", lambda out, quick, n, seed, seeds: seen.append(n) or [])
+    args = argparse.Namespace(out=str(tmp_path / "out"), quick=False, clips=clips, seed=0, seeds=1, restart=False, list=True)
     with pytest.raises(CommandError, match=f"--clips must be at least 1, got {clips}"):
         cli_demo.run(args)
     assert seen == []

@@ -590,3 +590,72 @@ def test_pattern_p_value_is_the_larger_against_either_baseline():
     assert p["holds"] and p["train"]["test"] == "mcnemar"
     assert p["train"]["p"] == pytest.approx(176 / 1024) and p["test"]["p"] == pytest.approx(176 / 1024)
     assert not pattern(row, alpha=0.15)["significant"]  # against affordance alone (0.125) it would have been
+
+
+# ------------------------------------------------------------------ Table 2 pooled over several runs roots
+
+def _table2_root(root: Path, cells: dict) -> None:
+    """``cells[task] = (affordance, real-world-only, deft)``, each ``(train successes, test successes)`` of 10."""
+    for task, (aff, rwo, deft) in cells.items():
+        _fake_run(root, task, "affordance", "affordance", evals={
+            ("affordance", "train"): (aff[0], 10), ("affordance", "test"): (aff[1], 10),
+            ("deft", "train"): (deft[0], 10), ("deft", "test"): (deft[1], 10)})
+        _fake_run(root, task, "real-world-only", "real-world-only", evals={
+            ("real-world-only", "train"): (rwo[0], 10), ("real-world-only", "test"): (rwo[1], 10)})
+
+
+def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
+    """Cells sum over the roots, the pattern is judged on the pooled cells (paired trials stay paired),
+    each root keeps its own report, and a column counts the roots in which the pattern held alone."""
+    a, b = tmp_path / "runs", tmp_path / "runs_seed1"
+    _table2_root(a, {"pick_cup": ((6, 6), (1, 0), (8, 7)), "pick_grape": ((7, 7), (0, 0), (10, 4))})
+    _table2_root(b, {"pick_cup": ((6, 6), (0, 0), (5, 7)), "pick_grape": ((7, 7), (0, 0), (9, 9))})
+    out = tmp_path / "rep"
+    assert main(["report", "--runs", str(a), str(b), "--out", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["pooled"] and doc["runs_roots"] == [str(a.resolve()), str(b.resolve())]
+    rows = {r["task"]: r for r in doc["table2"]}
+    cup, grape = rows["pick_cup"], rows["pick_grape"]
+    assert (cup["deft_train"]["successes"], cup["deft_train"]["trials"], cup["deft_test"]["successes"]) == (13, 20, 14)
+    assert (cup["affordance_train"]["successes"], cup["real-world-only_train"]["successes"]) == (12, 1)
+    assert cup["holds_in_runs"] == 1 and cup["runs_pooled"] == 2
+    assert cup["pattern"]["holds"] and cup["pattern"]["train"]["test"] == "mcnemar"
+    # pooled train: the fake trials succeed in seed order, so DEFT wins 2 scenes in root a and loses 1 in b
+    # vs affordance 2 scenes won, 1 lost: P(X >= 2 | 3, 1/2) = 1/2 (vs real-world-only 12 won, none lost)
+    assert cup["pattern"]["train"]["p"] == pytest.approx(0.5)
+    # holds in root b alone (9, 9 against 7, 7), not in a (test 4 < 7), and not pooled (test 13/20 < 14/20)
+    assert (grape["deft_test"]["successes"], grape["holds_in_runs"]) == (13, 1) and not grape["pattern"]["holds"]
+    assert grape["why_not"] == ["test: DEFT 13/20 below Affordance model only 14/20"]
+    assert [len(p["table2_summary"]["holds"]) for p in doc["per_root"]] == [1, 1]
+    assert doc["table2_summary"]["holds"] == ["pick_cup"]
+    md = (out / "report.md").read_text()
+    assert "| pick_cup | affordance | 60 % (12/20) | 60 % (12/20) | 5 % (1/20) | 0 % (0/20) | 65 % (13/20) | 70 % (14/20) |" in md
+    assert "| 1 of 2 |" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1, 1 of 2" in md
+    for i, root in enumerate((a, b), 1):                     # each root's own, unpooled report beside it
+        own = json.loads((out / f"root{i}" / "report.json").read_text())
+        assert own["runs_root"] == str(root.resolve()) and "pooled" not in own
+        assert f"`{out / f'root{i}' / 'report.md'}`" in md
+    assert (out / "improvement_curves.png").exists() is False  # fake runs have no logs
+    with pytest.raises(ValueError, match="named twice"):
+        write_report([a, a], tmp_path / "rep2")
+    assert main(["report", "--runs", str(a), str(tmp_path / "none"), "--out", str(tmp_path / "rep3")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "rep3").exists()
+
+
+def test_pooled_table2_counts_finetuning_over_the_roots_and_marks_rows_missing_in_a_root(tmp_path):
+    from robot.reporting import pool
+
+    runs = tmp_path / "runs"
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "2", "--out", str(runs)]) == 0
+    runs2 = tmp_path / "runs_seed1"
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "2", "--seed", "1", "--out", str(runs2)]) == 0
+    reports = [collect(runs), collect(runs2)]
+    pooled = pool(reports, [runs, runs2])
+    (row,) = pooled["table2"]
+    ft = row["finetune"]
+    assert ft["episodes"] == 6 and ft["elites"] == 4
+    assert ft["successes"] == sum(r["table2"][0]["finetune"]["successes"] for r in reports)
+    assert row["deft_train"] is None and row["pattern"]["holds"] is False   # no evaluations: cells missing
+    assert pooled["table2_summary"]["tasks"] == 0
+    assert [len(c["runs"]) for c in pooled["curves"].values()] == [2]
+    assert pooled["curves"]["pick_cup"]["runs"][1]["label"].endswith("runs root 2")
