@@ -21,7 +21,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deft_core.cli_util import CommandError
@@ -131,18 +131,21 @@ DEMO_TASKS = ("pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon",
 def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: int = 1) -> list[Step]:
     """DEFT in the simulator from the demo's own affordance model, against the §5 baselines. ``seeds`` > 1
     repeats the fine-tuning, distillation and evaluation with run seeds 1 … seeds − 1 (``runs_seed<s>/``;
-    seed 0 is ``runs/``) and the report pools Table 2 over them (``deft-robot report --runs`` with every root)."""
+    seed 0 is ``runs/``) and the report pools Table 2 over them (``deft-robot report --runs`` with every root).
+    The seeds' copies of each step run at the same time (one parallel group): every robot command uses one
+    torch thread, so on 2 cores two seeds take about as long as one."""
     robot = _bin("deft-robot")
     tasks = DEMO_TASKS[:1] if quick else DEMO_TASKS
     budget = ["--episodes", "12", "--warmup", "4", "--elites", "4"] if quick else []
     trials = ["--trials", "3" if quick else "10"]
-    steps, roots = [], []
+    per_seed, roots = [], []
     for seed in range(seeds):
         runs = out / "runs" if seed == 0 else out / f"runs_seed{seed}"
         roots.append(runs)
         # seed 0 keeps the commands (and so the completed-step records) of a single-seed demo
         run_seed = [] if seed == 0 else ["--seed", str(seed)]
         tag = "" if seed == 0 else f" (seed {seed})"
+        steps = []
         for task in tasks:
             common = ["--task", task, "--out", str(runs)]
             steps += [
@@ -167,6 +170,11 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                      [robot, "eval", *common, "--policy", "real-world-only", "--objects", "both", *trials],
                      f"{runs / task / 'real-world-only'}/eval/"),
             ]
+        per_seed.append(steps)
+    if seeds == 1:
+        steps = per_seed[0]
+    else:  # step k of every seed, then step k + 1 of every seed, …: each k is one parallel group
+        steps = [replace(s[k], parallel_group=f"seeds, step {k + 1}") for k in range(len(per_seed[0])) for s in per_seed]
     report = [robot, "report", "--runs", *(str(r) for r in roots), "--out", str(reports / "sim")]
     if seeds == 1:
         steps.append(Step("report (Tables 2/3, Figure 6)", report,

@@ -166,12 +166,15 @@ def test_the_demo_prints_the_pooled_table_2_of_several_seeds(tmp_path):
 
 def test_seeds_repeat_the_robot_stage_and_the_report_pools_them(tmp_path):
     """--seeds 3: seed 0 keeps the single-seed commands (so a finished demo resumes into more seeds without
-    redoing them), seeds 1 and 2 fine-tune and distil with their own run seed into runs_seed<s>/, and one
-    report, always re-run, pools the three roots."""
+    redoing them), seeds 1 and 2 fine-tune and distil with their own run seed into runs_seed<s>/, the seeds'
+    copies of each step run together, and one report, always re-run, pools the three roots."""
     one = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0)
     three = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=3)
     robot_one = [s for s in one if "deft-robot" in s.argv[0] and "report" not in s.argv]
-    assert [(s.name, s.argv) for s in three[:len(one) - 1]] == [(s.name, s.argv) for s in one[:-1]]
+    before_robot = len(one) - 1 - len(robot_one)
+    assert [(s.name, s.argv) for s in three[:before_robot]] == [(s.name, s.argv) for s in one[:before_robot]]
+    seed0 = {s.name: s.argv for s in three}
+    assert all(seed0[s.name] == s.argv for s in one[:-1])           # seed 0: the single-seed commands
     assert len(three) == len(one) + 2 * len(robot_one)
     assert len({s.name for s in three}) == len(three)                     # completed-step records are by name
     for seed in (1, 2):
@@ -183,6 +186,13 @@ def test_seeds_repeat_the_robot_stage_and_the_report_pools_them(tmp_path):
                 assert s.argv[s.argv.index("--seed") + 1] == str(seed)
             else:                                                       # eval: the same scenes in every root
                 assert "--seed" not in s.argv and "--eval-seed" not in s.argv
+    # the seeds' copies of a step form one parallel group, in step order: k of every seed, then k + 1
+    robot_three = three[len(one) - 1 - len(robot_one):-1]
+    groups = [s.parallel_group for s in robot_three]
+    assert all(groups[3 * k:3 * k + 3] == [groups[3 * k]] * 3 for k in range(len(robot_one)))
+    assert len(set(groups)) == len(robot_one)
+    assert [s.name for s in robot_three[:3]] == [robot_one[0].name, robot_one[0].name + " (seed 1)", robot_one[0].name + " (seed 2)"]
+    assert all(s.parallel_group is None for s in robot_one)
     report = three[-1]
     assert report.always and one[-1].always and report.name == "report pooled over 3 seeds (Table 2)"
     roots = report.argv[report.argv.index("--runs") + 1:report.argv.index("--out")]
