@@ -491,15 +491,15 @@ def write_report(runs_root: "str | Path | list[str | Path]", out_dir: str | Path
     if empty:
         raise ValueError(f"no runs under {', '.join(empty)} (expected <runs>/<task>/<run>/run_meta.json); "
                          "run 'deft-robot finetune' first")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if len(roots) == 1:
-        report = reports[0]
-        md_text = to_markdown(report)
-    else:
-        subs = [write_report(r, out / f"root{i}")["markdown"] for i, r in enumerate(roots, 1)]
-        report = pool(reports, roots)
-        md_text = pooled_markdown(report, [str(p) for p in subs])
+        return _write(reports[0], to_markdown(reports[0]), Path(out_dir))
+    subs = [_write(rep, to_markdown(rep), Path(out_dir) / f"root{i}")["markdown"] for i, rep in enumerate(reports, 1)]
+    report = pool(reports, roots)
+    return _write(report, pooled_markdown(report, [str(p) for p in subs]), Path(out_dir))
+
+
+def _write(report: dict, md_text: str, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
     md = out / "report.md"
     md.write_text(md_text)
     js = write_json(out / "report.json", report)
