@@ -356,8 +356,10 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for i, c in enumerate(report["curves"][task]["runs"]):
-            color = "tab:red" if c["label"].startswith("real-world-only") else f"C{i}"
+        if report.get("pooled"):
+            _plot_pooled_curves(ax, report["curves"][task]["runs"])
+        for i, c in enumerate([] if report.get("pooled") else report["curves"][task]["runs"]):
+            color = "tab:red" if c["label"] == "real-world-only" else f"C{i}"
             ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=color)
             ax.plot(c["episode"], c["elite_mean"], "-", color=color, label=c["label"] + " (elite mean)")
         ax.axvline(report["curves"][task]["runs"][0]["warmup"] + 0.5, color="grey", ls=":")
@@ -366,12 +368,33 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
         ax.set_ylabel("reward")
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=7, loc="lower right")
+    if report.get("pooled"):
+        fig.suptitle("thick line: the runs' elite mean averaged over the runs roots; thin: each run's; dots: mean "
+                     "reward per episode", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _plot_pooled_curves(ax, runs: list[dict]) -> None:
+    """The curves of several runs roots on one panel: per label (DEFT, real-world-only) each run's elite
+    mean thin, their mean thick, and the mean reward per episode over the runs as dots."""
+    import numpy as np
+
+    labels = list(dict.fromkeys(c["label"] for c in runs))
+    for i, label in enumerate(labels):
+        group = [c for c in runs if c["label"] == label]
+        color = "tab:red" if label == "real-world-only" else f"C{i}"
+        n = min(len(c["episode"]) for c in group)
+        episodes = group[0]["episode"][:n]
+        for c in group:
+            ax.plot(c["episode"], c["elite_mean"], "-", lw=0.8, alpha=0.3, color=color)
+        ax.plot(episodes, np.mean([c["reward"][:n] for c in group], axis=0), "o", ms=3, alpha=0.6, color=color)
+        ax.plot(episodes, np.mean([c["elite_mean"][:n] for c in group], axis=0), "-", lw=2.2, color=color,
+                label=f"{label}, {len(group)} runs")
 
 
 def _pool_cells(cells: list[dict | None]) -> dict | None:
@@ -440,7 +463,7 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
     curves: dict[str, dict] = {}
     for i, rep in enumerate(reports, 1):
         for task, c in rep["curves"].items():
-            runs = [dict(run, label=f"{run['label']}, runs root {i}") for run in c["runs"]]
+            runs = [dict(run, root=i) for run in c["runs"]]
             curves.setdefault(task, {"runs": []})["runs"].extend(runs)
     return {"format": "deft-report", "version": 1, "pooled": True, "runs_roots": [str(Path(r).resolve()) for r in roots],
             "num_runs": sum(rep["num_runs"] for rep in reports), "table2": table2, "table2_summary": summary,

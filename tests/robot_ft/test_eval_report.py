@@ -658,4 +658,8 @@ def test_pooled_table2_counts_finetuning_over_the_roots_and_marks_rows_missing_i
     assert row["deft_train"] is None and row["pattern"]["holds"] is False   # no evaluations: cells missing
     assert pooled["table2_summary"]["tasks"] == 0
     assert [len(c["runs"]) for c in pooled["curves"].values()] == [2]
-    assert pooled["curves"]["pick_cup"]["runs"][1]["label"].endswith("runs root 2")
+    assert [c["root"] for c in pooled["curves"]["pick_cup"]["runs"]] == [1, 2]
+    from robot.reporting import plot_curves
+
+    png = plot_curves(pooled, tmp_path / "curves.png")                 # one mean line per label, each run thin
+    assert png.stat().st_size > 1000
