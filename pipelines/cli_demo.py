@@ -44,6 +44,9 @@ class Step:
     #: run even when an earlier demo finished it: cheap steps that summarise everything before them (the
     #: report), so a demo resumed with other options never shows a stale result
     always: bool = False
+    #: listed under "Where to look" at the end (the extra seeds' copies of the robot steps are not: the
+    #: pooled report's line points to them)
+    listed: bool = True
 
     def command(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -174,14 +177,16 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
     if seeds == 1:
         steps = per_seed[0]
     else:  # step k of every seed, then step k + 1 of every seed, …: each k is one parallel group
-        steps = [replace(s[k], parallel_group=f"seeds, step {k + 1}") for k in range(len(per_seed[0])) for s in per_seed]
+        steps = [replace(s[k], parallel_group=f"seeds, step {k + 1}", listed=seed == 0)
+                 for k in range(len(per_seed[0])) for seed, s in enumerate(per_seed)]
     report = [robot, "report", "--runs", *(str(r) for r in roots), "--out", str(reports / "sim")]
     if seeds == 1:
         steps.append(Step("report (Tables 2/3, Figure 6)", report,
                           f"{reports / 'sim'}/ (tables as markdown + JSON, improvement curves PNG)", always=True))
     else:
         steps.append(Step(f"report pooled over {seeds} seeds (Table 2)", report,
-                          f"{reports / 'sim'}/ (Table 2 pooled over the seeds; each seed's own report in root<i>/)", always=True))
+                          f"{reports / 'sim'}/ (Table 2 pooled over the seeds; each seed's own report in root<i>/; "
+                          f"the runs of seeds 1 … {seeds - 1} in {out}/runs_seed<s>/, laid out as runs/)", always=True))
     return steps
 
 
@@ -352,7 +357,8 @@ def run(args: argparse.Namespace) -> int:
     console.rule("done")
     console.print(f"Finished in {total / 60:.1f} min. Where to look:")
     for step in steps:
-        console.print(f"  • {step.name}: {step.produces}")
+        if step.listed:
+            console.print(f"  • {step.name}: {step.produces}")
     table = table2_terminal(out / "reports" / "sim" / "report.json")
     if table is not None:  # the headline result, so nobody has to open a file to see it
         console.rule("result: Table 2 (deft-robot report)")

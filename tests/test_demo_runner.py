@@ -193,21 +193,28 @@ def test_seeds_repeat_the_robot_stage_and_the_report_pools_them(tmp_path):
     assert len(set(groups)) == len(robot_one)
     assert [s.name for s in robot_three[:3]] == [robot_one[0].name, robot_one[0].name + " (seed 1)", robot_one[0].name + " (seed 2)"]
     assert all(s.parallel_group is None for s in robot_one)
+    # "Where to look" lists seed 0's steps and the pooled report, whose line names the other seeds' runs
+    assert [s.name for s in three if s.listed] == [s.name for s in one[:-1]] + [three[-1].name]
+    assert "runs_seed<s>/" in three[-1].produces
     report = three[-1]
     assert report.always and one[-1].always and report.name == "report pooled over 3 seeds (Table 2)"
     roots = report.argv[report.argv.index("--runs") + 1:report.argv.index("--out")]
     assert roots == [str(tmp_path / "runs"), str(tmp_path / "runs_seed1"), str(tmp_path / "runs_seed2")]
 
 
-def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch):
+def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    def append(name, marker, **kw):
-        return Step(name, [sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')"], "nothing", **kw)
 
-    steps = [append("work", tmp_path / "w"), append("summary", tmp_path / "n", always=True)]
+    def append(name, marker, **kw):
+        return Step(name, [sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')"], f"{name} output", **kw)
+
+    steps = [append("work", tmp_path / "w"), append("copy", tmp_path / "c", listed=False),
+             append("summary", tmp_path / "n", always=True)]
     monkeypatch.setattr(cli_demo, "build_steps", lambda *a: steps)
     assert cli_demo.run(_args(out)) == 0 and cli_demo.run(_args(out)) == 0
     assert (tmp_path / "w").read_text() == "x" and (tmp_path / "n").read_text() == "xx"
+    where = capsys.readouterr().out.rsplit("Where to look", 1)[1]
+    assert "work output" in where and "summary output" in where and "copy output" not in where
 
 
 def test_seeds_below_one_are_refused(tmp_path):
