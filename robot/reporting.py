@@ -428,6 +428,34 @@ def _pool_finetune(stats: list[dict | None]) -> dict | None:
     return out
 
 
+def _sign_flip_p(diffs: list[float]) -> float:
+    """One-sided p-value that the mean of ``diffs`` (one per run) is above 0: the exact sign-flip
+    (paired permutation) test — under no effect each run's difference is as likely negative as positive —
+    so the run, not the trial, is the unit and scenes repeated across runs do not inflate it. Exact up to
+    16 runs, else 200 000 seeded random sign assignments."""
+    import numpy as np
+
+    d = np.asarray(diffs, dtype=np.float64)
+    observed = d.sum()
+    if len(d) <= 16:
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+    else:
+        signs = np.random.default_rng(0).choice([-1, 1], size=(200_000, len(d)))
+    return float(np.mean(signs @ d >= observed - 1e-12))
+
+
+def _p_runs(rows: list[dict], split: str) -> float | None:
+    """The larger, over the two baselines, of :func:`_sign_flip_p` on DEFT's success rate minus the
+    baseline's, one difference per runs root (None when a root lacks a cell)."""
+    ps = []
+    for base in ("affordance", "real-world-only"):
+        cells = [(r.get(f"deft_{split}"), r.get(f"{base}_{split}")) for r in rows]
+        if any(d is None or b is None for d, b in cells):
+            return None
+        ps.append(_sign_flip_p([d["success_rate"] - b["success_rate"] for d, b in cells]))
+    return max(ps)
+
+
 def pool(reports: list[dict], roots: list[str]) -> dict:
     """Table 2 over several fine-tuning runs of the same tasks (one :func:`collect` report per runs root,
     e.g. the same commands with ``--seed 0, 1, 2``): per (task, prior, reward source) row, every cell
@@ -448,6 +476,11 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
             for split in SPLITS:
                 prow[f"{method}_{split}"] = _pool_cells([r[f"{method}_{split}"] for r in rows])
         prow["pattern"] = pattern(prow)
+        for split in SPLITS:
+            prow["pattern"][split]["p_runs"] = _p_runs(rows, split)
+        runs_p = [prow["pattern"][s]["p_runs"] for s in SPLITS]
+        prow["pattern"]["significant_across_runs"] = bool(prow["pattern"]["holds"] and None not in runs_p
+                                                          and max(runs_p) < 0.05)
         prow["holds_in_runs"] = sum(bool(r["pattern"]["holds"]) for r in rows)
         prow["finetune"] = _pool_finetune([r.get("finetune") for r in rows])
         prow["finetune_rwo"] = _pool_finetune([r.get("finetune_rwo") for r in rows])
@@ -459,7 +492,8 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
     table2.sort(key=lambda r: (r["task"], r["prior"] or ""))
     judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
     summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
-               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]})}
+               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]}),
+               "significant_across_runs": sorted({r["task"] for r in judged if r["pattern"]["significant_across_runs"]})}
     curves: dict[str, dict] = {}
     for i, rep in enumerate(reports, 1):
         for task, c in rep["curves"].items():
@@ -481,17 +515,26 @@ def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
            "`--seed 0, 1, 2`); `holds in runs` counts the roots in which the pattern held on its own.", "",
            "## Table 2, pooled: success rate per task and method", ""]
     header = (["task", "prior"] + [f"{TABLE2_LABELS[m]} ({s})" for m in TABLE2_METHODS for s in SPLITS]
-              + ["DEFT above both? (pooled)", "holds in runs"])
+              + ["DEFT above both? (pooled)", "p across runs (train, test)", "holds in runs"])
+
+    def p_runs(r):
+        ps = [r["pattern"][s].get("p_runs") for s in SPLITS]
+        return MISSING if None in ps else ", ".join(f"{p:.3f}" for p in ps)
+
     rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
-            + [_fmt_pattern(r["pattern"]), f"{r['holds_in_runs']} of {r['runs_pooled']}"] for r in report["table2"]]
+            + [_fmt_pattern(r["pattern"]), p_runs(r), f"{r['holds_in_runs']} of {r['runs_pooled']}"] for r in report["table2"]]
     sm = report["table2_summary"]
     per_root = [len(p["table2_summary"]["holds"]) for p in report["per_root"]]
     out += [_md_table(header, rows) if rows else "_no runs_", "",
             f"On the pooled cells the pattern (DEFT strictly above both baselines on train and on test objects) holds "
             f"on **{len(sm['holds'])} of {sm['tasks']}** task(s)" + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
-            + f"; in the roots alone on {', '.join(str(n) for n in per_root)} of {sm['tasks']}. Pooled p-values (one-sided, "
-            "the larger against either baseline) treat each (run, scene) pair as independent although the scenes "
-            "repeat from run to run: indicative only.", ""]
+            + f"; in the roots alone on {', '.join(str(n) for n in per_root)} of {sm['tasks']}. Significant across runs "
+            f"(p < 0.05 on both splits) on {len(sm['significant_across_runs'])}"
+            + (f" ({', '.join(sm['significant_across_runs'])})" if sm["significant_across_runs"] else "")
+            + ": `p across runs` is the exact one-sided sign-flip test on DEFT's success rate minus each baseline's, one "
+            f"difference per runs root, the larger of the two (with {k} roots it cannot go below {0.5 ** k:.3g}). The "
+            "p-values in the pooled column are the trial-level tests of a single report on the pooled trials; they treat "
+            "each (run, scene) pair as independent although the scenes repeat from run to run, so they flatter.", ""]
     out += _warnings_and_reasons(report["table2"], "the pooled cells and fine-tuning logs")
     out += ["## Each runs root's own report", ""]
     out += [f"- `{root}` → `{sub}`" for root, sub in zip(report["runs_roots"], sub_reports)] + [""]

@@ -623,6 +623,10 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
     # pooled train: the fake trials succeed in seed order, so DEFT wins 2 scenes in root a and loses 1 in b
     # vs affordance 2 scenes won, 1 lost: P(X >= 2 | 3, 1/2) = 1/2 (vs real-world-only 12 won, none lost)
     assert cup["pattern"]["train"]["p"] == pytest.approx(0.5)
+    # across runs (one difference per root, exact sign flips): train vs affordance +0.2, -0.1 -> 2 of 4
+    # assignments reach +0.1; test +0.1, +0.1 vs affordance and +0.7, +0.7 vs real-world-only -> 1 of 4
+    assert (cup["pattern"]["train"]["p_runs"], cup["pattern"]["test"]["p_runs"]) == (0.5, 0.25)
+    assert not cup["pattern"]["significant_across_runs"] and doc["table2_summary"]["significant_across_runs"] == []
     # holds in root b alone (9, 9 against 7, 7), not in a (test 4 < 7), and not pooled (test 13/20 < 14/20)
     assert (grape["deft_test"]["successes"], grape["holds_in_runs"]) == (13, 1) and not grape["pattern"]["holds"]
     assert grape["why_not"] == ["test: DEFT 13/20 below Affordance model only 14/20"]
@@ -630,7 +634,7 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
     assert doc["table2_summary"]["holds"] == ["pick_cup"]
     md = (out / "report.md").read_text()
     assert "| pick_cup | affordance | 60 % (12/20) | 60 % (12/20) | 5 % (1/20) | 0 % (0/20) | 65 % (13/20) | 70 % (14/20) |" in md
-    assert "| 1 of 2 |" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1, 1 of 2" in md
+    assert "| 0.500, 0.250 | 1 of 2 |" in md and "cannot go below 0.25" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1, 1 of 2" in md
     for i, root in enumerate((a, b), 1):                     # each root's own, unpooled report beside it
         own = json.loads((out / f"root{i}" / "report.json").read_text())
         assert own["runs_root"] == str(root.resolve()) and "pooled" not in own
@@ -640,6 +644,15 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
         write_report([a, a], tmp_path / "rep2")
     assert main(["report", "--runs", str(a), str(tmp_path / "none"), "--out", str(tmp_path / "rep3")]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "rep3").exists()
+
+
+def test_the_across_runs_test_is_an_exact_sign_flip_test():
+    from robot.reporting import _sign_flip_p
+
+    assert _sign_flip_p([0.3, 0.1, 0.2]) == 1 / 8                      # only "all positive" reaches the sum
+    assert _sign_flip_p([0.3, -0.1, 0.0]) == 0.5                        # a zero difference counts for nothing
+    assert _sign_flip_p([-0.2, -0.1]) == 1.0
+    assert _sign_flip_p([0.1] * 20) < 1e-4 and 0.4 < _sign_flip_p([0.1, -0.1] * 10) < 0.7   # sampled beyond 16
 
 
 def test_pooled_table2_counts_finetuning_over_the_roots_and_marks_rows_missing_in_a_root(tmp_path):
