@@ -427,5 +427,7 @@ def _verdict(pattern: dict) -> str:
     if any((pattern.get(s) or {}).get("above") is None for s in splits):
         return "missing cells"
     if pattern.get("holds"):
+        if "significant_across_runs" in pattern:  # pooled over seeds: the run is the unit, not the trial
+            return "yes, p < 0.05 (runs)" if pattern["significant_across_runs"] else "yes"
         return "yes, p < 0.05" if pattern.get("significant") else "yes"
     return "no: " + ", ".join(s for s in splits if not pattern[s]["above"])

@@ -467,11 +467,15 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
     keyed: dict[tuple, list[dict]] = {}
     for rep in reports:
         for row in rep["table2"]:
-            keyed.setdefault((row["task"], row["prior"], row["reward_source"]), []).append(row)
+            name = Path(row["run"]).name if row.get("run") else None  # e.g. "affordance": the same run in each root
+            keyed.setdefault((row["task"], row["prior"], row["reward_source"], name), []).append(row)
     table2 = []
-    for (task, prior, reward), rows in keyed.items():
+    for (task, prior, reward, _), all_rows in keyed.items():
+        # a root whose evaluations of this row are incomplete (a cut run) is left out of it, and said so
+        rows = [r for r in all_rows if all(r[f"{m}_{s}"] is not None for m in TABLE2_METHODS for s in SPLITS)] or all_rows
         prow = {"task": task, "prior": prior, "reward_source": reward, "run": None,
-                "runs": [r["run"] for r in rows], "runs_pooled": len(rows)}
+                "runs": [r["run"] for r in rows], "runs_pooled": len(rows),
+                "runs_left_out": [r["run"] for r in all_rows if r not in rows]}
         for method in TABLE2_METHODS:
             for split in SPLITS:
                 prow[f"{method}_{split}"] = _pool_cells([r[f"{method}_{split}"] for r in rows])
@@ -524,17 +528,22 @@ def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
     rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
             + [_fmt_pattern(r["pattern"]), p_runs(r), f"{r['holds_in_runs']} of {r['runs_pooled']}"] for r in report["table2"]]
     sm = report["table2_summary"]
-    per_root = [len(p["table2_summary"]["holds"]) for p in report["per_root"]]
+    per_root = [f"{len(p['table2_summary']['holds'])} of {p['table2_summary']['tasks']}" for p in report["per_root"]]
     out += [_md_table(header, rows) if rows else "_no runs_", "",
             f"On the pooled cells the pattern (DEFT strictly above both baselines on train and on test objects) holds "
             f"on **{len(sm['holds'])} of {sm['tasks']}** task(s)" + (f" ({', '.join(sm['holds'])})" if sm["holds"] else "")
-            + f"; in the roots alone on {', '.join(str(n) for n in per_root)} of {sm['tasks']}. Significant across runs "
+            + f"; in the roots alone on {', '.join(per_root)}. Significant across runs "
             f"(p < 0.05 on both splits) on {len(sm['significant_across_runs'])}"
             + (f" ({', '.join(sm['significant_across_runs'])})" if sm["significant_across_runs"] else "")
             + ": `p across runs` is the exact one-sided sign-flip test on DEFT's success rate minus each baseline's, one "
-            f"difference per runs root, the larger of the two (with {k} roots it cannot go below {0.5 ** k:.3g}). The "
+            f"difference per runs root, the larger of the two (with n roots it cannot go below 0.5^n: {0.5 ** k:.3g} for "
+            f"all {k}). The "
             "p-values in the pooled column are the trial-level tests of a single report on the pooled trials; they treat "
             "each (run, scene) pair as independent although the scenes repeat from run to run, so they flatter.", ""]
+    left = [r for r in report["table2"] if r.get("runs_left_out")]
+    if left:
+        out += [f"Left out of **{r['task']}** ({r['prior']} prior), evaluations incomplete: "
+                + ", ".join(f"`{x}`" for x in r["runs_left_out"]) + "." for r in left] + [""]
     out += _warnings_and_reasons(report["table2"], "the pooled cells and fine-tuning logs")
     out += ["## Each runs root's own report", ""]
     out += [f"- `{root}` → `{sub}`" for root, sub in zip(report["runs_roots"], sub_reports)] + [""]
@@ -557,11 +566,27 @@ def write_report(runs_root: "str | Path | list[str | Path]", out_dir: str | Path
     if empty:
         raise ValueError(f"no runs under {', '.join(empty)} (expected <runs>/<task>/<run>/run_meta.json); "
                          "run 'deft-robot finetune' first")
+    _remove_stale_root_reports(Path(out_dir), keep=len(roots) if len(roots) > 1 else 0)
     if len(roots) == 1:
         return _write(reports[0], to_markdown(reports[0]), Path(out_dir))
     subs = [_write(rep, to_markdown(rep), Path(out_dir) / f"root{i}")["markdown"] for i, rep in enumerate(reports, 1)]
     report = pool(reports, roots)
     return _write(report, pooled_markdown(report, [str(p) for p in subs]), Path(out_dir))
+
+
+def _remove_stale_root_reports(out: Path, keep: int) -> None:
+    """Remove ``out/root<i>/`` for i > ``keep`` that an earlier pooled report wrote (only folders holding
+    nothing but this module's three files), so a report over fewer roots leaves none of the old ones."""
+    import re
+    import shutil
+
+    if not out.is_dir():
+        return
+    ours = {"report.md", "report.json", "improvement_curves.png"}
+    for d in out.iterdir():
+        m = re.fullmatch(r"root(\d+)", d.name)
+        if m and d.is_dir() and int(m.group(1)) > keep and {f.name for f in d.iterdir()} <= ours:
+            shutil.rmtree(d)
 
 
 def _write(report: dict, md_text: str, out: Path) -> dict:

@@ -634,7 +634,7 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
     assert doc["table2_summary"]["holds"] == ["pick_cup"]
     md = (out / "report.md").read_text()
     assert "| pick_cup | affordance | 60 % (12/20) | 60 % (12/20) | 5 % (1/20) | 0 % (0/20) | 65 % (13/20) | 70 % (14/20) |" in md
-    assert "| 0.500, 0.250 | 1 of 2 |" in md and "cannot go below 0.25" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1, 1 of 2" in md
+    assert "| 0.500, 0.250 | 1 of 2 |" in md and "cannot go below 0.5^n: 0.25 for all 2" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1 of 2, 1 of 2" in md
     for i, root in enumerate((a, b), 1):                     # each root's own, unpooled report beside it
         own = json.loads((out / f"root{i}" / "report.json").read_text())
         assert own["runs_root"] == str(root.resolve()) and "pooled" not in own
@@ -655,7 +655,30 @@ def test_the_across_runs_test_is_an_exact_sign_flip_test():
     assert _sign_flip_p([0.1] * 20) < 1e-4 and 0.4 < _sign_flip_p([0.1, -0.1] * 10) < 0.7   # sampled beyond 16
 
 
-def test_pooled_table2_counts_finetuning_over_the_roots_and_marks_rows_missing_in_a_root(tmp_path):
+def test_pooling_leaves_out_a_root_whose_row_is_incomplete_and_names_it(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _table2_root(a, {"pick_cup": ((6, 6), (1, 0), (8, 7)), "pour_cup": ((5, 0), (0, 0), (7, 1))})
+    _table2_root(b, {"pick_cup": ((6, 6), (0, 0), (9, 9))})                 # no pour_cup at all
+    _table2_root(c, {"pick_cup": ((6, 6), (0, 0), (7, 7)), "pour_cup": ((5, 0), (0, 0), (6, 2))})
+    (c / "pour_cup" / "affordance" / "eval" / "deft_test.json").unlink()   # a run cut before its last evaluation
+    res = write_report([a, b, c], tmp_path / "rep")
+    rows = {r["task"]: r for r in res["report"]["table2"]}
+    assert rows["pick_cup"]["runs_pooled"] == 3 and rows["pick_cup"]["deft_train"]["successes"] == 24
+    pour = rows["pour_cup"]
+    assert pour["runs_pooled"] == 1 and pour["deft_train"]["successes"] == 7 and pour["pattern"]["holds"]
+    assert pour["runs_left_out"] == [str(c / "pour_cup" / "affordance")]
+    md = res["markdown"].read_text()
+    assert f"Left out of **pour_cup** (affordance prior), evaluations incomplete: `{c / 'pour_cup' / 'affordance'}`." in md
+    assert "in the roots alone on 2 of 2, 1 of 1, 1 of 1" in md          # root c judged pick_cup only
+    assert {d.name for d in (tmp_path / "rep").iterdir() if d.is_dir()} == {"root1", "root2", "root3"}
+    write_report([a, b], tmp_path / "rep")                                 # fewer roots: root3 goes
+    assert {d.name for d in (tmp_path / "rep").iterdir() if d.is_dir()} == {"root1", "root2"}
+    (tmp_path / "rep" / "root2" / "notes.txt").write_text("mine")          # a folder with a user's file stays
+    write_report(a, tmp_path / "rep")
+    assert {d.name for d in (tmp_path / "rep").iterdir() if d.is_dir()} == {"root2"}
+
+
+def test_pooled_table2_counts_finetuning_over_the_roots(tmp_path):
     from robot.reporting import pool
 
     runs = tmp_path / "runs"
