@@ -234,12 +234,18 @@ def collect(root: str | Path) -> dict:
             row["pattern"] = pattern(row)
             row["finetune"], row["finetune_rwo"], row["why_not"] = None, finetune_stats(rwo[0], logs), []
             table2.append(row)
-    judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
-    summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
-               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]})}
+    summary = _table2_summary(table2, ("holds", "significant"))
     return {"format": "deft-report", "version": 1, "runs_root": str(Path(root).resolve()),
             "num_runs": len(runs), "table2": table2, "table2_summary": summary, "table3_policy": table3_policy,
             "table3_reward": table3_reward, "curves": curves}
+
+
+def _table2_summary(table2: list[dict], flags: tuple[str, ...]) -> dict:
+    """``tasks``: how many tasks have every Table 2 cell on disk; per flag of the rows' ``pattern`` (holds,
+    significant, …), the sorted tasks among those where it is true."""
+    judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
+    return {"tasks": len({r["task"] for r in judged}),
+            **{f: sorted({r["task"] for r in judged if r["pattern"][f]}) for f in flags}}
 
 
 def _pick(candidates: list[tuple[RunDir, RunMeta]]) -> tuple[RunDir, RunMeta] | None:
@@ -356,12 +362,14 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
+        runs = report["curves"][task]["runs"]
         if report.get("pooled"):
-            _plot_pooled_curves(ax, report["curves"][task]["runs"])
-        for i, c in enumerate([] if report.get("pooled") else report["curves"][task]["runs"]):
-            color = "tab:red" if c["label"] == "real-world-only" else f"C{i}"
-            ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=color)
-            ax.plot(c["episode"], c["elite_mean"], "-", color=color, label=c["label"] + " (elite mean)")
+            _plot_pooled_curves(ax, runs)
+        else:
+            for i, c in enumerate(runs):
+                color = "tab:red" if c["label"] == "real-world-only" else f"C{i}"
+                ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=color)
+                ax.plot(c["episode"], c["elite_mean"], "-", color=color, label=c["label"] + " (elite mean)")
         ax.axvline(report["curves"][task]["runs"][0]["warmup"] + 0.5, color="grey", ls=":")
         ax.set_title(task)
         ax.set_xlabel("CEM episode")
@@ -494,10 +502,7 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
             prow["warning"] = "; ".join(warnings)
         table2.append(prow)
     table2.sort(key=lambda r: (r["task"], r["prior"] or ""))
-    judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
-    summary = {"tasks": len({r["task"] for r in judged}), "holds": sorted({r["task"] for r in judged if r["pattern"]["holds"]}),
-               "significant": sorted({r["task"] for r in judged if r["pattern"]["significant"]}),
-               "significant_across_runs": sorted({r["task"] for r in judged if r["pattern"]["significant_across_runs"]})}
+    summary = _table2_summary(table2, ("holds", "significant", "significant_across_runs"))
     curves: dict[str, dict] = {}
     for i, rep in enumerate(reports, 1):
         for task, c in rep["curves"].items():
