@@ -9,8 +9,15 @@ One row = one grasp extracted from one video clip. Coordinates:
 - ``hand_pose``: 45 MANO axis-angle values, right hand, **flat-hand-mean** convention, MANO joint order
   index/middle/pinky/ring/thumb (3 joints × 3 each).
 
+- ``contact_mapping`` (since schema version 2): how the contact points were carried from the contact
+  frame to v1 — ``object`` (a similarity fitted on the object's own features), ``background`` (a
+  homography fitted outside the hand and object boxes) or ``identity`` (the contact frame is v1).
+
 The schema version is stored both as the ``schema_version`` column and in the Parquet schema metadata.
-Change the schema only on purpose: bump :data:`deft_core.version.SCHEMA_VERSION` and add a test.
+Change the schema only on purpose: bump :data:`deft_core.version.SCHEMA_VERSION` and add a test. Shards of
+an older version in :data:`deft_core.version.READABLE_SCHEMA_VERSIONS` are still accepted
+(:func:`check_table_schema`): a column added later (:data:`ADDED_IN`) may be missing from them and reads
+as null (:func:`upgrade_row`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pyarrow as pa
 
-from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
+from deft_core.version import PIPELINE_VERSION, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION
 
 DATASETS = ("ego4d", "epic_kitchens", "hoi4d")
 HAND_POSE_DIM = 45
@@ -62,9 +69,16 @@ AFFORDANCE_FIELDS: list[pa.Field] = [
     pa.field("hand_score", _f32),
     pa.field("object_score", _f32),
     pa.field("homography_inliers", pa.int32()),
+    pa.field("contact_mapping", pa.string()),
     pa.field("pipeline_version", pa.string(), nullable=False),
     pa.field("schema_version", pa.int32(), nullable=False),
 ]
+
+#: the values of ``contact_mapping`` (pipelines.stages.contact_mapping.MAPPINGS)
+CONTACT_MAPPINGS = ("object", "background", "identity")
+
+#: columns added after schema version 1 → the version that added them (older shards lack them)
+ADDED_IN: dict[str, int] = {"contact_mapping": 2}
 
 AFFORDANCE_SCHEMA: pa.Schema = pa.schema(
     AFFORDANCE_FIELDS, metadata={b"deft.schema": b"affordance_sample", b"deft.schema_version": str(SCHEMA_VERSION).encode()}
@@ -125,6 +139,8 @@ def validate_row(row: Mapping[str, Any]) -> None:
         raise SchemaError("wrist_rotation must have 3 values and hand_pose 45")
     if not bytes(row["crop_jpeg"][:2]) == b"\xff\xd8":
         raise SchemaError("crop_jpeg is not JPEG data")
+    if row.get("contact_mapping") is not None and row["contact_mapping"] not in CONTACT_MAPPINGS:
+        raise SchemaError(f"contact_mapping {row['contact_mapping']!r} is not one of {CONTACT_MAPPINGS}")
     if row["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(f"schema_version {row['schema_version']} != supported {SCHEMA_VERSION}")
 
@@ -148,14 +164,34 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]], validate: bool = True) -> p
     return pa.Table.from_pylist(filled, schema=AFFORDANCE_SCHEMA)
 
 
-def check_table_schema(table_schema: pa.Schema) -> None:
-    """Refuse a table whose schema differs from the contract, naming the first difference."""
+def _table_version(table_schema: pa.Schema) -> int:
     version = (table_schema.metadata or {}).get(b"deft.schema_version")
-    if version is not None and int(version) != SCHEMA_VERSION:
-        raise SchemaError(f"shard schema_version {int(version)} is not the supported version {SCHEMA_VERSION}")
+    return SCHEMA_VERSION if version is None else int(version)
+
+
+def check_table_schema(table_schema: pa.Schema) -> int:
+    """Refuse a table whose schema differs from the contract, naming the first difference; return its version.
+
+    A shard of an older readable version (:data:`deft_core.version.READABLE_SCHEMA_VERSIONS`) passes
+    without the columns added after it (:data:`ADDED_IN`); every other column must be there with its type."""
+    version = _table_version(table_schema)
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise SchemaError(f"shard schema_version {version} is not supported: this code reads versions "
+                          f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))} and writes {SCHEMA_VERSION}")
     for f in AFFORDANCE_FIELDS:
         if f.name not in table_schema.names:
+            if ADDED_IN.get(f.name, 1) > version:
+                continue
             raise SchemaError(f"shard is missing column {f.name!r}")
         actual = table_schema.field(f.name).type
         if actual != f.type:
             raise SchemaError(f"column {f.name!r} has type {actual}, expected {f.type}")
+    return version
+
+
+def upgrade_row(row: Mapping[str, Any]) -> dict:
+    """A row read from a shard of any readable version, with the columns its version lacks set to None."""
+    out = dict(row)
+    for name in ADDED_IN:
+        out.setdefault(name, None)
+    return out

@@ -225,6 +225,8 @@ def print_summary(dataset: str, manifest: dict) -> None:
               else "nothing to process (every clip already done)")
     t.add_row("total samples in OUT", str(counts["samples"]))
     t.add_row("total errors in OUT", f"{counts['errors']} {counts['errors_by_stage']}")
+    if counts.get("contact_mapping"):  # how the contact points reached v1 (docs/extraction-jobs.md)
+        t.add_row("contact points mapped to v1 by", ", ".join(f"{k} {n}" for k, n in sorted(counts["contact_mapping"].items())))
     Console(stderr=True).print(t)
 
 

@@ -66,5 +66,9 @@ def run(a: argparse.Namespace) -> int:
         if not rep["groups"]:
             t.add_row(Path(rep["truth"]).name, f"{rep['valid_extracted']}/{rep['valid_clips']}", "-", "-", "-", "-")
     Console(stderr=True).print(t)
+    by_mapping = [f"{k} {v['median']:.1f} % (n={v['n']})" for rep in reports
+                  for k, v in rep.get("contact_point_error_by_mapping", {}).items() if v.get("n")]
+    if by_mapping:
+        Console(stderr=True).print("contact points, median error by how they reached v1: " + "; ".join(by_mapping))
     print(json.dumps({"json": str(out / "extraction_quality.json"), "png": str(png)}))
     return 0

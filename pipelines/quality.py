@@ -20,6 +20,9 @@ Metrics per dataset and hand-pose backend (:func:`evaluate`):
   centre of a contact area: read the contact-point errors with that in mind (docs/extraction-jobs.md);
 - ``wrist_rotation_error_deg``: geodesic angle between predicted and true wrist rotation at the
   predicted contact frame (so it measures the pose estimator, not the contact detector);
+- ``contact_point_error_by_mapping``: the contact-point error's statistics per dataset and per value of the
+  shard's ``contact_mapping`` (how the points reached v1: ``object``, ``background``, ``identity``; "not
+  recorded" for schema-version-1 shards);
 - ``hand_pose_error_deg``: mean over the 15 joints of the geodesic angle between predicted and true
   joint rotations; ``hand_pose_max_abs`` the largest absolute difference of the 45 values.
 """
@@ -132,6 +135,7 @@ def per_sample(row: dict, rec: dict) -> dict:
     Jp = axis_angle_to_matrix(np.asarray(row["hand_pose"]).reshape(15, 3))
     Jt = axis_angle_to_matrix(z["hand_pose"][t].reshape(15, 3))
     out = {"sample_id": row["sample_id"], "clip_id": rec["clip_id"], "dataset": row["dataset"], "backend": row["hand_pose_source"],
+           "contact_mapping": row.get("contact_mapping"),  # None in schema-version-1 shards
            "contact_frame_error_frames": abs(int(row["contact_frame"]) - int(rec["contact_frame"])),
            "wrist_rotation_error_deg": float(np.degrees(rotation_angle_between(Rp, Rt))),
            "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
@@ -179,6 +183,11 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
         "invalid_clips_extracted": len({r["sample_id"] for r in rows} - valid),
         "valid_missed": {truth[s]["clip_id"]: err_by.get(s, "no sample and no error row") for s in sorted(valid - extracted)},
         "groups": {f"{d}/{b}": {m: _stats(s[m] for s in g) for m in METRICS} for (d, b), g in groups.items()},
+        # the headline contact-point error split by how the points reached v1 (the shard's contact_mapping)
+        "contact_point_error_by_mapping": {
+            f"{d}/{k}": _stats(s["contact_point_error_pct"] for s in samples
+                               if s["dataset"] == d and (s["contact_mapping"] or "not recorded") == k)
+            for d, k in sorted({(s["dataset"], s["contact_mapping"] or "not recorded") for s in samples})},
     }
     return report, samples, rows
 

@@ -86,6 +86,39 @@ def test_schema_round_trip_through_parquet():
     assert len(row["hand_pose"]) == 45
 
 
+def _as_version_1(table: pa.Table) -> pa.Table:
+    """The table as schema version 1 wrote it: no ``contact_mapping`` column, version 1 in the metadata."""
+    t = table.drop_columns(["contact_mapping"])
+    return t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": b"1"})
+
+
+def test_version_1_shards_are_still_read_and_upgraded():
+    """Schema 2 added ``contact_mapping``; shards written before it must still be read (training, quality),
+    with the new column as null, while a version-2 shard without it, or a version-1 shard missing an older
+    column, is refused."""
+    table = schema.rows_to_table([sample_row(contact_mapping="object")])
+    assert table.column("contact_mapping").to_pylist() == ["object"] and schema.SCHEMA_VERSION == 2
+    v1 = _as_version_1(table)
+    assert schema.check_table_schema(v1.schema) == 1
+    assert schema.upgrade_row(v1.to_pylist()[0])["contact_mapping"] is None
+    assert schema.check_table_schema(table.schema) == 2
+    with pytest.raises(schema.SchemaError, match="contact_mapping"):  # a version-2 shard must have it
+        schema.check_table_schema(table.drop_columns(["contact_mapping"]).schema)
+    with pytest.raises(schema.SchemaError, match="hand_pose"):
+        schema.check_table_schema(v1.drop_columns(["hand_pose"]).schema)
+    newer = table.replace_schema_metadata({**table.schema.metadata, b"deft.schema_version": b"3"})
+    with pytest.raises(schema.SchemaError, match="reads versions 1, 2"):
+        schema.check_table_schema(newer.schema)
+
+
+def test_contact_mapping_values_are_checked():
+    for how in schema.CONTACT_MAPPINGS + (None,):
+        schema.validate_row({**sample_row(contact_mapping=how), "schema_version": schema.SCHEMA_VERSION,
+                             "pipeline_version": "x"})
+    with pytest.raises(schema.SchemaError, match="contact_mapping 'magic'"):
+        schema.rows_to_table([sample_row(contact_mapping="magic")])
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("dataset", "youtube", "unknown dataset"),
     ("contact_frame", 5, "precedes"),

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from deft_core.affordance.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, dataclass_from_dict
 from deft_core.affordance.model import AffordanceModel
-from deft_core.version import SCHEMA_VERSION, __version__
+from deft_core.version import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, __version__
 
 FORMAT = "deft.affordance"
 FORMAT_VERSION = 1
@@ -87,9 +87,9 @@ def read_config(directory: str | Path) -> tuple[dict, ModelConfig]:
                               f"{type(raw).__name__}, not an object)")
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{d / 'config.json'}: format {raw.get('format')!r} is not {FORMAT!r}")
-    if raw.get("schema_version") != SCHEMA_VERSION:
+    if raw.get("schema_version") not in READABLE_SCHEMA_VERSIONS:  # a model reads no column added since 1
         raise CheckpointError(f"{d / 'config.json'}: schema_version {raw.get('schema_version')!r} does not match "
-                              f"this code's affordance schema version {SCHEMA_VERSION}")
+                              f"this code's affordance schema versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
     try:
         cfg = dataclass_from_dict(ModelConfig, raw["model"], str(d / "config.json"))
     except (KeyError, TypeError, ValueError) as exc:

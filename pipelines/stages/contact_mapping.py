@@ -33,10 +33,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from deft_core.schema import CONTACT_MAPPINGS
 from pipelines.stages import contact_points as cp
 
-#: the values of :attr:`ContactMapping.how`
-MAPPINGS = ("object", "background", "identity")
+#: the values of :attr:`ContactMapping.how` (the shard's ``contact_mapping`` column)
+MAPPINGS = CONTACT_MAPPINGS
 
 
 @dataclass

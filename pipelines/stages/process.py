@@ -121,9 +121,9 @@ class ClipProcessor:
             keep = cp._inside(pts1, obj1, tol=4.0)  # points on the touching edge of boxes that only touch
             if not keep.any():
                 raise cp.ContactPointsError(f"all {len(pts1)} contact points fall outside the object box in v1")
-            return pts1[keep], obj1, inliers
+            return pts1[keep], obj1, inliers, m.how
 
-        pts1, obj1, inliers = _run("contact_points", points)
+        pts1, obj1, inliers, mapping = _run("contact_points", points)
         if rec.contact.get("v1_object_boxes_error"):  # the object-box model stage failed on this clip
             raise StageFailure("object_boxes", RuntimeError(f"object-box model failed: {rec.contact['v1_object_boxes_error']}"))
         if rec.contact.get("v1_object_boxes"):  # an open-vocabulary model's boxes refine the crop's object box
@@ -147,7 +147,7 @@ class ClipProcessor:
             "hand_pose": pose.hand_pose.astype(np.float32).tolist(), "hand_pose_source": pose.source,
             "text_embedding": None, "text_encoder": None,
             "hand_score": contact.hand_score, "object_score": contact.object_score, "homography_inliers": inliers,
-            "pipeline_version": PIPELINE_VERSION, "schema_version": SCHEMA_VERSION,
+            "contact_mapping": mapping, "pipeline_version": PIPELINE_VERSION, "schema_version": SCHEMA_VERSION,
         }
 
     def process(self, record: ClipRecord | Mapping[str, Any]) -> ClipOutcome:

@@ -139,11 +139,17 @@ class ShardWriter:
 def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
     """Scan ``out`` and write ``manifest.json``: counts, errors by stage, config, versions, shard index."""
     out = Path(out)
-    shards, ids, dup = [], set(), 0
+    shards, ids, dup, mapping = [], set(), 0, Counter()
     for p, chunk in _read_ids(out / DATA_DIR):
-        shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk)})
+        schema = pq.read_schema(p)
+        version = int((schema.metadata or {}).get(b"deft.schema_version", SCHEMA_VERSION))
+        shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": version})
         dup += sum(1 for i in chunk if i in ids)
         ids.update(chunk)
+        if "contact_mapping" in schema.names:  # schema version >= 2
+            mapping.update(str(v) for v in pq.read_table(p, columns=["contact_mapping"]).column(0).to_pylist())
+        else:
+            mapping["not recorded (schema version 1)"] += len(chunk)
     by_stage: Counter = Counter()
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():
@@ -159,7 +165,7 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
         "schema_version": SCHEMA_VERSION, "pipeline_version": PIPELINE_VERSION,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {"samples": len(ids), "errors": len(err_ids), "errors_by_stage": dict(by_stage),
-                   "duplicate_sample_rows": dup},
+                   "duplicate_sample_rows": dup, "contact_mapping": dict(mapping)},
         "config": dict(config or {}), "shards": shards, "error_files": error_files, **dict(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,15 @@ def test_wrong_schema_version_is_refused(exported, tmp_path):
         load_affordance(d)
 
 
+def test_checkpoint_trained_on_version_1_shards_still_loads(exported, tmp_path):
+    """Schema 2 only added a provenance column no model reads: a model exported before it must load."""
+    d = _copy(exported[1], tmp_path / "c")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["schema_version"] = 1
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert load_affordance(d) is not None
+
+
 def test_shape_mismatch_is_named(exported, tmp_path):
     d = _copy(exported[1], tmp_path / "c")
     cfg = json.loads((d / "config.json").read_text())

@@ -77,6 +77,20 @@ def test_missing_or_empty_shard_dirs(tmp_path):
         list_shard_files([tmp_path / "s"])
 
 
+def test_a_folder_mixing_version_1_and_version_2_shards_trains(tmp_path):
+    """An extraction output resumed after the schema-2 upgrade holds both versions; training reads all rows."""
+    from tests.affordance.fake_shards import rows_to_table
+
+    rows = make_rows(12, seed=4)
+    d = tmp_path / "mixed"
+    d.mkdir()
+    old = rows_to_table(rows[:5]).drop_columns(["contact_mapping"])
+    pq.write_table(old.replace_schema_metadata({**old.schema.metadata, b"deft.schema_version": b"1"}), d / "part-0.parquet")
+    pq.write_table(rows_to_table(rows[5:]), d / "part-1.parquet")
+    table = read_split(list_shard_files([d]), "all", 0.0)
+    assert sorted(table.column("sample_id").to_pylist()) == sorted(r["sample_id"] for r in rows)
+
+
 def test_rows_do_not_depend_on_how_samples_are_spread_over_files(tmp_path):
     """Extraction runs may put the same samples into different files, in a different order; the training
     table (and so a seeded run's batches) must be the same."""

@@ -94,6 +94,7 @@ def test_process_clip_produces_a_valid_row_with_points_on_the_touching_edge(epic
     row = out.row
     assert row["contact_frame"] == CONTACT and row["first_frame"] == 1 and row["text"] == "take cup"
     assert row["homography_inliers"] >= 20 and row["hand_pose_source"] == "test"
+    assert row["contact_mapping"] in ("object", "background")  # the contact frame is not v1 here
     # ground truth in v1 (frame 1, 0-based 0): the object box there, the hand touches its left edge
     box = np.array(row["crop_box"])
     assert box[2] - box[0] == box[3] - box[1]
@@ -174,6 +175,9 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_ids(tmp_path):
     assert sorted(_ids(out)) == sorted(_ids(clean)) and len(_ids(out)) == len(set(_ids(out)))
     assert done_ids(out) == done_ids(clean)
     assert manifest["counts"]["duplicate_sample_rows"] == 0
+    assert sum(manifest["counts"]["contact_mapping"].values()) == manifest["counts"]["samples"]
+    assert set(manifest["counts"]["contact_mapping"]) <= {"object", "background", "identity"}
+    assert {s["schema_version"] for s in manifest["shards"]} == {2}
     # not only the ids: every column of every sample equals the uninterrupted run's
     rows = {name: sorted(pq.read_table(d / "data").to_pylist(), key=lambda r: r["sample_id"]) for name, d in
             (("clean", clean), ("resumed", out))}

@@ -43,6 +43,24 @@ def test_report_counts_and_errors(extracted):
     assert all(s["true_contact_spread_pct"] >= 0 for s in samples if s["true_contact_points"])
 
 
+def test_contact_point_error_is_split_by_how_the_points_reached_v1(extracted, tmp_path):
+    root, out = extracted
+    rep, samples, rows = evaluate(out, root)
+    by = rep["contact_point_error_by_mapping"]
+    assert by and all(k.split("/")[1] in ("object", "background", "identity") for k in by)
+    assert {r["contact_mapping"] for r in rows} == {k.split("/")[1] for k in by}
+    assert sum(v["n"] for v in by.values()) == rep["groups"]["epic_kitchens/fixed"]["contact_point_error_pct"]["n"]
+    # shards written before schema version 2 carry no mapping: their samples are "not recorded"
+    import pyarrow as pa
+
+    t = pa.concat_tables([pq.read_table(p) for p in sorted((out / "data").glob("*.parquet"))]).drop_columns(["contact_mapping"])
+    (tmp_path / "v1" / "data").mkdir(parents=True)
+    pq.write_table(t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": b"1"}),
+                   tmp_path / "v1" / "data" / "part-old.parquet")
+    old = evaluate(tmp_path / "v1", root)[0]["contact_point_error_by_mapping"]
+    assert list(old) == ["epic_kitchens/not recorded"] and old["epic_kitchens/not recorded"]["n"] == sum(v["n"] for v in by.values())
+
+
 def test_moved_points_raise_the_error(extracted, tmp_path):
     root, out = extracted
     rows = [r for p in (out / "data").glob("*.parquet") for r in pq.read_table(p).to_pylist()]
@@ -61,6 +79,7 @@ def test_cli_writes_json_and_png(extracted, tmp_path, capsys, monkeypatch):
     table = capsys.readouterr().err
     assert "epic_kitchens/fixed" in table and "…" not in table, table   # names and headers whole at 80 columns
     assert max(len(line) for line in table.splitlines()) <= 80
+    assert "median error by how they reached v1: epic_kitchens/" in table
     rep = json.loads((tmp_path / "rep" / "extraction_quality.json").read_text())
     assert rep["reports"][0]["valid_clips"] == 4
     assert (tmp_path / "rep" / "extraction_examples.png").stat().st_size > 1000
