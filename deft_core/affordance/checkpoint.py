@@ -2,7 +2,8 @@
 
 An exported directory holds:
 
-- ``config.json`` — format id, ``schema_version`` of the shards it was trained on, the architecture
+- ``config.json`` — format id, ``schema_version`` (the sample schema of the code that exported it; loading
+  accepts every readable version, since no column a model reads has changed), the architecture
   (:class:`~deft_core.affordance.config.ModelConfig`), image preprocessing, the text encoder id, the
   output layout and a training-data summary;
 - ``model.safetensors`` — the weights;
