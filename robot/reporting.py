@@ -290,6 +290,24 @@ def _warnings_and_reasons(table2: list[dict], read_off: str) -> list[str]:
     return out
 
 
+def _table3a_markdown(prows: list[dict]) -> tuple[list[str], list[str]]:
+    """Table 3a's lines (the prior alone and each distilled policy kind, train and test) and the kinds
+    evaluated on no task: those get a line saying how to produce them, not a column of "missing" cells
+    (the demo distils only the cVAE unless asked for Table 3)."""
+    unevaluated = [k for k in ABLATION_KINDS if k != "deft" and all(r[f"{k}_{s}"] is None for r in prows for s in SPLITS)]
+    kinds = ("affordance",) + tuple(k for k in ABLATION_KINDS if k not in unevaluated)
+    header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
+    rows = [[r["task"], r["prior"]] + [fmt_cell(r[f"{k}_{s}"]) for k in kinds for s in SPLITS] for r in prows]
+    out = [_md_table(header, rows) if rows else "_no runs_", "",
+           "`affordance` = the prior alone; `deft` = the cVAE (§3.2); `mlp`, `transformer`, `direct` = Table 3's "
+           "ablations; `mean` = the top-10 mean residual (reference)."]
+    if unevaluated and rows:
+        out += ["", f"Not evaluated on any task: {', '.join(unevaluated)}. To add them: `deft-robot distill --task T "
+                    f"--kind all`, then `deft-robot eval --task T --policy KIND --objects both` for each kind "
+                    "(`deft demo --table3` does this for Table 3's tasks)."]
+    return out, unevaluated
+
+
 def to_markdown(report: dict) -> str:
     """Table 2 and Table 3 as markdown (success rate and successes/trials per cell)."""
     out = ["# DEFT evaluation report", "",
@@ -326,20 +344,8 @@ def to_markdown(report: dict) -> str:
                 _md_table(["task", "prior", "successes", "controller errors", "mean reward, first 10 → last 10 episodes",
                            "successful elites (what the policy learns from)"], ft_rows), ""]
     out += ["## Table 3a: residual policies distilled from the same run", ""]
-    # a policy kind evaluated on no task at all gets a line saying how to produce it, not a column of
-    # "missing" cells (the demo distils only the cVAE)
-    unevaluated = [k for k in ABLATION_KINDS if k != "deft"
-                   and all(r[f"{k}_{s}"] is None for r in report["table3_policy"] for s in SPLITS)]
-    kinds = ("affordance",) + tuple(k for k in ABLATION_KINDS if k not in unevaluated)
-    header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
-    rows = [[r["task"], r["prior"]] + [fmt_cell(r[f"{k}_{s}"]) for k in kinds for s in SPLITS]
-            for r in report["table3_policy"]]
-    out += [_md_table(header, rows) if rows else "_no runs_", "",
-            "`affordance` = the prior alone; `deft` = the cVAE (§3.2); `mlp`, `transformer`, `direct` = Table 3's "
-            "ablations; `mean` = the top-10 mean residual (reference)."]
-    if unevaluated and rows:
-        out += ["", f"Not evaluated on any task: {', '.join(unevaluated)}. To add them: `deft-robot distill --task T "
-                    f"--kind all`, then `deft-robot eval --task T --policy KIND --objects both` for each kind."]
+    table3a, unevaluated = _table3a_markdown(report["table3_policy"])
+    out += table3a
     out += ["", "## Table 3b: reward source of the fine-tuning (DEFT policy)", ""]
     rows = [[r["task"], r["prior"], r["reward"]] + [fmt_cell(r[f"deft_{s}"]) for s in SPLITS] for r in report["table3_reward"]]
     out += [_md_table(["task", "prior", "reward", "DEFT (train)", "DEFT (test)"], rows) if rows else "_no runs_", ""]
@@ -464,6 +470,26 @@ def _p_runs(rows: list[dict], split: str) -> float | None:
     return max(ps)
 
 
+def _pool_table3a(reports: list[dict]) -> list[dict]:
+    """Table 3a (each policy kind distilled from the same run) pooled over the roots like Table 2: a
+    kind's cell sums the roots in which that kind was evaluated on both splits (``<kind>_roots`` says how
+    many), so a kind evaluated in some seeds only is pooled over those and says so."""
+    keyed: dict[tuple, list[dict]] = {}
+    for rep in reports:
+        for row in rep.get("table3_policy", []):
+            keyed.setdefault((row["task"], row["prior"], Path(row["run"]).name), []).append(row)
+    out = []
+    for (task, prior, _), rows in keyed.items():
+        prow = {"task": task, "prior": prior, "run": None, "runs": [r["run"] for r in rows], "runs_pooled": len(rows)}
+        for kind in ("affordance",) + ABLATION_KINDS:
+            have = [r for r in rows if all(r[f"{kind}_{s}"] is not None for s in SPLITS)]
+            for split in SPLITS:
+                prow[f"{kind}_{split}"] = _pool_cells([r[f"{kind}_{split}"] for r in have]) if have else None
+            prow[f"{kind}_roots"] = len(have)
+        out.append(prow)
+    return sorted(out, key=lambda r: (r["task"], r["prior"] or ""))
+
+
 def pool(reports: list[dict], roots: list[str]) -> dict:
     """Table 2 over several fine-tuning runs of the same tasks (one :func:`collect` report per runs root,
     e.g. the same commands with ``--seed 0, 1, 2``): per (task, prior, reward source) row, every cell
@@ -503,6 +529,7 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
         table2.append(prow)
     table2.sort(key=lambda r: (r["task"], r["prior"] or ""))
     summary = _table2_summary(table2, ("holds", "significant", "significant_across_runs"))
+    table3_policy = _pool_table3a(reports)
     curves: dict[str, dict] = {}
     for i, rep in enumerate(reports, 1):
         for task, c in rep["curves"].items():
@@ -510,6 +537,7 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
             curves.setdefault(task, {"runs": []})["runs"].extend(runs)
     return {"format": "deft-report", "version": 1, "pooled": True, "runs_roots": [str(Path(r).resolve()) for r in roots],
             "num_runs": sum(rep["num_runs"] for rep in reports), "table2": table2, "table2_summary": summary,
+            "table3_policy": table3_policy,
             "per_root": [{"runs_root": rep["runs_root"], "table2_summary": rep["table2_summary"]} for rep in reports],
             "curves": curves}
 
@@ -550,6 +578,14 @@ def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
         out += [f"Left out of **{r['task']}** ({r['prior']} prior), evaluations incomplete: "
                 + ", ".join(f"`{x}`" for x in r["runs_left_out"]) + "." for r in left] + [""]
     out += _warnings_and_reasons(report["table2"], "the pooled cells and fine-tuning logs")
+    t3 = report.get("table3_policy") or []
+    if any(r[f"{k}_roots"] for r in t3 for k in ABLATION_KINDS if k != "deft"):  # Table 3 was evaluated somewhere
+        out += ["## Table 3a, pooled: residual policies distilled from the same runs", ""]
+        out += _table3a_markdown(t3)[0]
+        partial = sorted({f"{r['task']} {k} ({r[f'{k}_roots']} of {r['runs_pooled']} roots)" for r in t3
+                          for k in ("affordance",) + ABLATION_KINDS if 0 < r[f"{k}_roots"] < r["runs_pooled"]})
+        out += ["", "Each cell sums the roots in which that policy was evaluated on both splits"
+                + (": not all of them for " + ", ".join(partial) + "." if partial else " (all of them)."), ""]
     out += ["## Each runs root's own report", ""]
     out += [f"- `{root}` → `{sub}`" for root, sub in zip(report["runs_roots"], sub_reports)] + [""]
     return "\n".join(out)

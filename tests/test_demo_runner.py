@@ -20,7 +20,7 @@ def _sleep_step(name: str, marker, seconds: float = 1.0, rc: int = 0, group: str
 
 
 def _args(out) -> argparse.Namespace:
-    return argparse.Namespace(out=str(out), quick=True, clips=1, seed=0, seeds=1, restart=False, list=False)
+    return argparse.Namespace(out=str(out), quick=True, clips=1, seed=0, seeds=1, table3=False, restart=False, list=False)
 
 
 def _timed_step(name: str, marker, seconds: float = 1.0) -> Step:
@@ -204,6 +204,29 @@ def test_seeds_repeat_the_robot_stage_and_the_report_pools_them(tmp_path):
     assert roots == [str(tmp_path / "runs"), str(tmp_path / "runs_seed1"), str(tmp_path / "runs_seed2")]
 
 
+def test_table3_adds_the_policy_ablations_of_table_3s_tasks_in_every_seed(tmp_path):
+    """--table3: each of Table 3's policy ablations is distilled from the DEFT run of pour cup, open drawer
+    and pick spoon and evaluated like DEFT, before the report and in every seed; without it nothing changes."""
+    plain = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=2)
+    t3 = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=2, table3=True)
+    added = [s for s in t3 if s.name not in {p.name for p in plain}]
+    assert len(added) == 2 * 3 * 2 * len(cli_demo.TABLE3_KINDS) and t3[-1].name == plain[-1].name
+    for seed, runs, tag in ((0, tmp_path / "runs", ""), (1, tmp_path / "runs_seed1", " (seed 1)")):
+        mine = [s for s in added if s.name.endswith(tag) and (seed or "(seed" not in s.name)]
+        assert {s.argv[s.argv.index("--task") + 1] for s in mine} == set(cli_demo.TABLE3_TASKS)
+        distil = {(s.argv[s.argv.index("--task") + 1], s.argv[s.argv.index("--kind") + 1]) for s in mine if s.argv[1] == "distill"}
+        evals = {(s.argv[s.argv.index("--task") + 1], s.argv[s.argv.index("--policy") + 1]) for s in mine if s.argv[1] == "eval"}
+        assert distil == evals == {(t, k) for t in cli_demo.TABLE3_TASKS for k in cli_demo.TABLE3_KINDS}
+        assert all(s.argv[s.argv.index("--out") + 1] == str(runs) and s.argv[s.argv.index("--prior") + 1] == "affordance"
+                   for s in mine)
+        assert all(("--seed" in s.argv) == (seed == 1 and s.argv[1] == "distill") for s in mine)
+        assert all("--trials" in s.argv and "both" in s.argv for s in mine if s.argv[1] == "eval")
+    quick = cli_demo.build_steps(tmp_path, quick=True, clips=2, seed=0, table3=True)   # the quick demo's one task
+    assert {s.argv[s.argv.index("--task") + 1] for s in quick if "Table 3" in s.name} == {cli_demo.DEMO_TASKS[0]}
+    names = [s.name for s in t3]
+    assert names.index("pour_cup: evaluate the mlp policy") < names.index(t3[-1].name)
+
+
 def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
 
@@ -220,7 +243,7 @@ def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch, 
 
 
 def test_seeds_below_one_are_refused(tmp_path):
-    args = argparse.Namespace(out=str(tmp_path / "out"), quick=True, clips=None, seed=0, seeds=0, restart=False, list=True)
+    args = argparse.Namespace(out=str(tmp_path / "out"), quick=True, clips=None, seed=0, seeds=0, table3=False, restart=False, list=True)
     with pytest.raises(CommandError, match="--seeds must be at least 1, got 0"):
         cli_demo.run(args)
 
@@ -229,8 +252,8 @@ def test_seeds_below_one_are_refused(tmp_path):
 def test_clips_below_one_is_refused_not_the_full_demo(tmp_path, monkeypatch, clips):
     """--clips 0 is a mistake, not "unset": it must not fall back to the full 100-clip demo."""
     seen = []
-    monkeypatch.setattr(cli_demo, "build_steps", lambda out, quick, n, seed, seeds: seen.append(n) or [])
-    args = argparse.Namespace(out=str(tmp_path / "out"), quick=False, clips=clips, seed=0, seeds=1, restart=False, list=True)
+    monkeypatch.setattr(cli_demo, "build_steps", lambda out, quick, n, seed, seeds, table3: seen.append(n) or [])
+    args = argparse.Namespace(out=str(tmp_path / "out"), quick=False, clips=clips, seed=0, seeds=1, table3=False, restart=False, list=True)
     with pytest.raises(CommandError, match=f"--clips must be at least 1, got {clips}"):
         cli_demo.run(args)
     assert seen == []

@@ -646,6 +646,32 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "rep3").exists()
 
 
+def test_report_pools_table3a_over_the_roots_that_evaluated_each_policy(tmp_path):
+    """Table 3a (policies distilled from the same run) pools like Table 2; a policy evaluated in some roots
+    only is pooled over those and the report says how many."""
+    a, b = tmp_path / "runs", tmp_path / "runs_seed1"
+    _table2_root(a, {"pour_cup": ((5, 0), (0, 0), (7, 1))})
+    _table2_root(b, {"pour_cup": ((5, 0), (0, 0), (6, 2))})
+    _fake_run(a, "pour_cup", "affordance", "affordance", meta=False, evals={
+        ("mlp", "train"): (4, 10), ("mlp", "test"): (1, 10), ("direct", "train"): (2, 10), ("direct", "test"): (0, 10)})
+    _fake_run(b, "pour_cup", "affordance", "affordance", meta=False, evals={
+        ("mlp", "train"): (3, 10), ("mlp", "test"): (2, 10)})
+    res = write_report([a, b], tmp_path / "rep")
+    (row,) = res["report"]["table3_policy"]
+    assert (row["mlp_train"]["successes"], row["mlp_train"]["trials"], row["mlp_test"]["successes"]) == (7, 20, 3)
+    assert (row["direct_train"]["successes"], row["direct_train"]["trials"], row["direct_roots"]) == (2, 10, 1)
+    assert (row["deft_test"]["successes"], row["affordance_train"]["trials"], row["mlp_roots"]) == (3, 20, 2)
+    assert row["transformer_train"] is None and row["transformer_roots"] == 0
+    md = res["markdown"].read_text()
+    assert "## Table 3a, pooled" in md and "| pour_cup | affordance | 50 % (10/20) | 0 % (0/20) | 65 % (13/20) |" in md
+    assert "Not evaluated on any task: transformer, mean." in md
+    assert "not all of them for pour_cup direct (1 of 2 roots)." in md
+    c, d = tmp_path / "c", tmp_path / "d"                   # no ablation evaluated in any root: no pooled section
+    _table2_root(c, {"pour_cup": ((5, 0), (0, 0), (7, 1))})
+    _table2_root(d, {"pour_cup": ((5, 0), (0, 0), (6, 2))})
+    assert "Table 3a" not in write_report([c, d], tmp_path / "rep2")["markdown"].read_text()
+
+
 def test_the_across_runs_test_is_an_exact_sign_flip_test():
     from robot.reporting import _sign_flip_p
 
