@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         loss = metrics.get("final_loss")
         print(f"{args.task} {kind}: trained on {rd.finetune_dir} in {time.perf_counter() - t0:.1f} s"
               + (f", final loss {loss:.4f}" if isinstance(loss, float) else "") + f" → {rd.policy_dir(kind)}")
-        note = training_note(policy.training_summary.get("episodes"), records)
+        note = training_note(policy.training_summary.get("episodes"), records,
+                             reward_conditioned=policy.reward_conditioned)
         if note:
             print(f"  {note}")
     return 0
@@ -90,12 +91,13 @@ def run(args: argparse.Namespace) -> int:
 FEW_SUCCESSES = 0.5
 
 
-def training_note(used, records) -> str | None:
+def training_note(used, records, reward_conditioned: bool = False) -> str | None:
     """One line on what a policy was fitted on: how many of its training episodes (``used``, 1-based
     episode numbers; None for kinds that train on every episode) succeeded, with a warning when fewer
     than :data:`FEW_SUCCESSES` of them did — the residual policy then reproduces mostly failed grasps,
     and can score below the prior it corrects (squeeze_lemon in the demo: 2 of 10, DEFT 0/10 against
-    the prior's 6/10)."""
+    the prior's 6/10). A ``reward_conditioned`` policy (Table 3's transformer) learns from every episode
+    by design and is queried at the best reward: it is warned about only when no episode succeeded."""
     from deft_core.finetune.episode_log import successes_recorded
 
     done = [r for r in records if r.status == "ok"]
@@ -109,6 +111,12 @@ def training_note(used, records) -> str | None:
                 "(operator scores: successes not recorded)")
     wins = sum(ok.get(int(e), False) for e in used)
     line = f"learned from {len(used)} episode(s), {wins} of them successful"
+    if reward_conditioned:
+        line += ", conditioned on the reward and queried at the best one"
+        if wins == 0:
+            line += ("; warning: no fine-tuning episode succeeded, so the best reward it is queried at is a "
+                     "failure's — compare with 'deft-robot eval --policy affordance'")
+        return line
     if wins < FEW_SUCCESSES * len(used):
         line += (f"; warning: the policy mostly reproduces the residuals of failed episodes ({sum(ok.values())} of "
                  f"{len(ok)} fine-tuning episodes succeeded) and may do worse than the prior alone — compare with "

@@ -39,6 +39,7 @@ class MLPPolicy(ResidualPolicy):
 class RewardTransformerPolicy(ResidualPolicy):
     kind = "transformer"
     NUM_TOKENS = 6  # query, image, μ, θ, P, reward
+    reward_conditioned = True
 
     @classmethod
     def default_config(cls) -> PolicyConfig:

@@ -172,6 +172,8 @@ class ResidualPolicy(ABC):
 
     kind: ClassVar[str]
     needs_training: ClassVar[bool] = True  #: False for policies fully determined by the data statistics
+    #: True for a policy trained on every episode with its reward and queried at the best one (Table 3's transformer)
+    reward_conditioned: ClassVar[bool] = False
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self.config = config or PolicyConfig()

@@ -93,6 +93,14 @@ def test_distill_warns_when_the_policy_learns_mostly_failures():
     assert half == "learned from 4 episode(s), 2 of them successful"
     assert training_note(None, recs).startswith("learned from 30 episode(s), 2 of them")  # kinds fit on every episode
     assert training_note([], []) is None
+    # the reward-conditioned transformer learns from every episode by design and is queried at the best reward
+    rc = training_note(None, recs, reward_conditioned=True)
+    assert rc == "learned from 30 episode(s), 2 of them successful, conditioned on the reward and queried at the best one"
+    none = [SimpleNamespace(episode=i, status="ok", success=False) for i in range(1, 31)]
+    assert "warning: no fine-tuning episode succeeded" in training_note(None, none, reward_conditioned=True)
+    from deft_core.finetune.policies import make_policy
+
+    assert make_policy("transformer").reward_conditioned and not make_policy("deft").reward_conditioned
 
 
 def test_trajectory_argument_errors(tmp_path, capsys):
