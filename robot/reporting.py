@@ -290,10 +290,19 @@ def _warnings_and_reasons(table2: list[dict], read_off: str) -> list[str]:
     return out
 
 
+def _table3a_rows(prows: list[dict]) -> list[dict]:
+    """The Table 3a rows worth showing: where some task has an ablation evaluated, only those tasks (the
+    others are Table 2's prior and DEFT again, with a column of "missing" cells); otherwise all of them."""
+    ablations = [k for k in ABLATION_KINDS if k != "deft"]
+    shown = [r for r in prows if any(r[f"{k}_{s}"] is not None for k in ablations for s in SPLITS)]
+    return shown or prows
+
+
 def _table3a_markdown(prows: list[dict]) -> tuple[list[str], list[str]]:
-    """Table 3a's lines (the prior alone and each distilled policy kind, train and test) and the kinds
-    evaluated on no task: those get a line saying how to produce them, not a column of "missing" cells
-    (the demo distils only the cVAE unless asked for Table 3)."""
+    """Table 3a's lines (the prior alone and each distilled policy kind, train and test, on the rows of
+    :func:`_table3a_rows`) and the kinds evaluated on no task: those get a line saying how to produce them,
+    not a column of "missing" cells (the demo distils only the cVAE unless asked for Table 3)."""
+    prows = _table3a_rows(prows)
     unevaluated = [k for k in ABLATION_KINDS if k != "deft" and all(r[f"{k}_{s}"] is None for r in prows for s in SPLITS)]
     kinds = ("affordance",) + tuple(k for k in ABLATION_KINDS if k not in unevaluated)
     header = ["task", "prior"] + [f"{k} ({s})" for k in kinds for s in SPLITS]
@@ -349,7 +358,9 @@ def to_markdown(report: dict) -> str:
     out += ["", "## Table 3b: reward source of the fine-tuning (DEFT policy)", ""]
     rows = [[r["task"], r["prior"], r["reward"]] + [fmt_cell(r[f"deft_{s}"]) for s in SPLITS] for r in report["table3_reward"]]
     out += [_md_table(["task", "prior", "reward", "DEFT (train)", "DEFT (test)"], rows) if rows else "_no runs_", ""]
-    missing = sum(v is None for t in ("table2", "table3_policy", "table3_reward") for r in report[t]
+    shown = {"table2": report["table2"], "table3_policy": _table3a_rows(report["table3_policy"]),
+             "table3_reward": report["table3_reward"]}
+    missing = sum(v is None for t, rows in shown.items() for r in rows
                   for k, v in r.items() if k.endswith(SPLITS) and not (t == "table3_policy" and k.rsplit("_", 1)[0] in unevaluated))
     out += [f"{missing} cell(s) missing. Improvement curves: `improvement_curves.png`.", ""]
     return "\n".join(out)

@@ -274,6 +274,11 @@ def test_report_tables_show_the_numbers_on_disk_and_mark_missing_cells(tmp_path)
     t3 = md[md.index("## Table 3a"):md.index("## Table 3b")]
     assert "| mlp (train) | mlp (test) |" in t3 and "transformer (train)" not in t3 and "mean (test)" not in t3
     assert "Not evaluated on any task: transformer, direct, mean." in t3 and "--kind all" in t3
+    # only the tasks where an ablation was evaluated: open_drawer's row would repeat Table 2 with "missing" cells
+    assert "| pick_cup |" in t3 and "| open_drawer |" not in t3
+    # missing: Table 2 6 (cup: rwo test; drawer: all five but deft test), Table 3a 1 (cup: mlp test; the drawer
+    # row is not shown), Table 3b 2 (drawer train, r3m test)
+    assert "9 cell(s) missing." in md
     files = write_report(tmp_path, tmp_path / "rep")
     assert json.loads(files["json"].read_text())["table2"][1]["deft_train"]["successes"] == 9
     assert files["png"] is None                                     # no fine-tuning logs: no curves
