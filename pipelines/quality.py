@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
-from deft_core.schema import make_sample_id
+from deft_core.schema import make_sample_id, upgrade_row
 from pipelines.stages.writer import error_shards
 
 
@@ -78,7 +78,8 @@ def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
     shards = Path(shards)
     if not (shards / "data").is_dir() and not (shards / "errors").is_dir():
         raise FileNotFoundError(f"{shards}: no data/ or errors/ folder (not an extraction output)")
-    rows = [r for p in sorted((shards / "data").glob("part-*.parquet")) for r in _read_rows(p)]
+    # samples of an older schema version get the columns it lacks as None (upgrade_row)
+    rows = [upgrade_row(r) for p in sorted((shards / "data").glob("part-*.parquet")) for r in _read_rows(p)]
     errs = [r for p in error_shards(shards) for r in _read_rows(p)]  # oldest first: a clip's latest reason wins
     return rows, errs
 
@@ -135,7 +136,7 @@ def per_sample(row: dict, rec: dict) -> dict:
     Jp = axis_angle_to_matrix(np.asarray(row["hand_pose"]).reshape(15, 3))
     Jt = axis_angle_to_matrix(z["hand_pose"][t].reshape(15, 3))
     out = {"sample_id": row["sample_id"], "clip_id": rec["clip_id"], "dataset": row["dataset"], "backend": row["hand_pose_source"],
-           "contact_mapping": row.get("contact_mapping"),  # None in schema-version-1 shards
+           "contact_mapping": row["contact_mapping"],  # None in schema-version-1 shards (upgrade_row)
            "contact_frame_error_frames": abs(int(row["contact_frame"]) - int(rec["contact_frame"])),
            "wrist_rotation_error_deg": float(np.degrees(rotation_angle_between(Rp, Rt))),
            "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
