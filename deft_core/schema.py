@@ -76,6 +76,8 @@ AFFORDANCE_FIELDS: list[pa.Field] = [
 
 #: the values of ``contact_mapping`` (pipelines.stages.contact_mapping.MAPPINGS)
 CONTACT_MAPPINGS = ("object", "background", "identity")
+#: how reports name samples without a ``contact_mapping`` (version-1 shards, rows written without one)
+MAPPING_NOT_RECORDED = "not recorded"
 
 #: columns added after schema version 1 → the version that added them (older shards lack them)
 ADDED_IN: dict[str, int] = {"contact_mapping": 2}
@@ -164,9 +166,14 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]], validate: bool = True) -> p
     return pa.Table.from_pylist(filled, schema=AFFORDANCE_SCHEMA)
 
 
-def _table_version(table_schema: pa.Schema) -> int:
+def table_version(table_schema: pa.Schema) -> int:
+    """A shard's schema version: its metadata's, or — for a shard written without our metadata (another
+    tool) — the newest readable version whose added columns (:data:`ADDED_IN`) it has."""
     version = (table_schema.metadata or {}).get(b"deft.schema_version")
-    return SCHEMA_VERSION if version is None else int(version)
+    if version is not None:
+        return int(version)
+    names = set(table_schema.names)
+    return max(v for v in READABLE_SCHEMA_VERSIONS if all(n in names for n, added in ADDED_IN.items() if added <= v))
 
 
 def check_table_schema(table_schema: pa.Schema) -> int:
@@ -174,7 +181,7 @@ def check_table_schema(table_schema: pa.Schema) -> int:
 
     A shard of an older readable version (:data:`deft_core.version.READABLE_SCHEMA_VERSIONS`) passes
     without the columns added after it (:data:`ADDED_IN`); every other column must be there with its type."""
-    version = _table_version(table_schema)
+    version = table_version(table_schema)
     if version not in READABLE_SCHEMA_VERSIONS:
         raise SchemaError(f"shard schema_version {version} is not supported: this code reads versions "
                           f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))} and writes {SCHEMA_VERSION}")

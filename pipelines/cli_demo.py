@@ -204,7 +204,7 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
         steps.append(Step("report (Tables 2/3, Figure 6)", report,
                           f"{reports / 'sim'}/ (tables as markdown + JSON, improvement curves PNG)", always=True))
     else:
-        steps.append(Step(f"report pooled over {seeds} seeds (Table 2)", report,
+        steps.append(Step(f"report pooled over {seeds} seeds (Table 2{', 3a' if table3 else ''})", report,
                           f"{reports / 'sim'}/ (Table 2 pooled over the seeds; each seed's own report in root<i>/; "
                           f"the runs of seeds 1 … {seeds - 1} in {out}/runs_seed<s>/, laid out as runs/)", always=True))
     return steps

@@ -22,7 +22,7 @@ Metrics per dataset and hand-pose backend (:func:`evaluate`):
   predicted contact frame (so it measures the pose estimator, not the contact detector);
 - ``contact_point_error_by_mapping``: the contact-point error's statistics per dataset and per value of the
   shard's ``contact_mapping`` (how the points reached v1: ``object``, ``background``, ``identity``; "not
-  recorded" for schema-version-1 shards);
+  recorded" for samples without one, e.g. from schema-version-1 shards);
 - ``hand_pose_error_deg``: mean over the 15 joints of the geodesic angle between predicted and true
   joint rotations; ``hand_pose_max_abs`` the largest absolute difference of the 45 values.
 """
@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
-from deft_core.schema import make_sample_id, upgrade_row
+from deft_core.schema import MAPPING_NOT_RECORDED, make_sample_id, upgrade_row
 from pipelines.stages.writer import error_shards
 
 
@@ -187,8 +187,8 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
         # the headline contact-point error split by how the points reached v1 (the shard's contact_mapping)
         "contact_point_error_by_mapping": {
             f"{d}/{k}": _stats(s["contact_point_error_pct"] for s in samples
-                               if s["dataset"] == d and (s["contact_mapping"] or "not recorded") == k)
-            for d, k in sorted({(s["dataset"], s["contact_mapping"] or "not recorded") for s in samples})},
+                               if s["dataset"] == d and (s["contact_mapping"] or MAPPING_NOT_RECORDED) == k)
+            for d, k in sorted({(s["dataset"], s["contact_mapping"] or MAPPING_NOT_RECORDED) for s in samples})},
     }
     return report, samples, rows
 

@@ -223,8 +223,14 @@ def test_table3_adds_the_policy_ablations_of_table_3s_tasks_in_every_seed(tmp_pa
         assert all("--trials" in s.argv and "both" in s.argv for s in mine if s.argv[1] == "eval")
     quick = cli_demo.build_steps(tmp_path, quick=True, clips=2, seed=0, table3=True)   # the quick demo's one task
     assert {s.argv[s.argv.index("--task") + 1] for s in quick if "Table 3" in s.name} == {cli_demo.DEMO_TASKS[0]}
+    # each ablation is distilled after its task's fine-tuning and evaluated after its distillation
     names = [s.name for s in t3]
-    assert names.index("pour_cup: evaluate the mlp policy") < names.index(t3[-1].name)
+    for task in cli_demo.TABLE3_TASKS:
+        for tag in ("", " (seed 1)"):
+            ft = names.index(f"{task}: fine-tune from the affordance model (Algorithm 1){tag}")
+            for kind in cli_demo.TABLE3_KINDS:
+                assert ft < names.index(f"{task}: distil Table 3's {kind} policy{tag}") < \
+                    names.index(f"{task}: evaluate the {kind} policy{tag}") < len(names) - 1
 
 
 def test_an_always_step_runs_again_when_the_demo_resumes(tmp_path, monkeypatch, capsys):

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deft_core.schema import ERRORS_SCHEMA, rows_to_table
+from deft_core.schema import ERRORS_SCHEMA, MAPPING_NOT_RECORDED, rows_to_table, table_version
 from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
 
 DATA_DIR, ERRORS_DIR, MANIFEST = "data", "errors", "manifest.json"
@@ -142,14 +142,14 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     shards, ids, dup, mapping = [], set(), 0, Counter()
     for p, chunk in _read_ids(out / DATA_DIR):
         schema = pq.read_schema(p)
-        version = int((schema.metadata or {}).get(b"deft.schema_version", SCHEMA_VERSION))
-        shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": version})
+        shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": table_version(schema)})
         dup += sum(1 for i in chunk if i in ids)
         ids.update(chunk)
         if "contact_mapping" in schema.names:  # schema version >= 2
-            mapping.update(str(v) for v in pq.read_table(p, columns=["contact_mapping"]).column(0).to_pylist())
+            mapping.update(MAPPING_NOT_RECORDED if v is None else str(v)
+                           for v in pq.read_table(p, columns=["contact_mapping"]).column(0).to_pylist())
         else:
-            mapping["not recorded (schema version 1)"] += len(chunk)
+            mapping[MAPPING_NOT_RECORDED] += len(chunk)
     by_stage: Counter = Counter()
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():

@@ -186,6 +186,24 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_ids(tmp_path):
     assert list(pending(EpicKitchensSource(root).records(), out)) == []
 
 
+def test_manifest_counts_the_mappings_of_a_folder_resumed_across_the_schema_upgrade(epic, tmp_path):
+    """An output folder extracted before schema 2 and resumed after it: the manifest gives each shard's
+    version and counts the old samples' mapping as not recorded (a null mapping likewise)."""
+    from pipelines.stages.writer import write_batch, write_manifest
+
+    root, _ = epic
+    recs = list(EpicKitchensSource(root).records())
+    row = ClipProcessor(_config(), hand_pose=FixedPose()).process(recs[0]).row
+    old = write_batch(tmp_path, [row])[0]
+    t = pq.read_table(old).drop_columns(["contact_mapping"])
+    pq.write_table(t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": b"1"}), old)
+    write_batch(tmp_path, [{**row, "sample_id": "epic_kitchens-new", "action_id": "new"},
+                           {**row, "sample_id": "epic_kitchens-none", "action_id": "none", "contact_mapping": None}])
+    m = write_manifest(tmp_path)
+    assert sorted(sh["schema_version"] for sh in m["shards"]) == [1, 2]
+    assert m["counts"]["contact_mapping"] == {row["contact_mapping"]: 1, "not recorded": 2}
+
+
 def test_extract_batch_is_idempotent_for_a_retried_batch(epic, tmp_path):
     root, _ = epic
     recs = [r.to_row() for r in EpicKitchensSource(root).records()]
