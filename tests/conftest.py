@@ -7,6 +7,11 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
+# torch before anything native: a torch layer run after extraction code (cv2, scikit-learn's GMM, a MuJoCo
+# render) in the same process segfaulted when torch was imported last (tests/pipeline/test_quality.py then
+# tests/robot_ft/test_eval_report.py on their own; the whole suite happened to import torch first).
+import torch  # noqa: E402,F401
+
 #: Under CI (CI=true) or DEFT_STRICT_SKIPS=1 a skipped test FAILS: the README's setup installs every
 #: optional dependency, so a skip there means something the suite should exercise did not run.
 STRICT_SKIPS = os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("DEFT_STRICT_SKIPS") == "1"

@@ -209,8 +209,9 @@ def test_table3_adds_the_policy_ablations_of_table_3s_tasks_in_every_seed(tmp_pa
     and pick spoon and evaluated like DEFT, before the report and in every seed; without it nothing changes."""
     plain = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=2)
     t3 = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=2, table3=True)
-    added = [s for s in t3 if s.name not in {p.name for p in plain}]
-    assert len(added) == 2 * 3 * 2 * len(cli_demo.TABLE3_KINDS) and t3[-1].name == plain[-1].name
+    added = [s for s in t3[:-1] if s.name not in {p.name for p in plain}]
+    assert len(added) == 2 * 3 * 2 * len(cli_demo.TABLE3_KINDS) and len(t3) == len(plain) + len(added)
+    assert t3[-1].argv == plain[-1].argv and t3[-1].name == "report pooled over 2 seeds (Table 2, 3a)"
     for seed, runs, tag in ((0, tmp_path / "runs", ""), (1, tmp_path / "runs_seed1", " (seed 1)")):
         mine = [s for s in added if s.name.endswith(tag) and (seed or "(seed" not in s.name)]
         assert {s.argv[s.argv.index("--task") + 1] for s in mine} == set(cli_demo.TABLE3_TASKS)
