@@ -75,3 +75,20 @@ def test_two_workers_train_with_ddp(ray_session, shard_dir, tmp_path, monkeypatc
     # the export is a plain (un-wrapped) model: no DDP "module." prefixes, loads without Ray
     res = load_affordance(out / "model").predict(np.zeros((80, 80, 3), np.uint8), (0, 0, 64, 64), "pick up the cup")
     assert res.hand_pose.shape == (45,) and np.all(np.isfinite(res.hand_pose))
+
+
+def test_ray_data_reads_a_folder_mixing_schema_versions(ray_session, tmp_path):
+    """Schema 2 added a column; an output folder resumed across the upgrade holds version-1 and version-2
+    shards, and the Ray Data path (read_parquet → select_columns) must still read every row of both."""
+    import pyarrow.parquet as pq
+    import ray.data
+
+    from deft_core.affordance.data import READ_COLUMNS, list_shard_files
+    from tests.affordance.fake_shards import make_rows, rows_to_table
+
+    rows = make_rows(12, seed=4)
+    old = rows_to_table(rows[:5]).drop_columns(["contact_mapping"])
+    pq.write_table(old.replace_schema_metadata({**old.schema.metadata, b"deft.schema_version": b"1"}), tmp_path / "part-0.parquet")
+    pq.write_table(rows_to_table(rows[5:]), tmp_path / "part-1.parquet")
+    ds = ray.data.read_parquet(list_shard_files([tmp_path])).select_columns(list(READ_COLUMNS))
+    assert sorted(r["sample_id"] for r in ds.take_all()) == sorted(r["sample_id"] for r in rows)
