@@ -172,9 +172,11 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
     # Accuracy is measured on valid clips only; a sample extracted from a clip the truth calls invalid
     # (no contact, left hand, corrupted) has nothing to compare with and is counted as a false positive.
     samples = [per_sample(r, truth[r["sample_id"]]) for r in rows if r["sample_id"] in valid]
-    groups = defaultdict(list)
+    groups, by_mapping = defaultdict(list), defaultdict(list)
     for s in samples:
         groups[(s["dataset"], s["backend"])].append(s)
+        # the headline contact-point error split by how the points reached v1 (the shard's contact_mapping)
+        by_mapping[f"{s['dataset']}/{s['contact_mapping'] or MAPPING_NOT_RECORDED}"].append(s["contact_point_error_pct"])
     extracted = {r["sample_id"] for r in rows} & valid
     err_by = {e["sample_id"]: f"{e['stage']}: {e['error'][:160]}" for e in errs}
     report = {
@@ -184,11 +186,7 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
         "invalid_clips_extracted": len({r["sample_id"] for r in rows} - valid),
         "valid_missed": {truth[s]["clip_id"]: err_by.get(s, "no sample and no error row") for s in sorted(valid - extracted)},
         "groups": {f"{d}/{b}": {m: _stats(s[m] for s in g) for m in METRICS} for (d, b), g in groups.items()},
-        # the headline contact-point error split by how the points reached v1 (the shard's contact_mapping)
-        "contact_point_error_by_mapping": {
-            f"{d}/{k}": _stats(s["contact_point_error_pct"] for s in samples
-                               if s["dataset"] == d and (s["contact_mapping"] or MAPPING_NOT_RECORDED) == k)
-            for d, k in sorted({(s["dataset"], s["contact_mapping"] or MAPPING_NOT_RECORDED) for s in samples})},
+        "contact_point_error_by_mapping": {k: _stats(v) for k, v in sorted(by_mapping.items())},
     }
     return report, samples, rows
 
