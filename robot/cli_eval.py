@@ -97,7 +97,7 @@ def _resolve(args, tau=None):
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                image_size=parse_size(args.size), checkpoint=ckpt,
-                               trajectory=tau.digest() if tau is not None else None)
+                               trajectory=tau.digest() if tau is not None else None, extra=_geometry_extra(robot))
                 return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
             meta = rd.read_meta()
@@ -273,6 +273,15 @@ def _robot_arg(robot: str) -> str:
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
     return str(Path(robot).resolve())
+
+
+def _geometry_extra(robot: str) -> dict:
+    """``RunMeta.extra`` for a new run on ``robot``: the YAML's executor/retarget sections (``{}`` in sim)."""
+    if robot in ("sim", "toy"):
+        return {}
+    from robot.config import geometry_record, load_robot_config
+
+    return geometry_record(load_robot_config(robot))
 
 
 def _finetune_seeds(rd) -> set[int]:

@@ -109,15 +109,15 @@ def build_meta(args):
         prior, checkpoint = "toy", None
     else:
         raise CommandError("choose a prior: --checkpoint DIR (affordance model), --prior oracle or --prior real-world-only")
-    robot = args.robot
+    robot, extra = args.robot, {}
     if robot not in ("sim", "toy"):
         if not Path(robot).is_file():
             raise CommandError(f"--robot {robot!r}: 'sim', 'toy' or an existing robot YAML file")
         from robot.base import ConfigError
-        from robot.config import load_robot_config
+        from robot.config import geometry_record, load_robot_config
 
         try:
-            load_robot_config(robot)  # validated before anything starts
+            extra = geometry_record(load_robot_config(robot))  # validated before anything starts
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         if prior == "oracle":
@@ -138,7 +138,8 @@ def build_meta(args):
               file=sys.stderr, flush=True)
     meta = RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
                    image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
-                   warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None)
+                   warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None,
+                   extra=extra)  # a robot YAML's executor/retarget sections: not resumed or evaluated under others
     return meta, tau
 
 

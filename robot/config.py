@@ -16,10 +16,26 @@ Layout (see ``robot/configs/lab_xarm6.yaml``)::
       default_speed_m_s: 0.10
       hand_lower: null                                        # 16 rad or null = the robot hand's limits
       hand_upper: null
+    executor:                                                 # optional: grasp geometry and pacing
+      contact_offset: [0.0, 0.0, 0.01]                        # μ in the wrist frame (m); see below
+      pregrasp_distance_m: 0.08
+      squeeze_rad: 0.2
+    retarget:                                                 # optional: MANO pose → this hand's joints
+      offset: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0, 0, 0]   # rad, HAND_JOINT_NAMES order
 
 The options of each device section (everything but ``backend`` and, for the camera, ``T_base_camera``)
 go to the backend's ``Config`` dataclass (:mod:`robot.registry`), which validates them. ``T_base_camera``
 is the 4×4 transform from the camera's OpenCV frame to the robot base frame (metres).
+
+``executor`` holds :class:`robot.executor.ExecutorConfig`'s fields (approach axis and contact offset in the
+wrist frame, pre-grasp distance, hover height, speeds, squeeze margin, closing time); the ones not given
+keep :data:`LAB_EXECUTOR_DEFAULTS` (the simulated hand's geometry: palm normal = wrist z, μ 1 cm in front
+of the palm) and ExecutorConfig's defaults. ``retarget`` holds :class:`deft_core.retarget.RetargetConfig`'s
+fields (``scale``/``offset``: 16 each, ``side_sign``, ``thumb_side_sign``, ``clip``, ``lower``/``upper``):
+a per-joint linear correction of the affordance model's retargeted hand pose for a hand whose joints do
+not match the human's one to one; absent = Appendix C's joint-to-joint map unchanged. Both only act on the
+lab robot (:class:`robot.real_env.RealFinetuneEnv`); a fine-tuning run records them (``RunMeta.extra``),
+so a run is not resumed or evaluated under other geometry.
 """
 
 from __future__ import annotations
@@ -36,6 +52,10 @@ from robot.base import ConfigError
 from robot.safety import ArmSafety, HandSafety
 
 _SELF_LOCATED_CAMERAS = ("sim", "fake")
+#: the lab robot's grasp geometry unless the YAML's ``executor`` section says otherwise: the wrist frame is the
+#: palm centre with the simulated hand's axes (z = palm normal = approach direction) and the contact point μ
+#: sits 1 cm in front of the palm (docs/finetune-cli.md, "The wrist frame")
+LAB_EXECUTOR_DEFAULTS = {"approach_axis": (0.0, 0.0, 1.0), "contact_offset": (0.0, 0.0, 0.01)}
 _SAFETY_KEYS = {"workspace", "table_z", "min_clearance_m", "max_step_m", "max_rot_step_rad", "max_speed_m_s",
                 "default_speed_m_s", "hand_lower", "hand_upper"}
 
@@ -99,6 +119,18 @@ class RobotConfig:
     arm_safety: ArmSafety = field(default_factory=ArmSafety)
     hand_safety: HandSafety = field(default_factory=HandSafety)
     path: Path | None = None
+    #: the YAML's ``executor`` section merged over :data:`LAB_EXECUTOR_DEFAULTS` (None: no section given)
+    executor: Any = None
+    #: the YAML's ``retarget`` section as a :class:`deft_core.retarget.RetargetConfig` (None: identity map)
+    retarget: Any = None
+    #: the two sections as written (JSON-able; what a run records so that it is not resumed under others)
+    geometry: dict = field(default_factory=dict)
+
+    def executor_config(self):
+        """The :class:`robot.executor.ExecutorConfig` grasps are executed with (the YAML's or the default)."""
+        from robot.executor import ExecutorConfig
+
+        return self.executor if self.executor is not None else ExecutorConfig(**LAB_EXECUTOR_DEFAULTS)
 
     def make_arm(self):
         from robot.registry import resolve
@@ -166,7 +198,7 @@ def parse_robot_config(data: Any, source: str = "<config>", validate_backends: b
     their options (used to inspect a file for a backend that is not installed here)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
-    known = {"name", "arm", "hand", "camera", "safety"}
+    known = {"name", "arm", "hand", "camera", "safety", "executor", "retarget"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown top-level field(s) {unknown}; known: {sorted(known)}")
@@ -177,7 +209,60 @@ def parse_robot_config(data: Any, source: str = "<config>", validate_backends: b
         raise ConfigError(f"{source}: name: must be a non-empty string")
     devices = {k: _device(k, data[k], f"{source}: {k}", validate_backends) for k in ("arm", "hand", "camera")}
     arm_safety, hand_safety = _safety(data.get("safety"), f"{source}: safety")
-    return RobotConfig(data["name"], devices["arm"], devices["hand"], devices["camera"], arm_safety, hand_safety)
+    executor, retarget, geometry = _geometry(data, source)
+    return RobotConfig(data["name"], devices["arm"], devices["hand"], devices["camera"], arm_safety, hand_safety,
+                       executor=executor, retarget=retarget, geometry=geometry)
+
+
+def _geometry(data: dict, source: str):
+    """The optional ``executor`` and ``retarget`` sections → (ExecutorConfig | None, RetargetConfig | None,
+    the sections as given). Each must be a mapping of its dataclass's fields; errors name the field."""
+    executor = retarget = None
+    geometry = {}
+    if data.get("executor") is not None:
+        from robot.executor import ExecutorConfig
+
+        raw = data["executor"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: executor: expected a mapping of ExecutorConfig fields, got {raw!r}")
+        executor = build_dataclass(ExecutorConfig, {**LAB_EXECUTOR_DEFAULTS, **raw}, f"{source}: executor")
+        geometry["executor"] = _plain(raw)
+    if data.get("retarget") is not None:
+        from deft_core.retarget import RetargetConfig
+
+        raw = data["retarget"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: retarget: expected a mapping of RetargetConfig fields, got {raw!r}")
+        retarget = build_dataclass(RetargetConfig, raw, f"{source}: retarget")
+        geometry["retarget"] = _plain(raw)
+    return executor, retarget, geometry
+
+
+def geometry_record(cfg: RobotConfig) -> dict:
+    """What a run records of the YAML's geometry (``RunMeta.extra``): ``{}`` when the YAML has neither
+    section, so runs made before these sections existed still match a YAML without them."""
+    return {"robot_geometry": cfg.geometry} if cfg.geometry else {}
+
+
+def check_geometry(cfg: RobotConfig, extra: dict, run: str) -> None:
+    """Refuse to execute a run's grasps under other ``executor``/``retarget`` settings than it was
+    fine-tuned with (its ε and δ̂ are residuals in that geometry); ``extra`` is the run's ``RunMeta.extra``."""
+    recorded = (extra or {}).get("robot_geometry", {})
+    if recorded != cfg.geometry:
+        names = sorted(k for k in set(recorded) | set(cfg.geometry) if recorded.get(k) != cfg.geometry.get(k))
+        detail = "; ".join(f"{k}: run has {recorded.get(k)!r}, YAML has {cfg.geometry.get(k)!r}" for k in names)
+        raise ConfigError(f"{cfg.path or cfg.name}: the {' and '.join(names)} section(s) differ from those run {run} "
+                          f"was fine-tuned with ({detail}); its residuals belong to that geometry: restore the "
+                          "section(s) or fine-tune a new run")
+
+
+def _plain(value: Any) -> Any:
+    """YAML data as plain JSON types (tuples → lists), for comparison with what a run recorded."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def load_robot_config(path: str | os.PathLike, validate_backends: bool = True) -> RobotConfig:

@@ -305,9 +305,12 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
                 "'deft-robot finetune --robot CONFIG.yaml' supplies them, 'deft-robot eval' on a lab robot is not "
                 "wired yet: evaluate in sim (--robot sim), or call robot.real_env.RealFinetuneEnv with an Operator "
                 "whose judge() asks for each trial's outcome")
+        from robot.config import check_geometry, load_robot_config
         from robot.real_env import RealFinetuneEnv
 
-        return RealFinetuneEnv(meta.robot, meta.task, prior=meta.prior, checkpoint=meta.checkpoint,
+        config = load_robot_config(meta.robot)
+        check_geometry(config, meta.extra, f"{meta.task}/{meta.prior}")  # a ConfigError (ValueError) names the sections
+        return RealFinetuneEnv(config, meta.task, prior=meta.prior, checkpoint=meta.checkpoint,
                                prior_seed=meta.seed, trajectory=trajectory, **real)
     import os
 

@@ -82,8 +82,9 @@ class RealFinetuneEnv:
     of :data:`REAL_PRIORS`; ``checkpoint``: the affordance export (prior ``affordance``); ``operator``:
     :class:`Operator` callbacks; ``locator``: an :class:`robot.locate.ObjectLocator` (None: the operator
     gives every box); ``object_prompt``: the locator's text (default: the task's object noun);
-    ``executor_config``: hand geometry and pacing (default: wrist frame = palm centre, μ 1 cm in front
-    of the palm along the approach axis, as the simulated hand); ``trajectory``: τ (default: the task's);
+    ``executor_config``: hand geometry and pacing (default: the YAML's ``executor`` section, else
+    :data:`robot.config.LAB_EXECUTOR_DEFAULTS` — wrist frame = palm centre, μ 1 cm in front of the palm along
+    the approach axis, as the simulated hand); the YAML's ``retarget`` section corrects the prior's hand pose; ``trajectory``: τ (default: the task's);
     ``prior_seed``: seeds the real-world-only prior; ``clock``: the executor's time source (default wall
     clock). Devices are connected here; a failure raises
     :class:`RobotConnectionError` after disconnecting whatever was already connected.
@@ -111,8 +112,9 @@ class RealFinetuneEnv:
         self.task, self.prior_name, self.prior_seed = task, prior, int(prior_seed)
         self.operator, self.locator, self.trajectory = operator, locator, trajectory
         self.object_prompt = object_prompt or get_task(task).noun
-        self.executor_config = executor_config or ExecutorConfig(approach_axis=(0.0, 0.0, 1.0),
-                                                                 contact_offset=(0.0, 0.0, 0.01))
+        self.executor_config = executor_config or self.config.executor_config()
+        #: the YAML's ``retarget`` correction of the prior's hand pose (None: Appendix C's joint map as is)
+        self.retarget = self.config.retarget
         self.max_locate_tries = int(max_locate_tries)
         self.clock = clock  # robot.executor.Clock (None: wall clock); tests pass one that does not sleep
         self._predictor = None
@@ -238,7 +240,7 @@ class RealFinetuneEnv:
         ex = obs.extras
         if self.prior_name == "real-world-only":
             return real_world_only_prior(ex, self.prior_seed)
-        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text)
+        return affordance_prior(self._predictor, obs.image, ex, self.task_def.text, retarget=self.retarget)
 
     def execute(self, grasp: GraspParams):
         """Run ξ and τ from the last reset → :class:`deft_core.finetune.loop.EpisodeResult`."""

@@ -8,7 +8,8 @@ import yaml
 
 from robot.backends.fake import FakeArm, FakeCamera, FakeHand
 from robot.base import ConfigError
-from robot.config import example_config_path, load_robot_config, parse_robot_config, update_robot_config
+from robot.config import (check_geometry, example_config_path, geometry_record, load_robot_config, parse_robot_config,
+                          update_robot_config)
 
 GOOD = {
     "name": "bench",
@@ -65,11 +66,41 @@ def test_sim_example_parses():
     (("safety", "max_speed"), 1.0, "unknown field(s) ['max_speed']"),
     (("safety", "hand_lower"), [0.0] * 15, "hand joint lower limits must be 16"),
     (("name",), KeyError, "missing required top-level field 'name'"),
+    (("executor",), {"speed": 1.0}, "executor: unknown field(s) ['speed']"),
+    (("executor",), {"approach_axis": [0, 0, 0]}, "executor: ExecutorConfig.approach_axis must be a non-zero 3-vector"),
+    (("executor",), {"contact_offset": [0, 0.01]}, "executor: ExecutorConfig.contact_offset must be 3 finite numbers"),
+    (("executor",), [0, 0, 0.01], "executor: expected a mapping of ExecutorConfig fields"),
+    (("retarget",), {"offset": [0.0] * 15}, "retarget: RetargetConfig.offset must be 16 finite numbers"),
+    (("retarget",), {"gain": 2.0}, "retarget: unknown field(s) ['gain']"),
 ])
 def test_bad_fields_are_named(path, value, needle):
     with pytest.raises(ConfigError) as info:
         parse_robot_config(_with(path, value), "bench.yaml")
     assert needle in str(info.value) and "bench.yaml" in str(info.value)
+
+
+def test_executor_and_retarget_sections_set_the_lab_geometry_and_are_recorded():
+    """The optional sections: given fields override the lab defaults (palm normal = wrist z, μ 1 cm in front
+    of the palm), the rest keep them; what a run records is exactly what the YAML said, and nothing for a
+    YAML without the sections (so runs from before the sections existed still match)."""
+    d = copy.deepcopy(GOOD)
+    d["executor"] = {"contact_offset": [0, 0, 0.03], "squeeze_rad": 0.3}
+    d["retarget"] = {"offset": [0.0] * 12 + [0.3, 0.0, 0.0, 0.0]}
+    cfg = parse_robot_config(d, "bench.yaml")
+    ex = cfg.executor_config()
+    assert ex.contact_offset == (0.0, 0.0, 0.03) and ex.squeeze_rad == 0.3
+    assert ex.approach_axis == (0.0, 0.0, 1.0) and ex.pregrasp_distance_m == 0.08
+    assert cfg.retarget.offset[12] == 0.3 and cfg.retarget.scale.tolist() == [1.0] * 16
+    assert geometry_record(cfg) == {"robot_geometry": {"executor": d["executor"], "retarget": d["retarget"]}}
+    plain = parse_robot_config(GOOD, "bench.yaml")
+    assert plain.executor is None and plain.retarget is None and geometry_record(plain) == {}
+    assert plain.executor_config().contact_offset == (0.0, 0.0, 0.01)   # the documented lab default
+    check_geometry(cfg, geometry_record(cfg), "pick_cup/affordance")      # same sections: accepted
+    check_geometry(plain, {}, "pick_cup/affordance")
+    with pytest.raises(ConfigError, match=r"executor and retarget section\(s\) differ from those run pick_cup/affordance"):
+        check_geometry(cfg, {}, "pick_cup/affordance")
+    with pytest.raises(ConfigError, match=r"the executor section\(s\) differ .*run has None"):
+        check_geometry(cfg, {"robot_geometry": {"retarget": d["retarget"]}}, "pick_cup/affordance")
 
 
 def test_bad_extrinsics_and_files(tmp_path):

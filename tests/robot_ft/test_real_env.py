@@ -286,3 +286,25 @@ def test_evaluation_on_the_real_env_uses_the_operators_judgement(tmp_path):
         env.close()
     assert [t.success for t in trials] == [True, False] and all(t.error is None for t in trials)
     assert trials[0].xi == trials[0].executed
+
+
+def test_the_yamls_executor_section_places_the_grasp(tmp_path):
+    """``executor.contact_offset`` in the robot YAML moves the commanded wrist: μ − R·offset (the default
+    puts μ 1 cm in front of the palm); the approach comes from pregrasp_distance_m back along the palm normal."""
+    yaml_text = FAKE_YAML + "executor: {contact_offset: [0.0, 0.0, 0.05], pregrasp_distance_m: 0.12}\n"
+    env = RealFinetuneEnv(write_yaml(tmp_path, yaml_text), "pick_cup", Operator(confirm=Script().confirm),
+                          prior="real-world-only", locator=RedBoxLocator(), clock=NoSleepClock())
+    try:
+        obs = env.reset(1, 0)
+        xi = env.prior(obs)
+        out = env.execute(xi)
+    finally:
+        env.close()
+    assert env.executor_config.contact_offset == (0.0, 0.0, 0.05) and out.info["error"] is None
+    from deft_core.geometry import euler_xyz_to_matrix
+
+    R = euler_xyz_to_matrix(xi.theta)
+    grasp = np.array(out.info["execution"]["grasp_pose"]["position"])
+    pre = np.array(out.info["execution"]["pregrasp_pose"]["position"])
+    assert np.allclose(grasp, xi.mu - R @ [0.0, 0.0, 0.05], atol=1e-9)
+    assert np.allclose(pre, grasp - 0.12 * R @ [0.0, 0.0, 1.0], atol=1e-9)

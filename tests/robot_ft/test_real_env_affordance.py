@@ -47,3 +47,24 @@ def test_affordance_prior_on_the_fake_robot(export_dir, tmp_path):
         assert out.info["error"] is None and out.info["prior"] == "affordance"
     finally:
         env.close()
+
+
+def test_the_yamls_retarget_section_reaches_the_prior(export_dir, tmp_path):
+    """``retarget`` in the robot YAML corrects the prior's hand: scale 0 and offset c give the hand c on every
+    joint (clipped to the hand's limits) whatever the model predicts; without it the joint map is unchanged."""
+    from deft_core.retarget import hand_joint_limits
+    from test_real_env import FAKE_YAML
+
+    yaml_text = FAKE_YAML + "retarget: {scale: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], offset: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]}\n"
+    hands = {}
+    for name, text in (("plain", FAKE_YAML), ("retarget", yaml_text)):
+        (tmp_path / name).mkdir()
+        env = RealFinetuneEnv(write_yaml(tmp_path / name, text), "pick_cup", Operator(confirm=lambda m: None),
+                              prior="affordance", checkpoint=export_dir, locator=RedBoxLocator(), clock=NoSleepClock())
+        try:
+            hands[name] = env.prior(env.reset(1, 0)).hand
+        finally:
+            env.close()
+    lo, hi = hand_joint_limits()
+    assert np.allclose(hands["retarget"], np.clip(0.5, lo, hi))
+    assert not np.allclose(hands["plain"], hands["retarget"])

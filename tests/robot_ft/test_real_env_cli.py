@@ -159,3 +159,24 @@ def test_calibrating_a_hand_the_backend_cannot_take_is_refused(capsys, tmp_path)
     assert main(["calibrate-hand", "--pairs", str(tmp_path / "pairs.json"), "--config", str(cfg)]) == 2
     assert "unknown field" in capsys.readouterr().err
     assert cfg.read_text() == before
+
+
+def test_a_run_keeps_the_yamls_geometry_and_refuses_other_geometry(monkeypatch, capsys, tmp_path):
+    """The YAML's executor/retarget sections are recorded in the run's meta; after the YAML changes, both
+    resuming the fine-tuning and evaluating the run are refused, naming the section (its residuals were
+    learned in the old geometry)."""
+    yaml_text = FAKE_YAML + "executor: {contact_offset: [0.0, 0.0, 0.02]}\n"
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n{BOX}\n0.4\n", yaml_text)
+    assert rc == 2 and "standard input closed" in out.err, out.err   # one episode, then stdin closes
+    meta = json.loads((tmp_path / "runs" / "pick_cup" / "real-world-only" / "run_meta.json").read_text())
+    assert meta["extra"] == {"robot_geometry": {"executor": {"contact_offset": [0.0, 0.0, 0.02]}}}
+    moved = FAKE_YAML + "executor: {contact_offset: [0.0, 0.0, 0.04]}\n"
+    rc, out = _run(monkeypatch, capsys, tmp_path, f"\n\n{BOX}\n0.4\n", moved)
+    assert rc == 2 and "belongs to a different run" in out.err and "robot_geometry" in out.err, out.err
+    assert len(_episodes(tmp_path)) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{BOX}\ny\n"))
+    rc = main(["eval", "--task", "pick_cup", "--policy", "affordance", "--prior", "real-world-only", "--out",
+               str(tmp_path / "runs"), "--segmenter", "operator", "--trials", "1", "--objects", "train"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the executor section(s) differ from those run pick_cup/real-world-only" in err, err
+    assert not (tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval" / "affordance_train.json").exists()
