@@ -84,7 +84,8 @@ class RealFinetuneEnv:
     gives every box); ``object_prompt``: the locator's text (default: the task's object noun);
     ``executor_config``: hand geometry and pacing (default: the YAML's ``executor`` section, else
     :data:`robot.config.LAB_EXECUTOR_DEFAULTS` — wrist frame = palm centre, μ 1 cm in front of the palm along
-    the approach axis, as the simulated hand); the YAML's ``retarget`` section corrects the prior's hand pose; ``trajectory``: τ (default: the task's);
+    the approach axis, as the simulated hand; the YAML's ``retarget`` section corrects the prior's hand
+    pose); ``trajectory``: τ (default: the task's);
     ``prior_seed``: seeds the real-world-only prior; ``clock``: the executor's time source (default wall
     clock). Devices are connected here; a failure raises
     :class:`RobotConnectionError` after disconnecting whatever was already connected.

@@ -55,7 +55,7 @@ def test_the_yamls_retarget_section_reaches_the_prior(export_dir, tmp_path):
     from deft_core.retarget import hand_joint_limits
     from test_real_env import FAKE_YAML
 
-    yaml_text = FAKE_YAML + "retarget: {scale: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], offset: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]}\n"
+    yaml_text = FAKE_YAML + f"retarget: {{scale: {[0] * 16}, offset: {[0.5] * 16}}}\n"
     hands = {}
     for name, text in (("plain", FAKE_YAML), ("retarget", yaml_text)):
         (tmp_path / name).mkdir()
