@@ -9,6 +9,7 @@ or an episode log, and the JSON names the file it came from.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from robot.evaluation import load_eval
@@ -366,9 +367,22 @@ def to_markdown(report: dict) -> str:
     return "\n".join(out)
 
 
+#: panels per row of the improvement-curves figure (seven tasks → two rows, readable on a laptop screen)
+CURVE_COLUMNS = 4
+
+
+def curve_colours(report: dict) -> dict[str, str]:
+    """One colour per curve label across every panel (real-world-only red, the others C0, C1, … in order of
+    first appearance), so the figure's single legend is true for every task."""
+    labels = dict.fromkeys(c["label"] for cur in report["curves"].values() for c in cur["runs"])
+    others = iter(f"C{i}" for i in (0, 2, 4, 1, 5, 6, 7, 8, 9))   # C3 is tab:red
+    return {label: "tab:red" if label == "real-world-only" else next(others) for label in labels}
+
+
 def plot_curves(report: dict, path: str | Path) -> Path | None:
-    """Figure 6 style: one panel per task, reward per episode (dots) and the running elite mean (line),
-    DEFT run(s) vs real-world-only. Returns None when no run has a log."""
+    """Figure 6 style: one panel per task (at most :data:`CURVE_COLUMNS` per row), reward per episode
+    (dots) and the running elite mean (line), DEFT run(s) vs real-world-only, one legend for the figure.
+    Returns None when no run has a log."""
     tasks = [t for t, c in report["curves"].items() if c["runs"]]
     if not tasks:
         return None
@@ -377,26 +391,43 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    ncol = min(CURVE_COLUMNS, len(tasks))
+    nrow = -(-len(tasks) // ncol)
+    spare = nrow * ncol > len(tasks)   # an empty panel holds the legend; else a strip below the panels
+    colours = curve_colours(report)
+    strip = 0.0 if spare else 0.8
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.1 * nrow + strip), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
         runs = report["curves"][task]["runs"]
         if report.get("pooled"):
-            _plot_pooled_curves(ax, runs)
+            _plot_pooled_curves(ax, runs, colours)
         else:
-            for i, c in enumerate(runs):
-                color = "tab:red" if c["label"] == "real-world-only" else f"C{i}"
-                ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=color)
-                ax.plot(c["episode"], c["elite_mean"], "-", color=color, label=c["label"] + " (elite mean)")
+            for c in runs:
+                colour = colours[c["label"]]
+                ax.plot(c["episode"], c["reward"], "o", ms=3, alpha=0.45, color=colour)
+                ax.plot(c["episode"], c["elite_mean"], "-", color=colour, label=c["label"] + " (elite mean)")
         ax.axvline(report["curves"][task]["runs"][0]["warmup"] + 0.5, color="grey", ls=":")
         ax.set_title(task)
         ax.set_xlabel("CEM episode")
         ax.set_ylabel("reward")
         ax.set_ylim(-0.05, 1.05)
-        ax.legend(fontsize=7, loc="lower right")
-    if report.get("pooled"):
-        fig.suptitle("thick line: the runs' elite mean averaged over the runs roots; thin: each run's; dots: mean "
-                     "reward per episode", fontsize=9)
-    fig.tight_layout()
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    handles = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    note = ("thick line: the runs' elite mean averaged over the runs roots; thin: each run's; dots: mean reward "
+            "per episode" if report.get("pooled") else "line: elite mean; dots: reward per episode")
+    note = "\n".join(textwrap.wrap(note + "; dotted: end of the warm-up", 60 if spare else 160))
+    if spare:
+        axes.flat[-1].legend(handles.values(), handles.keys(), loc="center", fontsize=8, frameon=False, title=note,
+                             title_fontsize=8)
+        fig.tight_layout()
+    else:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 4), fontsize=8,
+                   frameon=False, title=note, title_fontsize=8)
+        fig.tight_layout(rect=(0, strip / (3.1 * nrow + strip), 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -404,21 +435,20 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     return path
 
 
-def _plot_pooled_curves(ax, runs: list[dict]) -> None:
+def _plot_pooled_curves(ax, runs: list[dict], colours: dict[str, str]) -> None:
     """The curves of several runs roots on one panel: per label (DEFT, real-world-only) each run's elite
     mean thin, their mean thick, and the mean reward per episode over the runs as dots."""
     import numpy as np
 
-    labels = list(dict.fromkeys(c["label"] for c in runs))
-    for i, label in enumerate(labels):
+    for label in dict.fromkeys(c["label"] for c in runs):
         group = [c for c in runs if c["label"] == label]
-        color = "tab:red" if label == "real-world-only" else f"C{i}"
+        colour = colours[label]
         n = min(len(c["episode"]) for c in group)
         episodes = group[0]["episode"][:n]
         for c in group:
-            ax.plot(c["episode"], c["elite_mean"], "-", lw=0.8, alpha=0.3, color=color)
-        ax.plot(episodes, np.mean([c["reward"][:n] for c in group], axis=0), "o", ms=3, alpha=0.6, color=color)
-        ax.plot(episodes, np.mean([c["elite_mean"][:n] for c in group], axis=0), "-", lw=2.2, color=color,
+            ax.plot(c["episode"], c["elite_mean"], "-", lw=0.8, alpha=0.3, color=colour)
+        ax.plot(episodes, np.mean([c["reward"][:n] for c in group], axis=0), "o", ms=3, alpha=0.6, color=colour)
+        ax.plot(episodes, np.mean([c["elite_mean"][:n] for c in group], axis=0), "-", lw=2.2, color=colour,
                 label=f"{label}, {len(group)} runs")
 
 
@@ -652,4 +682,4 @@ def _write(report: dict, md_text: str, out: Path) -> dict:
     return {"markdown": md, "json": js, "png": png, "report": report}
 
 
-__all__ = ["collect", "pool", "pooled_markdown", "pattern", "why_not", "finetune_stats", "to_markdown", "plot_curves", "write_report", "fmt_cell", "MISSING"]
+__all__ = ["collect", "pool", "pooled_markdown", "pattern", "why_not", "finetune_stats", "to_markdown", "plot_curves", "curve_colours", "write_report", "fmt_cell", "MISSING"]

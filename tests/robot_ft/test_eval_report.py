@@ -738,3 +738,26 @@ def test_pooled_table2_counts_finetuning_over_the_roots(tmp_path):
 
     png = plot_curves(pooled, tmp_path / "curves.png")                 # one mean line per label, each run thin
     assert png.stat().st_size > 1000
+
+
+def test_curves_figure_wraps_its_panels_and_keeps_one_colour_per_label(tmp_path):
+    """Seven tasks: two rows of at most four panels (the legend in the spare panel), not one 29-inch row;
+    a label has the same colour in every panel, whatever order a task lists its runs in."""
+    import matplotlib.image as mpimg
+
+    from robot.reporting import curve_colours, plot_curves
+
+    def curve(label):
+        return {"label": label, "episode": list(range(1, 7)), "reward": [0, 1, 0, 1, 1, 1],
+                "elite_mean": [0, 0.5, 0.3, 0.5, 0.6, 0.8], "warmup": 2}
+
+    tasks = ["pick_cup", "pour_cup", "open_drawer", "pick_spoon", "stir_spoon", "pick_grape", "squeeze_lemon"]
+    report = {"curves": {t: {"runs": [curve("real-world-only"), curve("DEFT (affordance prior)")] if i % 2 else
+                             [curve("DEFT (affordance prior)"), curve("real-world-only")]} for i, t in enumerate(tasks)}}
+    colours = curve_colours(report)
+    assert colours["real-world-only"] == "tab:red" and colours["DEFT (affordance prior)"] not in ("tab:red", "C3")
+    h, w = mpimg.imread(plot_curves(report, tmp_path / "seven.png")).shape[:2]
+    assert (w, h) == (1680, 620)                          # 4 × 4.2 in by 2 × 3.1 in at 100 dpi
+    four = {"curves": {t: report["curves"][t] for t in tasks[:4]}}
+    h, w = mpimg.imread(plot_curves(four, tmp_path / "four.png")).shape[:2]
+    assert (w, h) == (1680, 390)                          # one full row, the legend in a strip below
