@@ -134,5 +134,9 @@ class FrozenResNet18(nn.Module):
 def build_encoder(config: EncoderConfig) -> nn.Module:
     """The encoder module for ``config`` (weights random unless ``config.weights`` is given)."""
     if config.kind == "small_cnn":
-        return SmallCNN(config.feature_dim)
+        net = SmallCNN(config.feature_dim)
+        if not config.trainable:  # random features, kept fixed: no gradient, nothing for the optimiser
+            for p in net.parameters():
+                p.requires_grad_(False)
+        return net
     return FrozenResNet18(config.weights)

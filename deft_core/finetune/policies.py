@@ -244,7 +244,10 @@ class ResidualPolicy(ABC):
         target_n = net.target_norm(torch.as_tensor(target, dtype=torch.float32))
         reward_n = net.reward_norm(torch.as_tensor(reward, dtype=torch.float32))
         trainable_encoder = self.config.encoder.trainable and self.needs_training
-        frozen_feats = None if trainable_encoder else net.encoder(images)
+        frozen_feats = None
+        if not trainable_encoder:  # computed once, outside autograd (a graph kept across steps broke backward)
+            with torch.no_grad():
+                frozen_feats = net.encoder(images)
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay) if params else None
         gen = torch.Generator().manual_seed(self.config.seed)

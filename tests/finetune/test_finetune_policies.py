@@ -192,6 +192,23 @@ def test_resnet18_encoder_with_local_weights(tmp_path, image_conditioned):
         tiny("deft", encoder=enc).fit(image_conditioned)
 
 
+@pytest.mark.parametrize("kind", ["deft", "mlp"])
+def test_frozen_small_cnn_trains_the_rest_and_keeps_its_random_features(kind, image_conditioned, tmp_path):
+    """``EncoderConfig(trainable=False)``: the small CNN's random features are computed once and never change
+    (its first fit died in the second backward: the features had been computed with a graph)."""
+    policy = tiny(kind, encoder=EncoderConfig(kind="small_cnn", image_size=32, trainable=False), steps=30)
+    policy.net = policy.build()  # the same initialisation fit() starts from (seeded)
+    before = {k: v.clone() for k, v in policy.net.encoder.state_dict().items()}
+    metrics = policy.fit(image_conditioned)
+    assert metrics["final_loss"] < metrics["initial_loss"]
+    after = policy.net.encoder.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(p.requires_grad for p in policy.net.encoder.parameters())
+    save_policy(policy, tmp_path / "ckpt")
+    xi = np.zeros(GRASP_DIM)
+    assert np.array_equal(load_policy(tmp_path / "ckpt").act(_image(220), xi), policy.act(_image(220), xi))
+
+
 def test_distill_from_a_finetuning_log(tmp_path, toy_env_cls):
     from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.loop import FinetuneConfig, run_finetune
