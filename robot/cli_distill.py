@@ -6,6 +6,7 @@ Examples::
     deft-robot distill --task pick_cup --kind all                   # deft, mlp, transformer, direct, mean
     deft-robot distill --task pick_cup --prior real-world-only      # the baseline's run
     deft-robot distill --task pick_cup --run runs/pick_cup/oracle --kind mlp
+    deft-robot distill --task pick_cup --encoder resnet18 --encoder-weights resnet18_imagenet.safetensors
 
 Kinds: ``deft`` (conditional VAE on the top-10 episodes, c = (φ(I₀), ξ)), ``mlp`` (residual regressor),
 ``transformer`` (reward-conditioned, all episodes, queried with the best reward), ``direct`` (VAE over ξ
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 HELP = "distil a fine-tuning run's best episodes into a residual policy (cVAE or an ablation)"
 KINDS = ("deft", "mlp", "transformer", "direct", "mean")
@@ -30,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
     parser.add_argument("--steps", type=int, help="training steps (default: the kind's default, 600)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--encoder", choices=("small_cnn", "resnet18"), default="small_cnn",
+                        help="φ(I₀), the image encoder of the policies that read the image: small_cnn (default, "
+                             "trained with the policy) or resnet18 (frozen; torchvision's ResNet-18 trunk)")
+    parser.add_argument("--encoder-weights", metavar="FILE",
+                        help="resnet18: a local .safetensors of torchvision's resnet18 (e.g. ImageNet); without it "
+                             "the weights are random. Never downloaded; stored in the policy checkpoint")
+    parser.add_argument("--freeze-encoder", action="store_true",
+                        help="small_cnn: keep its random initialisation instead of training it with the policy")
     parser.add_argument("--allow-partial", action="store_true", help="distil a run that has not finished its N episodes")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
@@ -42,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
     _check_task(args.task)
     if args.steps is not None and args.steps < 1:
         raise CommandError(f"--steps must be >= 1, got {args.steps}")
+    if args.encoder != "resnet18" and args.encoder_weights:
+        raise CommandError("--encoder-weights is for --encoder resnet18 (the small CNN starts from random weights)")
+    if args.encoder == "resnet18" and args.freeze_encoder:
+        raise CommandError("--freeze-encoder is for --encoder small_cnn (resnet18 is always frozen)")
+    if args.encoder_weights and not Path(args.encoder_weights).is_file():
+        raise CommandError(f"--encoder-weights {args.encoder_weights}: no such file (a .safetensors state dict of "
+                           "torchvision's resnet18)")
     limit_threads(args.threads)
     try:
         rd = resolve_run(args.out, args.task, args.run, args.prior)
@@ -72,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         config = replace(policy_class(kind).default_config(), seed=args.seed)
         if args.steps is not None:
             config = replace(config, steps=args.steps)
+        if args.encoder == "resnet18" or args.freeze_encoder:
+            config = replace(config, encoder=replace(
+                config.encoder, kind=args.encoder, trainable=not args.freeze_encoder,
+                weights=str(Path(args.encoder_weights).resolve()) if args.encoder_weights else None))
         t0 = time.perf_counter()
         try:
             policy, metrics = distill_from_log(rd.finetune_dir, rd.policy_dir(kind), kind=kind, config=config)

@@ -112,7 +112,10 @@ class FrozenResNet18(nn.Module):
                                         "of torchvision's resnet18; set weights=None for random features)")
             from safetensors.torch import load_file
 
-            state = {k: v for k, v in load_file(str(path)).items() if not k.startswith("fc.")}
+            try:
+                state = {k: v for k, v in load_file(str(path)).items() if not k.startswith("fc.")}
+            except Exception as exc:  # noqa: BLE001 — safetensors' own error type: not a safetensors file
+                raise ValueError(f"{path} is not a readable .safetensors file: {exc}") from None
             missing, unexpected = net.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise ValueError(f"{path} is not a resnet18 state dict: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -761,3 +761,36 @@ def test_curves_figure_wraps_its_panels_and_keeps_one_colour_per_label(tmp_path)
     four = {"curves": {t: report["curves"][t] for t in tasks[:4]}}
     h, w = mpimg.imread(plot_curves(four, tmp_path / "four.png")).shape[:2]
     assert (w, h) == (1680, 390)                          # one full row, the legend in a strip below
+
+
+def test_distill_chooses_the_image_encoder(tmp_path, capsys):
+    """--encoder resnet18 [--encoder-weights FILE] and --freeze-encoder reach the policy's checkpoint (and
+    the checkpoint evaluates); wrong combinations and a missing or unreadable weights file are one-line errors."""
+    torchvision = pytest.importorskip("torchvision")
+    from safetensors.torch import save_file
+
+    from deft_core.finetune.policy_checkpoint import load_policy
+
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "4", "--warmup", "2", "--elites", "2", "--out", out]) == 0
+    policy_dir = tmp_path / "runs" / "pick_cup" / "toy" / "policies" / "deft"
+    base = ["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "3", "--out", out]
+    assert main([*base, "--freeze-encoder"]) == 0
+    enc = load_policy(policy_dir).config.encoder
+    assert (enc.kind, enc.trainable) == ("small_cnn", False)
+    net = torchvision.models.resnet18(weights=None)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "r18.safetensors"))
+    assert main([*base, "--encoder", "resnet18", "--encoder-weights", str(tmp_path / "r18.safetensors")]) == 0
+    policy = load_policy(policy_dir)
+    assert policy.config.encoder.kind == "resnet18"
+    assert (policy.net.encoder.net.conv1.weight == net.conv1.weight).all()
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--out", out, "--trials", "2"]) == 0
+    capsys.readouterr()
+    for extra, needle in ((["--encoder-weights", str(tmp_path / "r18.safetensors")], "is for --encoder resnet18"),
+                          (["--encoder", "resnet18", "--freeze-encoder"], "is for --encoder small_cnn"),
+                          (["--encoder", "resnet18", "--encoder-weights", str(tmp_path / "nope.safetensors")], "no such file")):
+        assert main([*base, *extra]) == 2
+        assert needle in capsys.readouterr().err
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert main([*base, "--encoder", "resnet18", "--encoder-weights", str(tmp_path / "junk.safetensors")]) == 2
+    assert "is not a readable .safetensors file" in capsys.readouterr().err
