@@ -88,11 +88,20 @@ class RetargetConfig:
             if v.shape != (N_HAND,) or not np.all(np.isfinite(v)):
                 raise ValueError(f"RetargetConfig.{name} must be {N_HAND} finite numbers, got {getattr(self, name)!r}")
             setattr(self, name, v)
+        for name in ("side_sign", "thumb_side_sign"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or v not in (-1, 1):
+                raise ValueError(f"RetargetConfig.{name} must be 1 or -1, got {v!r}")
+            setattr(self, name, float(v))
+        if not isinstance(self.clip, (bool, np.bool_)):
+            raise ValueError(f"RetargetConfig.clip must be true or false, got {self.clip!r}")
+        self.clip = bool(self.clip)
         lo, hi = hand_joint_limits()
-        self.lower = lo if self.lower is None else np.asarray(self.lower, dtype=np.float64)
-        self.upper = hi if self.upper is None else np.asarray(self.upper, dtype=np.float64)
-        if self.lower.shape != (N_HAND,) or self.upper.shape != (N_HAND,) or np.any(self.lower > self.upper):
-            raise ValueError("RetargetConfig.lower/upper must be 16 limits each with lower <= upper")
+        self.lower = lo if self.lower is None else np.asarray(self.lower, dtype=np.float64).reshape(-1)
+        self.upper = hi if self.upper is None else np.asarray(self.upper, dtype=np.float64).reshape(-1)
+        if self.lower.shape != (N_HAND,) or self.upper.shape != (N_HAND,) or not np.all(np.isfinite(self.lower)) \
+                or not np.all(np.isfinite(self.upper)) or np.any(self.lower > self.upper):
+            raise ValueError("RetargetConfig.lower/upper must be 16 finite limits each with lower <= upper")
 
 
 def anatomical_to_hand(angles: np.ndarray, config: RetargetConfig | None = None) -> np.ndarray:

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         config = replace(policy_class(kind).default_config(), seed=args.seed)
         if args.steps is not None:
             config = replace(config, steps=args.steps)
-        if args.encoder == "resnet18" or args.freeze_encoder:
+        if (args.encoder == "resnet18" or args.freeze_encoder) and policy_class(kind).needs_training:  # not `mean`
             config = replace(config, encoder=replace(
                 config.encoder, kind=args.encoder, trainable=not args.freeze_encoder,
                 weights=str(Path(args.encoder_weights).resolve()) if args.encoder_weights else None))

@@ -97,7 +97,7 @@ def _resolve(args, tau=None):
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                image_size=parse_size(args.size), checkpoint=ckpt,
-                               trajectory=tau.digest() if tau is not None else None, extra=_geometry_extra(robot))
+                               trajectory=tau.digest() if tau is not None else None, extra=_geometry_extra(robot, prior))
                 return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
             meta = rd.read_meta()
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {logs[objects].dropped}", file=sys.stderr, flush=True)
     for objects in splits:
         try:
-            env = open_env(meta, objects, runner=runner, real=real, trajectory=tau)
+            env = open_env(meta, objects, runner=runner, real=real, trajectory=tau, run=str(rd.path))
         except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError, OSError) as exc:
             raise CommandError(str(exc)) from None  # e.g. a bad checkpoint, an unreachable robot
         if new:  # the environment opened: now the new run exists
@@ -275,13 +275,14 @@ def _robot_arg(robot: str) -> str:
     return str(Path(robot).resolve())
 
 
-def _geometry_extra(robot: str) -> dict:
-    """``RunMeta.extra`` for a new run on ``robot``: the YAML's executor/retarget sections (``{}`` in sim)."""
+def _geometry_extra(robot: str, prior: str) -> dict:
+    """``RunMeta.extra`` for a new run on ``robot`` with ``prior``: the YAML's executor/retarget settings that
+    act on that prior (``{}`` in sim)."""
     if robot in ("sim", "toy"):
         return {}
     from robot.config import geometry_record, load_robot_config
 
-    return geometry_record(load_robot_config(robot))
+    return geometry_record(load_robot_config(robot), prior)
 
 
 def _finetune_seeds(rd) -> set[int]:

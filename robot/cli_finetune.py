@@ -117,13 +117,14 @@ def build_meta(args):
         from robot.config import geometry_record, load_robot_config
 
         try:
-            extra = geometry_record(load_robot_config(robot))  # validated before anything starts
+            config = load_robot_config(robot)  # validated before anything starts
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         if prior == "oracle":
             raise CommandError("--prior oracle reads the simulator's state; on a robot use --checkpoint DIR or "
                                "--prior real-world-only")
         robot = str(Path(robot).resolve())
+        extra = geometry_record(config, prior)  # the YAML's executor/retarget settings that act on this prior
     reward = args.reward or ("operator" if robot not in ("sim", "toy") else "sim")
     if reward == "sim" and robot not in ("sim", "toy"):
         raise CommandError("--reward sim needs the simulator; on a robot use operator, r3m or resnet")
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     from robot.evaluation import open_env
 
     try:
-        env = open_env(meta, real=real, trajectory=tau)  # a robot that cannot be reached fails here: nothing is written
+        env = open_env(meta, real=real, trajectory=tau, run=str(rd.path))  # an unreachable robot fails here: nothing written
     except (NotImplementedError, ValueError, FileNotFoundError, ConnectionError) as exc:  # e.g. a bad checkpoint
         raise CommandError(str(exc)) from None
     limit_threads(args.threads)

@@ -34,8 +34,9 @@ of the palm) and ExecutorConfig's defaults. ``retarget`` holds :class:`deft_core
 fields (``scale``/``offset``: 16 each, ``side_sign``, ``thumb_side_sign``, ``clip``, ``lower``/``upper``):
 a per-joint linear correction of the affordance model's retargeted hand pose for a hand whose joints do
 not match the human's one to one; absent = Appendix C's joint-to-joint map unchanged. Both only act on the
-lab robot (:class:`robot.real_env.RealFinetuneEnv`); a fine-tuning run records them (``RunMeta.extra``),
-so a run is not resumed or evaluated under other geometry.
+lab robot (:class:`robot.real_env.RealFinetuneEnv`); a fine-tuning run records the resolved settings that
+differ from the defaults and act on its prior (``RunMeta.extra``; ``retarget`` only for the affordance
+prior), so a run is not resumed or evaluated under other geometry.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ class RobotConfig:
     arm_safety: ArmSafety = field(default_factory=ArmSafety)
     hand_safety: HandSafety = field(default_factory=HandSafety)
     path: Path | None = None
-    #: the YAML's ``executor`` section merged over :data:`LAB_EXECUTOR_DEFAULTS` (None: no section given)
+    #: the YAML's ``executor`` section merged over :data:`LAB_EXECUTOR_DEFAULTS` (None: no section, or one that
+    #: restates the defaults)
     executor: Any = None
     #: the YAML's ``retarget`` section as a :class:`deft_core.retarget.RetargetConfig` (None: identity map)
     retarget: Any = None
-    #: the two sections as written (JSON-able; what a run records so that it is not resumed under others)
+    #: the two sections' resolved settings that differ from the defaults (JSON-able; what a run records so
+    #: that it is not resumed or evaluated under others)
     geometry: dict = field(default_factory=dict)
 
     def executor_config(self):
@@ -216,7 +219,9 @@ def parse_robot_config(data: Any, source: str = "<config>", validate_backends: b
 
 def _geometry(data: dict, source: str):
     """The optional ``executor`` and ``retarget`` sections → (ExecutorConfig | None, RetargetConfig | None,
-    the sections as given). Each must be a mapping of its dataclass's fields; errors name the field."""
+    the resolved settings that differ from the defaults). Each section must be a mapping of its dataclass's
+    fields; errors name the field. A section that resolves to the defaults (empty, or restating them) is
+    the same as no section, so it neither changes the grasps nor makes a run refuse the file."""
     executor = retarget = None
     geometry = {}
     if data.get("executor") is not None:
@@ -226,7 +231,12 @@ def _geometry(data: dict, source: str):
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: executor: expected a mapping of ExecutorConfig fields, got {raw!r}")
         executor = build_dataclass(ExecutorConfig, {**LAB_EXECUTOR_DEFAULTS, **raw}, f"{source}: executor")
-        geometry["executor"] = _plain(raw)
+        resolved, default = _settings(executor), _settings(ExecutorConfig(**LAB_EXECUTOR_DEFAULTS))
+        changed = {k: v for k, v in resolved.items() if v != default[k]}
+        if changed:
+            geometry["executor"] = changed
+        else:
+            executor = None
     if data.get("retarget") is not None:
         from deft_core.retarget import RetargetConfig
 
@@ -234,35 +244,63 @@ def _geometry(data: dict, source: str):
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: retarget: expected a mapping of RetargetConfig fields, got {raw!r}")
         retarget = build_dataclass(RetargetConfig, raw, f"{source}: retarget")
-        geometry["retarget"] = _plain(raw)
+        resolved, default = _settings(retarget), _settings(RetargetConfig())
+        changed = {k: v for k, v in resolved.items() if v != default[k]}
+        if changed:
+            geometry["retarget"] = changed
+        else:
+            retarget = None
     return executor, retarget, geometry
 
 
-def geometry_record(cfg: RobotConfig) -> dict:
-    """What a run records of the YAML's geometry (``RunMeta.extra``): ``{}`` when the YAML has neither
-    section, so runs made before these sections existed still match a YAML without them."""
-    return {"robot_geometry": cfg.geometry} if cfg.geometry else {}
+#: the sections that act on each prior's grasps (``retarget`` corrects the MANO pose the affordance model
+#: predicts; the real-world-only prior's half-closed hand is given in robot joints)
+GEOMETRY_SECTIONS = {"affordance": ("executor", "retarget")}
 
 
-def check_geometry(cfg: RobotConfig, extra: dict, run: str) -> None:
+def _relevant(geometry: dict, prior: str) -> dict:
+    return {k: v for k, v in geometry.items() if k in GEOMETRY_SECTIONS.get(prior, ("executor",))}
+
+
+def geometry_record(cfg: RobotConfig, prior: str) -> dict:
+    """What a run with ``prior`` records of the YAML's geometry (``RunMeta.extra``): the settings that differ
+    from the defaults and act on that prior's grasps; ``{}`` when none do, so runs made before these sections
+    existed still match a YAML without them."""
+    relevant = _relevant(cfg.geometry, prior)
+    return {"robot_geometry": relevant} if relevant else {}
+
+
+def check_geometry(cfg: RobotConfig, extra: dict, prior: str, run: str) -> None:
     """Refuse to execute a run's grasps under other ``executor``/``retarget`` settings than it was
-    fine-tuned with (its ε and δ̂ are residuals in that geometry); ``extra`` is the run's ``RunMeta.extra``."""
+    fine-tuned with (its ε and δ̂ are residuals in that geometry); ``extra`` is the run's ``RunMeta.extra``,
+    ``prior`` its prior, ``run`` its directory (for the message)."""
     recorded = (extra or {}).get("robot_geometry", {})
-    if recorded != cfg.geometry:
-        names = sorted(k for k in set(recorded) | set(cfg.geometry) if recorded.get(k) != cfg.geometry.get(k))
-        detail = "; ".join(f"{k}: run has {recorded.get(k)!r}, YAML has {cfg.geometry.get(k)!r}" for k in names)
-        raise ConfigError(f"{cfg.path or cfg.name}: the {' and '.join(names)} section(s) differ from those run {run} "
-                          f"was fine-tuned with ({detail}); its residuals belong to that geometry: restore the "
-                          "section(s) or fine-tune a new run")
+    now = _relevant(cfg.geometry, prior)
+    if recorded != now:
+        names = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+        detail = "; ".join(f"{k}: run has {recorded.get(k)!r}, YAML has {now.get(k)!r}" for k in names)
+        raise ConfigError(f"{cfg.path or cfg.name}: the {' and '.join(names)} section(s) differ from those the run "
+                          f"{run} was fine-tuned with ({detail}; None = the defaults); its residuals belong to that "
+                          "geometry: restore the section(s) or fine-tune a new run")
+
+
+def _settings(config) -> dict:
+    """A config dataclass's init fields as plain JSON values (floats, lists, bools)."""
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config) if f.init}
 
 
 def _plain(value: Any) -> Any:
-    """YAML data as plain JSON types (tuples → lists), for comparison with what a run recorded."""
+    """Resolved settings as plain JSON types (tuples and arrays → lists, numpy scalars → Python numbers, ints
+    of float fields → floats), so that what a run recorded compares equal after the JSON round trip."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_plain(v) for v in value]
-    return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value) if isinstance(value, (float, np.floating)) else int(value)
+    return value
 
 
 def load_robot_config(path: str | os.PathLike, validate_backends: bool = True) -> RobotConfig:

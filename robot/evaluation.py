@@ -283,7 +283,8 @@ def load_eval(path: str | Path) -> dict:
     return data
 
 
-def open_env(meta, objects: str | None = None, runner=None, real: dict | None = None, trajectory=None):
+def open_env(meta, objects: str | None = None, runner=None, real: dict | None = None, trajectory=None,
+             run: str | None = None):
     """The environment of a run (:class:`robot.runs.RunMeta`): ``sim`` → :class:`robot.sim_env.SimFinetuneEnv`
     with the run's prior (``objects`` overrides the run's split), ``toy`` → the simulator-free
     :class:`deft_core.finetune.toy_env.ToyEnv` (tests and demos; its own prior, no object split), a robot
@@ -309,7 +310,8 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
         from robot.real_env import RealFinetuneEnv
 
         config = load_robot_config(meta.robot)
-        check_geometry(config, meta.extra, f"{meta.task}/{meta.prior}")  # a ConfigError (ValueError) names the sections
+        # a ConfigError (ValueError) naming the sections; ``run``: the run directory, for the message
+        check_geometry(config, meta.extra, meta.prior, run or f"{meta.task}/{meta.prior}")
         return RealFinetuneEnv(config, meta.task, prior=meta.prior, checkpoint=meta.checkpoint,
                                prior_seed=meta.seed, trajectory=trajectory, **real)
     import os

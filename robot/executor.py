@@ -61,9 +61,19 @@ class ExecutorConfig:
         if c.shape != (3,) or not np.isfinite(c).all():
             raise ValueError(f"ExecutorConfig.contact_offset must be 3 finite numbers (m), got {self.contact_offset!r}")
         self.contact_offset = tuple(c)
+        for name in ("pregrasp_distance_m", "hover_z_m", "transit_speed_m_s", "approach_speed_m_s",
+                     "trajectory_speed_m_s", "squeeze_rad", "close_time_s", "settle_s"):
+            v = getattr(self, name)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(v):
+                raise ValueError(f"ExecutorConfig.{name} must be a finite number, got {v!r}")
+            setattr(self, name, float(v))
         for name in ("pregrasp_distance_m", "transit_speed_m_s", "approach_speed_m_s", "trajectory_speed_m_s", "close_time_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ExecutorConfig.{name} must be positive, got {getattr(self, name)!r}")
+        if isinstance(self.close_steps, (bool, np.bool_)) or not isinstance(self.close_steps, (int, np.integer)):
+            raise ValueError(f"ExecutorConfig.close_steps must be a whole number, got {self.close_steps!r}")
+        self.close_steps = int(self.close_steps)
         if self.close_steps < 1 or self.settle_s < 0 or self.squeeze_rad < 0:
             raise ValueError("ExecutorConfig: close_steps >= 1, settle_s >= 0 and squeeze_rad >= 0 are required")
 

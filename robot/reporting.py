@@ -395,12 +395,13 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     nrow = -(-len(tasks) // ncol)
     spare = nrow * ncol > len(tasks)   # an empty panel holds the legend; else a strip below the panels
     colours = curve_colours(report)
+    names = _pooled_legend_names(report, tasks) if report.get("pooled") else {}
     strip = 0.0 if spare else 0.8
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.1 * nrow + strip), squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         runs = report["curves"][task]["runs"]
         if report.get("pooled"):
-            _plot_pooled_curves(ax, runs, colours)
+            _plot_pooled_curves(ax, runs, colours, names)
         else:
             for c in runs:
                 colour = colours[c["label"]]
@@ -435,7 +436,19 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     return path
 
 
-def _plot_pooled_curves(ax, runs: list[dict], colours: dict[str, str]) -> None:
+def _pooled_legend_names(report: dict, tasks: list[str]) -> dict[str, str]:
+    """Legend text per label: ``"<label>, 5 runs"``, or ``"<label>, 3–5 runs per task"`` when tasks differ
+    (one legend serves every panel, so the count cannot be one panel's)."""
+    counts: dict[str, set] = {}
+    for t in tasks:
+        runs = report["curves"][t]["runs"]
+        for label in dict.fromkeys(c["label"] for c in runs):
+            counts.setdefault(label, set()).add(sum(c["label"] == label for c in runs))
+    return {label: f"{label}, {min(n)} runs" if len(n) == 1 else f"{label}, {min(n)}–{max(n)} runs per task"
+            for label, n in counts.items()}
+
+
+def _plot_pooled_curves(ax, runs: list[dict], colours: dict[str, str], names: dict[str, str]) -> None:
     """The curves of several runs roots on one panel: per label (DEFT, real-world-only) each run's elite
     mean thin, their mean thick, and the mean reward per episode over the runs as dots."""
     import numpy as np
@@ -449,7 +462,7 @@ def _plot_pooled_curves(ax, runs: list[dict], colours: dict[str, str]) -> None:
             ax.plot(c["episode"], c["elite_mean"], "-", lw=0.8, alpha=0.3, color=colour)
         ax.plot(episodes, np.mean([c["reward"][:n] for c in group], axis=0), "o", ms=3, alpha=0.6, color=colour)
         ax.plot(episodes, np.mean([c["elite_mean"][:n] for c in group], axis=0), "-", lw=2.2, color=colour,
-                label=f"{label}, {len(group)} runs")
+                label=names.get(label, label))
 
 
 def _pool_cells(cells: list[dict | None]) -> dict | None:

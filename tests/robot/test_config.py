@@ -1,6 +1,7 @@
 """Robot configuration files: the bundled examples load, and every bad field is named in the error."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -72,6 +73,12 @@ def test_sim_example_parses():
     (("executor",), [0, 0, 0.01], "executor: expected a mapping of ExecutorConfig fields"),
     (("retarget",), {"offset": [0.0] * 15}, "retarget: RetargetConfig.offset must be 16 finite numbers"),
     (("retarget",), {"gain": 2.0}, "retarget: unknown field(s) ['gain']"),
+    (("executor",), {"squeeze_rad": float("nan")}, "executor: ExecutorConfig.squeeze_rad must be a finite number"),
+    (("executor",), {"hover_z_m": "abc"}, "executor: ExecutorConfig.hover_z_m must be a finite number"),
+    (("executor",), {"close_steps": 2.5}, "executor: ExecutorConfig.close_steps must be a whole number"),
+    (("retarget",), {"side_sign": "abc"}, "retarget: RetargetConfig.side_sign must be 1 or -1"),
+    (("retarget",), {"clip": "no"}, "retarget: RetargetConfig.clip must be true or false"),
+    (("retarget",), {"lower": [float("nan")] * 16}, "retarget: RetargetConfig.lower/upper must be 16 finite limits"),
 ])
 def test_bad_fields_are_named(path, value, needle):
     with pytest.raises(ConfigError) as info:
@@ -81,8 +88,9 @@ def test_bad_fields_are_named(path, value, needle):
 
 def test_executor_and_retarget_sections_set_the_lab_geometry_and_are_recorded():
     """The optional sections: given fields override the lab defaults (palm normal = wrist z, μ 1 cm in front
-    of the palm), the rest keep them; what a run records is exactly what the YAML said, and nothing for a
-    YAML without the sections (so runs from before the sections existed still match)."""
+    of the palm), the rest keep them. A run records the resolved settings that differ from the defaults and
+    act on its prior (retarget only for the affordance prior), as plain numbers; nothing for a YAML without
+    the sections, an empty one or one restating the defaults (so those all match runs made without them)."""
     d = copy.deepcopy(GOOD)
     d["executor"] = {"contact_offset": [0, 0, 0.03], "squeeze_rad": 0.3}
     d["retarget"] = {"offset": [0.0] * 12 + [0.3, 0.0, 0.0, 0.0]}
@@ -91,16 +99,25 @@ def test_executor_and_retarget_sections_set_the_lab_geometry_and_are_recorded():
     assert ex.contact_offset == (0.0, 0.0, 0.03) and ex.squeeze_rad == 0.3
     assert ex.approach_axis == (0.0, 0.0, 1.0) and ex.pregrasp_distance_m == 0.08
     assert cfg.retarget.offset[12] == 0.3 and cfg.retarget.scale.tolist() == [1.0] * 16
-    assert geometry_record(cfg) == {"robot_geometry": {"executor": d["executor"], "retarget": d["retarget"]}}
+    geometry = {"executor": {"contact_offset": [0.0, 0.0, 0.03], "squeeze_rad": 0.3},
+                "retarget": {"offset": [0.0] * 12 + [0.3, 0.0, 0.0, 0.0]}}
+    assert geometry_record(cfg, "affordance") == {"robot_geometry": geometry}
+    assert geometry_record(cfg, "real-world-only") == {"robot_geometry": {"executor": geometry["executor"]}}
+    assert json.loads(json.dumps(geometry_record(cfg, "affordance"))) == geometry_record(cfg, "affordance")
     plain = parse_robot_config(GOOD, "bench.yaml")
-    assert plain.executor is None and plain.retarget is None and geometry_record(plain) == {}
+    assert plain.executor is None and plain.retarget is None and geometry_record(plain, "affordance") == {}
     assert plain.executor_config().contact_offset == (0.0, 0.0, 0.01)   # the documented lab default
-    check_geometry(cfg, geometry_record(cfg), "pick_cup/affordance")      # same sections: accepted
-    check_geometry(plain, {}, "pick_cup/affordance")
-    with pytest.raises(ConfigError, match=r"executor and retarget section\(s\) differ from those run pick_cup/affordance"):
-        check_geometry(cfg, {}, "pick_cup/affordance")
+    same = {**copy.deepcopy(GOOD), "executor": {"contact_offset": [0, 0, "1e-2"], "squeeze_rad": 0.2}, "retarget": {}}
+    same = parse_robot_config(same, "bench.yaml")                        # (YAML reads 1e-2 as a string)
+    assert same.geometry == {} and same.executor is None and same.retarget is None
+    check_geometry(cfg, geometry_record(cfg, "affordance"), "affordance", "runs/pick_cup/affordance")
+    check_geometry(plain, {}, "affordance", "runs/pick_cup/affordance")
+    check_geometry(cfg, geometry_record(cfg, "real-world-only"), "real-world-only", "r")  # retarget: not its
+    with pytest.raises(ConfigError, match=r"executor and retarget section\(s\) differ from those the run "
+                                          r"runs/pick_cup/affordance was fine-tuned with"):
+        check_geometry(cfg, {}, "affordance", "runs/pick_cup/affordance")
     with pytest.raises(ConfigError, match=r"the executor section\(s\) differ .*run has None"):
-        check_geometry(cfg, {"robot_geometry": {"retarget": d["retarget"]}}, "pick_cup/affordance")
+        check_geometry(cfg, {"robot_geometry": {"retarget": geometry["retarget"]}}, "affordance", "r")
 
 
 def test_bad_extrinsics_and_files(tmp_path):

@@ -794,3 +794,15 @@ def test_distill_chooses_the_image_encoder(tmp_path, capsys):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     assert main([*base, "--encoder", "resnet18", "--encoder-weights", str(tmp_path / "junk.safetensors")]) == 2
     assert "is not a readable .safetensors file" in capsys.readouterr().err
+
+
+def test_pooled_legend_names_a_run_count_true_for_every_panel():
+    from robot.reporting import _pooled_legend_names
+
+    def runs(n, label="DEFT (affordance prior)"):
+        return [{"label": label}] * n + [{"label": "real-world-only"}] * 5
+
+    report = {"curves": {"a": {"runs": runs(5)}, "b": {"runs": runs(3)}}}
+    names = _pooled_legend_names(report, ["a", "b"])
+    assert names == {"DEFT (affordance prior)": "DEFT (affordance prior), 3–5 runs per task",
+                     "real-world-only": "real-world-only, 5 runs"}

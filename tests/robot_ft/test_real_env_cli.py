@@ -178,5 +178,6 @@ def test_a_run_keeps_the_yamls_geometry_and_refuses_other_geometry(monkeypatch, 
     rc = main(["eval", "--task", "pick_cup", "--policy", "affordance", "--prior", "real-world-only", "--out",
                str(tmp_path / "runs"), "--segmenter", "operator", "--trials", "1", "--objects", "train"])
     err = capsys.readouterr().err
-    assert rc == 2 and "the executor section(s) differ from those run pick_cup/real-world-only" in err, err
+    run_dir = tmp_path / "runs" / "pick_cup" / "real-world-only"
+    assert rc == 2 and f"the executor section(s) differ from those the run {run_dir} was fine-tuned with" in err, err
     assert not (tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval" / "affordance_train.json").exists()
