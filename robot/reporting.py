@@ -164,6 +164,15 @@ def why_not(row: dict) -> list[str]:
             out.append(f"{split}: DEFT ties {label} at {d['successes']}/{d['trials']}")
         else:
             out.append(f"{split}: DEFT {d['successes']}/{d['trials']} below {label} {b['successes']}/{n}")
+    if p["train"]["above"] and not p["test"]["above"]:
+        out.append("above both on the train objects fine-tuning practised on, not on the test objects: what the "
+                   "residual learned there does not carry over (compare an unconditioned residual: "
+                   "'deft-robot distill --kind mean', then 'eval --policy mean')")
+    elif p["test"]["above"] and not p["train"]["above"] and \
+            row["affordance_train"]["success_rate"] >= max(row["deft_train"]["success_rate"], 1e-9):
+        a = row["affordance_train"]
+        out.append(f"gains on the test objects but not on the train objects, where the prior alone already "
+                   f"succeeds {a['successes']}/{a['trials']}: the residual moves grasps the prior held")
     ft = row.get("finetune")
     if ft and ft["successes"] is not None:  # (not recorded with an operator's scores)
         errors = (f" ({ft['controller_errors']} of {ft['episodes']} ended in a controller error: collision or "
