@@ -405,8 +405,7 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
     spare = nrow * ncol > len(tasks)   # an empty panel holds the legend; else a strip below the panels
     colours = curve_colours(report)
     names = _pooled_legend_names(report, tasks) if report.get("pooled") else {}
-    strip = 0.0 if spare else 0.8
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.1 * nrow + strip), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.1 * nrow), squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         runs = report["curves"][task]["runs"]
         if report.get("pooled"):
@@ -429,13 +428,19 @@ def plot_curves(report: dict, path: str | Path) -> Path | None:
             handles.setdefault(label, h)
     note = ("thick line: the runs' elite mean averaged over the runs roots; thin: each run's; dots: mean reward "
             "per episode" if report.get("pooled") else "line: elite mean; dots: reward per episode")
-    note = "\n".join(textwrap.wrap(note + "; dotted: end of the warm-up", 60 if spare else 160))
+    # about 14 characters of 8-point text per inch: wrap the note and lay the legend out to the figure's width
+    note = "\n".join(textwrap.wrap(note + "; dotted: end of the warm-up", 60 if spare else int(14 * 4.2 * ncol)))
     if spare:
         axes.flat[-1].legend(handles.values(), handles.keys(), loc="center", fontsize=8, frameon=False, title=note,
                              title_fontsize=8)
         fig.tight_layout()
     else:
-        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 4), fontsize=8,
+        widest = max(len(h) for h in handles) if handles else 0
+        cols = max(1, min(len(handles), int(14 * 4.2 * ncol) // max(widest + 6, 1)))
+        lines = note.count("\n") + 1 + -(-len(handles) // cols)
+        strip = 0.2 + 0.17 * lines
+        fig.set_size_inches(4.2 * ncol, 3.1 * nrow + strip)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=cols, fontsize=8,
                    frameon=False, title=note, title_fontsize=8)
         fig.tight_layout(rect=(0, strip / (3.1 * nrow + strip), 1, 1))
     path = Path(path)
