@@ -9,6 +9,7 @@ or an episode log, and the JSON names the file it came from.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from pathlib import Path
 
@@ -384,7 +385,7 @@ def curve_colours(report: dict) -> dict[str, str]:
     """One colour per curve label across every panel (real-world-only red, the others C0, C1, … in order of
     first appearance), so the figure's single legend is true for every task."""
     labels = dict.fromkeys(c["label"] for cur in report["curves"].values() for c in cur["runs"])
-    others = iter(f"C{i}" for i in (0, 2, 4, 1, 5, 6, 7, 8, 9))   # C3 is tab:red
+    others = itertools.cycle(f"C{i}" for i in (0, 2, 4, 1, 5, 6, 7, 8, 9))   # C3 is tab:red
     return {label: "tab:red" if label == "real-world-only" else next(others) for label in labels}
 
 
