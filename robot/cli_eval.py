@@ -83,7 +83,7 @@ def _resolve(args, tau=None):
                     raise CommandError(f"--prior {prior!r}: choose oracle or real-world-only, or give --checkpoint DIR")
                 if prior == "affordance" and not args.checkpoint:
                     raise CommandError("--prior affordance needs --checkpoint DIR")
-                robot = _robot_arg(args.robot)
+                robot, extra = _robot_arg(args.robot, prior)
                 if prior == "oracle" and robot not in ("sim", "toy"):
                     raise CommandError("--prior oracle reads the simulator's state; on a robot use --checkpoint DIR")
                 ckpt = str(Path(args.checkpoint).resolve()) if args.checkpoint else None
@@ -97,7 +97,7 @@ def _resolve(args, tau=None):
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                image_size=parse_size(args.size), checkpoint=ckpt,
-                               trajectory=tau.digest() if tau is not None else None, extra=_geometry_extra(robot, prior))
+                               trajectory=tau.digest() if tau is not None else None, extra=extra)
                 return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
             meta = rd.read_meta()
@@ -257,32 +257,23 @@ def _kept(log, trials: int) -> str:
             f"all {trials} trials finished and are kept in {log.path}; re-run the same command to write the result")
 
 
-def _robot_arg(robot: str) -> str:
-    """'sim', 'toy', or the absolute path of a robot YAML that validates."""
+def _robot_arg(robot: str, prior: str) -> tuple[str, dict]:
+    """('sim' | 'toy' | the absolute path of a robot YAML that validates, the ``RunMeta.extra`` a new run with
+    ``prior`` records: the YAML's executor/retarget settings that act on that prior, ``{}`` in sim)."""
     from deft_core.cli_util import CommandError
 
     if robot in ("sim", "toy"):
-        return robot
+        return robot, {}
     if not Path(robot).is_file():
         raise CommandError(f"--robot {robot!r}: 'sim', 'toy' or an existing robot YAML file")
     from robot.base import ConfigError
-    from robot.config import load_robot_config
-
-    try:
-        load_robot_config(robot)
-    except ConfigError as exc:
-        raise CommandError(str(exc)) from None
-    return str(Path(robot).resolve())
-
-
-def _geometry_extra(robot: str, prior: str) -> dict:
-    """``RunMeta.extra`` for a new run on ``robot`` with ``prior``: the YAML's executor/retarget settings that
-    act on that prior (``{}`` in sim)."""
-    if robot in ("sim", "toy"):
-        return {}
     from robot.config import geometry_record, load_robot_config
 
-    return geometry_record(load_robot_config(robot), prior)
+    try:
+        config = load_robot_config(robot)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return str(Path(robot).resolve()), geometry_record(config, prior)
 
 
 def _finetune_seeds(rd) -> set[int]:
