@@ -222,35 +222,30 @@ def _geometry(data: dict, source: str):
     the resolved settings that differ from the defaults). Each section must be a mapping of its dataclass's
     fields; errors name the field. A section that resolves to the defaults (empty, or restating them) is
     the same as no section, so it neither changes the grasps nor makes a run refuse the file."""
-    executor = retarget = None
+    from deft_core.retarget import RetargetConfig
+    from robot.executor import ExecutorConfig
+
     geometry = {}
-    if data.get("executor") is not None:
-        from robot.executor import ExecutorConfig
-
-        raw = data["executor"]
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: executor: expected a mapping of ExecutorConfig fields, got {raw!r}")
-        executor = build_dataclass(ExecutorConfig, {**LAB_EXECUTOR_DEFAULTS, **raw}, f"{source}: executor")
-        resolved, default = _settings(executor), _settings(ExecutorConfig(**LAB_EXECUTOR_DEFAULTS))
-        changed = {k: v for k, v in resolved.items() if v != default[k]}
-        if changed:
-            geometry["executor"] = changed
-        else:
-            executor = None
-    if data.get("retarget") is not None:
-        from deft_core.retarget import RetargetConfig
-
-        raw = data["retarget"]
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: retarget: expected a mapping of RetargetConfig fields, got {raw!r}")
-        retarget = build_dataclass(RetargetConfig, raw, f"{source}: retarget")
-        resolved, default = _settings(retarget), _settings(RetargetConfig())
-        changed = {k: v for k, v in resolved.items() if v != default[k]}
-        if changed:
-            geometry["retarget"] = changed
-        else:
-            retarget = None
+    executor = _section(data, "executor", ExecutorConfig, LAB_EXECUTOR_DEFAULTS, source, geometry)
+    retarget = _section(data, "retarget", RetargetConfig, {}, source, geometry)
     return executor, retarget, geometry
+
+
+def _section(data: dict, name: str, cls: type, defaults: dict, source: str, geometry: dict):
+    """One optional section: ``cls`` built from ``defaults`` updated by the section, or None when the section
+    is absent or resolves to ``cls(**defaults)``; the settings that differ go to ``geometry[name]``."""
+    raw = data.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {name}: expected a mapping of {cls.__name__} fields, got {raw!r}")
+    config = build_dataclass(cls, {**defaults, **raw}, f"{source}: {name}")
+    resolved, default = _settings(config), _settings(cls(**defaults))
+    changed = {k: v for k, v in resolved.items() if v != default[k]}
+    if not changed:
+        return None
+    geometry[name] = changed
+    return config
 
 
 #: the sections that act on each prior's grasps (``retarget`` corrects the MANO pose the affordance model
