@@ -170,8 +170,7 @@ def why_not(row: dict) -> list[str]:
                    "residual learned there does not carry over (compare an unconditioned residual: "
                    "'deft-robot distill --kind mean', then 'eval --policy mean')")
     elif p["test"]["above"] and not p["train"]["above"] and \
-            row["affordance_train"]["success_rate"] >= max(row["deft_train"]["success_rate"], 1e-9):
-        a = row["affordance_train"]
+            0 < (a := row["affordance_train"])["success_rate"] >= row["deft_train"]["success_rate"]:
         out.append(f"gains on the test objects but not on the train objects, where the prior alone already "
                    f"succeeds {a['successes']}/{a['trials']}: the residual moves grasps the prior held")
     ft = row.get("finetune")
