@@ -140,14 +140,19 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     """Scan ``out`` and write ``manifest.json``: counts, errors by stage, config, versions, shard index."""
     out = Path(out)
     shards, ids, dup, mapping = [], set(), 0, Counter()
-    for p, chunk in _read_ids(out / DATA_DIR):
-        schema = pq.read_schema(p)
+    data = out / DATA_DIR
+    for p in sorted(data.glob("part-*.parquet")) if data.is_dir() else ():
+        # one open per shard: the footer gives the version, one read gives the ids and the mapping column
+        pf = pq.ParquetFile(p)
+        schema = pf.schema_arrow
+        has_mapping = "contact_mapping" in schema.names  # schema version >= 2
+        t = pf.read(columns=["sample_id", "contact_mapping"] if has_mapping else ["sample_id"])
+        chunk = t.column("sample_id").to_pylist()
         shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": table_version(schema)})
         dup += sum(1 for i in chunk if i in ids)
         ids.update(chunk)
-        if "contact_mapping" in schema.names:  # schema version >= 2
-            mapping.update(MAPPING_NOT_RECORDED if v is None else str(v)
-                           for v in pq.read_table(p, columns=["contact_mapping"]).column(0).to_pylist())
+        if has_mapping:
+            mapping.update(MAPPING_NOT_RECORDED if v is None else str(v) for v in t.column("contact_mapping").to_pylist())
         else:
             mapping[MAPPING_NOT_RECORDED] += len(chunk)
     by_stage: Counter = Counter()
