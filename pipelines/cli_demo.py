@@ -47,6 +47,8 @@ class Step:
     #: listed under "Where to look" at the end (the extra seeds' copies of the robot steps are not: the
     #: pooled report's line points to them)
     listed: bool = True
+    #: the run seed of a robot step (``runs/`` is seed 0, ``runs_seed<s>/`` seed s); None for the others
+    seed: int | None = None
 
     def command(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -193,7 +195,7 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
             steps += [Step(f"{task}: evaluate the {kind} policy{tag}",
                            [robot, "eval", *common, "--policy", kind, "--prior", "affordance", "--objects", "both", *trials],
                            f"{runs / task / 'affordance'}/eval/") for kind in TABLE3_KINDS]
-        per_seed.append(steps)
+        per_seed.append([replace(s, seed=seed) for s in steps])
     if seeds == 1:
         steps = per_seed[0]
     else:  # step k of every seed, then step k + 1 of every seed, …: each k is one parallel group

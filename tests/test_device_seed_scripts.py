@@ -26,6 +26,9 @@ def test_the_seed_plan_is_the_demos_robot_steps_per_task_and_seed(tmp_path):
             assert demo[s.name] == s.argv                                  # exactly the demo's command
             assert s.argv[s.argv.index("--task") + 1] == task
             assert s.argv[s.argv.index("--out") + 1] == str(tmp_path / ("runs" if seed == 0 else f"runs_seed{seed}"))
+            if s.argv[1] != "eval":   # evaluation is seeded by the scenes, not the run seed
+                assert ("--seed" in s.argv) == (seed != 0)
+                assert seed == 0 or s.argv[s.argv.index("--seed") + 1] == str(seed)
 
 
 def test_the_text_table_shim_serves_the_tables_embeddings_and_refuses_other_texts(tmp_path):

@@ -24,10 +24,8 @@ def plan(out: Path, model: Path, seeds: list[int], tasks: list[str]) -> dict[tup
     jobs: dict[tuple[str, int], list] = {}
     for s in steps:
         task = s.argv[s.argv.index("--task") + 1]
-        root = Path(s.argv[s.argv.index("--out") + 1])
-        seed = 0 if root.name == "runs" else int(root.name.removeprefix("runs_seed"))
-        if seed in seeds and task in tasks:
-            jobs.setdefault((task, seed), []).append(s)
+        if s.seed in seeds and task in tasks:
+            jobs.setdefault((task, s.seed), []).append(s)
     return jobs
 
 
