@@ -304,7 +304,7 @@ def _run_loop(env, reward_fn, meta, rd, live: bool):
     from deft_core.cli_util import CommandError
     from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.episode_log import EpisodeLogError
-    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+    from deft_core.finetune.loop import FinetuneConfig, VoidLimitError, run_finetune
 
     config = FinetuneConfig(task=meta.task, seed=meta.seed, cem=CEMConfig(
         num_elites=meta.elites, warmup_episodes=meta.warmup, total_episodes=meta.episodes))
@@ -321,7 +321,7 @@ def _run_loop(env, reward_fn, meta, rd, live: bool):
                 print()
             return result
         return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=_print_event)
-    except EpisodeLogError as exc:
+    except (EpisodeLogError, VoidLimitError) as exc:
         raise CommandError(str(exc)) from None
 
 

@@ -99,10 +99,17 @@ def task_reward(query: RewardQuery) -> "float | _Void":
     return float(query.result.task_reward)
 
 
+class VoidLimitError(RuntimeError):
+    """One episode was void ``max_void_attempts`` times in a row in this session. The log is intact and a
+    new session resumes the run with a fresh allowance (the voids logged before do not count against it, so
+    a lab run that piled up voids over days is never left unresumable)."""
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """A fine-tuning run: ``task`` name, ``seed`` (samples and resets derive from it), ``cem`` (Table 4),
-    ``max_void_attempts`` per episode before giving up, ``save_images`` (PNG next to the log)."""
+    ``max_void_attempts`` voids of one episode in a row in one session before stopping (:class:`VoidLimitError`),
+    ``save_images`` (PNG next to the log)."""
 
     task: str
     seed: int = 0
@@ -164,12 +171,16 @@ def run_finetune(env: FinetuneEnv, reward_fn: RewardFn, config: FinetuneConfig, 
     log = EpisodeLog(log_dir, config.run_meta())
     state = replay_state(config, log)
     resumed = state.episodes_done
+    first_attempt: dict[int, int] = {}  # episode → its void attempts logged before this session
     while not state.finished:
         k = state.next_episode
         attempt = log.void_attempts(k)
-        if attempt >= config.max_void_attempts:
-            raise RuntimeError(f"episode {k} was void {attempt} times (max_void_attempts={config.max_void_attempts}); "
-                               f"see {log.path}")
+        here = attempt - first_attempt.setdefault(k, attempt)
+        if here >= config.max_void_attempts:
+            raise VoidLimitError(
+                f"episode {k} was void {here} times in a row (max_void_attempts={config.max_void_attempts}"
+                f"{f'; {attempt} voids logged for it in all' if attempt != here else ''}). The run is kept: fix "
+                f"what voids it (the reasons are in {log.path}) and run the same command again to resume")
         record = _run_attempt(env, reward_fn, config, log, state, k, attempt)
         log.append(record)
         refit = False

@@ -168,11 +168,23 @@ def test_resume_in_the_middle_of_voids(tmp_path, toy_env_cls, crash_cls):
     assert len(ref.records) == N
 
 
-def test_too_many_voids_stop_the_run(tmp_path, toy_env_cls):
-    env = toy_env_cls(void_at={(2, a) for a in range(10)})
+def test_too_many_voids_stop_the_session_and_the_run_resumes_with_a_fresh_allowance(tmp_path, toy_env_cls):
+    from deft_core.finetune.loop import VoidLimitError
+
+    env = toy_env_cls(void_at={(2, a) for a in range(5)})   # episode 2 voids five times, then works
     cfg = FinetuneConfig(task="pick_cup", seed=5, cem=CFG.cem, max_void_attempts=3)
-    with pytest.raises(RuntimeError, match="episode 2 was void 3 times"):
+    with pytest.raises(VoidLimitError, match="episode 2 was void 3 times in a row.*run the same command again"):
         run_finetune(env, env.reward, cfg, tmp_path / "run")
+    # a second session: the three voids logged before do not count, the fourth and fifth do
+    with pytest.raises(VoidLimitError, match="void 3 times in a row"):
+        env2 = toy_env_cls(void_at={(2, a) for a in range(7)})
+        run_finetune(env2, env2.reward, cfg, tmp_path / "run")
+    # a third session finishes the run; the six voids stay in the log, every episode once
+    env3 = toy_env_cls(void_at={(2, a) for a in range(6)})
+    result = run_finetune(env3, env3.reward, cfg, tmp_path / "run")
+    records = read_records(tmp_path / "run" / "episodes.jsonl")
+    assert [r.attempt for r in records if r.episode == 2 and r.status == "void"] == list(range(6))
+    assert [r.episode for r in result.records] == list(range(1, N + 1))
 
 
 def test_bad_reward_is_rejected(tmp_path, toy_env_cls):

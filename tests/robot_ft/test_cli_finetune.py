@@ -80,6 +80,21 @@ def test_operator_prompt_reasks_bad_answers_and_void_redoes_the_episode(tmp_path
     assert recs[0]["env_seed"] != recs[1]["env_seed"]            # the redo is a fresh reset
 
 
+def test_five_voids_in_a_row_stop_cleanly_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    args = ["finetune", *TOY, "--reward", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1",
+            "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("v\n" * 5))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "episode 1 was void 5 times in a row" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("v\n0.4\n0.7\n"))  # another day: it resumes
+    assert main(args) == 0, capsys.readouterr().err
+    recs = _lines(tmp_path / "pick_cup" / "toy")
+    assert [(r["episode"], r["attempt"], r["status"]) for r in recs] == \
+        [(1, a, "void") for a in range(6)] + [(1, 6, "ok"), (2, 0, "ok")]
+
+
 def test_closed_stdin_is_a_clear_error_and_keeps_the_log(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("0.3\n"))
     rc = main(["finetune", *TOY, "--reward", "operator", "--episodes", "3", "--warmup", "1", "--elites", "1",
