@@ -21,6 +21,18 @@ class CommandError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
+def seed_arg(text: str) -> int:
+    """argparse ``type`` for seeds: a non-negative integer (numpy's generators refuse negative seeds, and a
+    run must not record a seed it cannot use)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def _usage(prog: str, description: str, commands: Mapping[str, tuple[str, str]]) -> str:
     width = max(len(n) for n in commands)
     lines = [f"usage: {prog} COMMAND [options]", "", description, "", "commands:"]

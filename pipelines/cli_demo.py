@@ -55,10 +55,12 @@ class Step:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     parser.add_argument("--out", default="data/demo", help="where everything is written (default data/demo)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes on 2 cores); what CI runs")
     parser.add_argument("--clips", type=int, default=None, help="clips per synthetic dataset (default 100, quick 6)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the synthetic datasets (default 0)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="fine-tune, distil and evaluate each task this many times (run seeds 0 … N−1) and pool "
                              "Table 2 over them (default 1; four extra seeds took 24 min on 2 cores)")

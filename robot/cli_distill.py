@@ -25,13 +25,15 @@ KINDS = ("deft", "mlp", "transformer", "direct", "mean")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     parser.add_argument("--task", required=True, help="task name")
     parser.add_argument("--kind", default="deft", choices=(*KINDS, "all"), help="policy kind (default deft; all = every kind)")
     parser.add_argument("--run", help="run directory (default: the task's only DEFT run under --out)")
     parser.add_argument("--prior", help="pick the run by its name under OUT/<task>/ (e.g. real-world-only, oracle)")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
     parser.add_argument("--steps", type=int, help="training steps (default: the kind's default, 600)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="training seed (default 0)")
     parser.add_argument("--encoder", choices=("small_cnn", "resnet18"), default="small_cnn",
                         help="φ(I₀), the image encoder of the policies that read the image: small_cnn (default, "
                              "trained with the policy) or resnet18 (frozen; torchvision's ResNet-18 trunk)")

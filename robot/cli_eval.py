@@ -41,6 +41,8 @@ HELP = "success rate of a policy on train/test objects over held-out resets (JSO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     from robot.evaluation import EVAL_POLICIES
 
     parser.add_argument("--task", required=True, help="task name")
@@ -57,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
     parser.add_argument("--trajectory", help="post-grasp τ .npz when 'affordance' creates a new run (a fine-tuned run "
                                              "is always evaluated with the τ it practised with)")
-    parser.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation resets (default 1000)")
+    parser.add_argument("--eval-seed", type=seed_arg, default=1000, help="seed of the evaluation resets (default 1000)")
     parser.add_argument("--zero-latent", action="store_true", help="cVAE/direct: z = 0 instead of z ~ N(0, I)")
     parser.add_argument("--verbose", action="store_true", help="show the simulator's safety-clamp warnings")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

@@ -33,6 +33,8 @@ HELP = "fine-tune a task's grasps with CEM (Algorithm 1) from a prior; resumable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     parser.add_argument("--task", required=True, help="task name (see 'deft-robot tasks')")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="exported affordance model directory (prior 'affordance')")
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=30, help="N, total episodes (Table 4: 30)")
     parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
     parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed: resets and CEM samples (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="run seed: resets and CEM samples (default 0)")
     parser.add_argument("--split", choices=("train", "test"), default="train", help="objects to practise on")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
     parser.add_argument("--run", help="run directory (default OUT/<task>/<prior>[-<reward>])")

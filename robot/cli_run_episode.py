@@ -21,11 +21,13 @@ HELP = "execute one grasp (ξ from a JSON file or 'auto') and save initial/final
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     parser.add_argument("--task", required=True, help="task name (see 'deft-robot tasks')")
     parser.add_argument("--robot", default="sim", help="'sim' or a robot config YAML (default: sim)")
     parser.add_argument("--params", required=True, help="grasp parameters JSON file, or 'auto' (sim only)")
     parser.add_argument("--trajectory", help="post-grasp trajectory .npz (default: the task's scripted τ)")
-    parser.add_argument("--seed", type=int, default=0, help="scene seed: object variant and placement (sim)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="scene seed: object variant and placement (sim)")
     parser.add_argument("--split", choices=("train", "test"), default="train", help="object split (sim)")
     parser.add_argument("--video", help="write an MP4 of the episode here (sim)")
     parser.add_argument("--out", default="runs/episode", help="output directory (images, result.json)")

@@ -20,10 +20,12 @@ HELP = "describe the procedural MuJoCo world (scenes, objects, hands)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import seed_arg
+
     parser.add_argument("--kind", help="only list variants of this object kind")
     parser.add_argument("--split", choices=("train", "test"), help="only list (or draw scene objects from) this split")
     parser.add_argument("--scene", metavar="TASK", help="build the workcell scene of TASK (e.g. pick_cup)")
-    parser.add_argument("--seed", type=int, default=0, help="placement/variant seed for --scene (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="placement/variant seed for --scene (default 0)")
     parser.add_argument("--object", help="object variant for the grasped object of --scene")
     parser.add_argument("--support", help="object variant for the support object of --scene")
     parser.add_argument("--out", type=Path, help="write the scene's MJCF here (with --scene)")

@@ -165,3 +165,17 @@ def test_demo_video_last_frame_is_the_goal(tmp_path):
     args = type("A", (), {"goal_image": None, "demo_root": str(tmp_path), "task": "pick_cup", "reward": "r3m"})()
     img = load_goal_image(args)
     assert img.shape == (32, 32, 3) and abs(float(img.mean()) - 200) < 8
+
+
+@pytest.mark.parametrize("argv", [
+    ["finetune", *TOY, "--seed", "-1"], ["distill", "--task", "pick_cup", "--seed", "-2"],
+    ["eval", "--task", "pick_cup", "--policy", "deft", "--eval-seed", "-1"],
+    ["run-episode", "--task", "pick_cup", "--seed", "-1"], ["world", "--scene", "pick_cup", "--seed", "x"]])
+def test_negative_or_non_integer_seeds_are_refused_before_anything_is_written(argv, tmp_path, capsys):
+    """numpy refuses negative seeds; before, finetune wrote run_meta.json with seed -1 first, and that
+    half-made run then refused the corrected command (seed: run has -1, command has 0)."""
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", str(tmp_path)] if argv[0] in ("finetune", "distill", "eval") else argv)
+    assert exc.value.code == 2
+    assert "must be a non-negative integer" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
