@@ -168,7 +168,13 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-        policy_fn = distilled_policy_fn(ckpt_dir, args.eval_seed, sample_latent=not args.zero_latent)
+        from deft_core.finetune.policy_checkpoint import CheckpointError
+
+        try:
+            policy_fn = distilled_policy_fn(ckpt_dir, args.eval_seed, sample_latent=not args.zero_latent)
+        except CheckpointError as exc:
+            raise CommandError(f"{exc}; distil it again: deft-robot distill --task {args.task} --run {rd.path} "
+                               f"--kind {ckpt_dir.name}") from None
     seeds = eval_seeds(args.eval_seed, args.trials, exclude)
     splits = ("train", "test") if args.objects == "both" else (args.objects,)
     runner, real = None, None

@@ -78,7 +78,10 @@ def load_policy(ckpt_dir: str | Path) -> ResidualPolicy:
         raise CheckpointError(f"{cfg_path}: bad policy config ({exc})") from None
     net = policy.build(for_loading=True)
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    state = load_file(str(weights_path))
+    try:
+        state = load_file(str(weights_path))
+    except Exception as exc:  # safetensors' own error type (a truncated or foreign file), or an OSError
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
     problems = [f"missing tensor {k} {s}" for k, s in expected.items() if k not in state]
     problems += [f"unexpected tensor {k}" for k in state if k not in expected]
     problems += [f"tensor {k} has shape {tuple(state[k].shape)}, config implies {s}"

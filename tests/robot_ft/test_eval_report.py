@@ -192,6 +192,24 @@ def test_damaged_inputs_give_one_line_errors(tmp_path, capsys):
         load_policy(pol)
 
 
+def test_eval_of_a_damaged_distilled_policy_is_a_one_line_error_naming_the_fix(tmp_path, capsys):
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "1", "--out", out]) == 0
+    assert main(["distill", "--task", "pick_cup", "--kind", "mean", "--out", out]) == 0
+    pol = tmp_path / "runs" / "pick_cup" / "toy" / "policies" / "mean"
+    weights = (pol / "model.safetensors").read_bytes()
+    cmd = ["eval", "--task", "pick_cup", "--policy", "mean", "--trials", "1", "--out", out]
+    for damage, message in ((lambda: (pol / "model.safetensors").write_bytes(weights[:20]), "not a readable safetensors file"),
+                            (lambda: (pol / "config.json").write_text('{"format": '), "is not valid JSON")):
+        damage()
+        capsys.readouterr()
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert message in err and "deft-robot distill --task pick_cup" in err and "--kind mean" in err
+        assert "Traceback" not in err
+    assert not (tmp_path / "runs" / "pick_cup" / "toy" / "eval" / "mean_train.json").exists()
+
+
 def test_report_warns_when_deft_and_the_baseline_ran_different_trajectories(tmp_path):
     evals = {("affordance", "train"): (5, 10), ("affordance", "test"): (5, 10), ("deft", "train"): (8, 10),
              ("deft", "test"): (8, 10)}
