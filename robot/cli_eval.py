@@ -140,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import _check_task, limit_threads
     from robot.cli_operator import StdinClosed
+    from robot.real_env import NoObjectBox
     from robot.evaluation import (EvalLogError, TrialLog, distilled_policy_fn, eval_record, eval_seeds, evaluate,
                                   open_env, partial_path, policy_digest, summarise, zero_residual)
     from robot.runs import write_json
@@ -229,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
             except StdinClosed as exc:
                 raise CommandError(f"standard input closed while waiting for {exc.what}; the robot was left safe; "
                                    f"{_kept(log, len(seeds))}") from None
+            except NoObjectBox as exc:
+                raise CommandError(f"{exc}; the robot was left safe; {_kept(log, len(seeds))}") from None
             except KeyboardInterrupt:
                 print(f"\n{args.task} {args.policy} [{objects}]: {_kept(log, len(seeds))}", file=sys.stderr, flush=True)
                 raise

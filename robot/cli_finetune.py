@@ -307,6 +307,7 @@ def _run_loop(env, reward_fn, meta, rd, live: bool):
     from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.episode_log import EpisodeLogError
     from deft_core.finetune.loop import FinetuneConfig, VoidLimitError, run_finetune
+    from robot.real_env import NoObjectBox
 
     config = FinetuneConfig(task=meta.task, seed=meta.seed, cem=CEMConfig(
         num_elites=meta.elites, warmup_episodes=meta.warmup, total_episodes=meta.episodes))
@@ -325,6 +326,9 @@ def _run_loop(env, reward_fn, meta, rd, live: bool):
         return run_finetune(env, reward_fn, config, rd.finetune_dir, progress_callback=_print_event)
     except (EpisodeLogError, VoidLimitError) as exc:
         raise CommandError(str(exc)) from None
+    except NoObjectBox as exc:
+        raise CommandError(f"{exc}. The robot was left safe and the finished episodes are kept: fix the scene "
+                           "(or the segmenter) and run the same command again to resume") from None
 
 
 def _print_event(e) -> None:

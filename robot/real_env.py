@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 REAL_PRIORS = ("affordance", "real-world-only")
 
 
+class NoObjectBox(RuntimeError):
+    """Neither the locator nor the operator gave an object box in ``max_locate_tries`` captures. The CLIs
+    stop the session with a one-line message; the robot is left safe and the run resumes where it stopped."""
+
+
 class RobotConnectionError(ConnectionError):
     """A device of the robot YAML could not be connected; the message names the device, its backend,
     its address (ip / serial port / camera serial) and the YAML file."""
@@ -234,7 +239,7 @@ class RealFinetuneEnv:
                 if box is not None:
                     return frame, Detection(check_box(box, w, h), 1.0, "operator")
             self.operator.confirm(f"episode {episode}: {reason}; fix the scene, press Enter to capture again")
-        raise RuntimeError(f"episode {episode}: no object box after {self.max_locate_tries} captures ({reason})")
+        raise NoObjectBox(f"episode {episode}: no object box after {self.max_locate_tries} captures ({reason})")
 
     def prior(self, obs) -> GraspParams:
         """ξ (robot base frame) for the observation from :meth:`reset` (see :data:`REAL_PRIORS`)."""

@@ -854,3 +854,23 @@ def test_why_not_names_a_residual_that_costs_the_prior_its_train_successes():
     row["affordance_train"], row["real-world-only_train"] = cell(0), cell(1)   # the prior held nothing there
     row["pattern"] = pattern(row)
     assert len(why_not(row)) == 1
+
+
+def test_no_object_box_after_the_last_capture_stops_the_lab_session_cleanly(monkeypatch, capsys, tmp_path):
+    """The operator presses Enter at every box prompt (re-capture) until the captures run out: a one-line
+    error (the robot left safe, the run kept), not a traceback; the same command resumes afterwards."""
+    import io
+
+    from test_real_env import FAKE_YAML, write_yaml  # noqa: E402  (same directory, rootdir sys.path)
+
+    monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
+    cmd = ["finetune", "--task", "pick_cup", "--prior", "real-world-only", "--robot", str(write_yaml(tmp_path, FAKE_YAML)),
+           "--segmenter", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1", "--out", str(tmp_path / "runs")]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n" * 40))
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert "no object box after 3 captures" in err and "left safe" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    box = "120 90 200 150"  # the fake camera's red object
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"\n\n{box}\n0.5\n" for _ in range(2))))
+    assert main(cmd) == 0, capsys.readouterr().err
