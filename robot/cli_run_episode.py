@@ -90,17 +90,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ask_operator(task: str):
+    """The operator's outcome (y/n, as ``eval`` asks it) and score in [0, 1]; bad answers are re-asked with
+    the reason, a closed stdin is a one-line error (:class:`robot.cli_operator.StdinClosed`)."""
+    from deft_core.finetune.rewards import OperatorInputError, parse_operator_score
+    from robot.cli_operator import judge, read_line
     from robot.tasks import OperatorOutcome
 
+    success = judge(task).success
     while True:
-        ans = input(f"[{task}] success? [y/n]: ").strip().lower()
-        if ans in ("y", "n"):
-            break
-    while True:
+        print("reward in [0, 1] > ", end="", flush=True)
+        text = read_line("the reward")
         try:
-            return OperatorOutcome(ans == "y", float(input("reward in [0, 1]: ").strip()))
-        except ValueError as exc:
-            print(f"  {exc}")
+            score = parse_operator_score(text)
+            if not isinstance(score, float):  # 'v': there is no run here to redo an episode in
+                raise OperatorInputError(f"{text.strip()!r}: a single episode cannot be voided; type a score from 0 to 1")
+            return OperatorOutcome(success, score)
+        except OperatorInputError as exc:
+            print("  " + str(exc).replace(", or 'v' to void", ""), flush=True)
 
 
 def _run_real(args, traj) -> int:
@@ -112,8 +118,14 @@ def _run_real(args, traj) -> int:
         raise CommandError("--params auto needs the simulator (it reads the object's pose from the scene)")
     cfg = load_robot_config(args.robot)
     grasp = _load_params(args.params)
-    with cfg.make_arm() as arm, cfg.make_hand() as hand, cfg.make_camera() as cam:
-        res = run_operator_episode(arm, hand, cam, args.task, grasp, _ask_operator, traj)
+    from robot.cli_operator import StdinClosed
+
+    try:
+        with cfg.make_arm() as arm, cfg.make_hand() as hand, cfg.make_camera() as cam:
+            res = run_operator_episode(arm, hand, cam, args.task, grasp, _ask_operator, traj,
+                                       executor_config=cfg.executor_config())  # the YAML's grasp geometry, as finetune uses
+    except StdinClosed as exc:
+        raise CommandError(f"standard input closed while waiting for {exc.what}; nothing was written") from None
     from PIL import Image
 
     out = Path(args.out)

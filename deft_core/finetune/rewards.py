@@ -37,7 +37,9 @@ def parse_operator_score(text: str) -> "float | type(VOID)":
         score = float(answer)
     except ValueError:
         raise OperatorInputError(f"{text.strip()!r} is not a number; type a score from 0 to 1, or 'v' to void") from None
-    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+    if not math.isfinite(score):
+        raise OperatorInputError(f"{text.strip()!r} is not a finite number; type a score from 0 to 1, or 'v' to void")
+    if not 0.0 <= score <= 1.0:
         raise OperatorInputError(f"{text.strip()!r} is outside [0, 1]; type a score from 0 to 1, or 'v' to void")
     return score
 

@@ -181,3 +181,35 @@ def test_a_run_keeps_the_yamls_geometry_and_refuses_other_geometry(monkeypatch, 
     run_dir = tmp_path / "runs" / "pick_cup" / "real-world-only"
     assert rc == 2 and f"the executor section(s) differ from those the run {run_dir} was fine-tuned with" in err, err
     assert not (tmp_path / "runs" / "pick_cup" / "real-world-only" / "eval" / "affordance_train.json").exists()
+
+
+def test_run_episode_on_the_lab_robot_uses_the_yaml_geometry_and_asks_like_eval(monkeypatch, capsys, tmp_path):
+    """One operator-judged episode: the YAML's executor section places the grasp (as finetune and eval do),
+    bad answers are re-asked with the reason, a closed stdin is a one-line error."""
+    import io
+
+    from test_real_env import FAKE_YAML  # noqa: E402  (same directory, rootdir sys.path)
+
+    monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
+    params = tmp_path / "grasp.json"
+    params.write_text(json.dumps({"mu": [0.4, 0.0, 0.1], "theta": [3.14159, 0.0, 0.0], "hand": [0.5] * 16}))
+    heights = {}
+    for name, extra in (("default", ""), ("offset", "executor: {contact_offset: [0, 0, 0.05]}\n")):
+        robot = tmp_path / f"{name}.yaml"
+        robot.write_text(FAKE_YAML + extra)
+        monkeypatch.setattr("sys.stdin", io.StringIO("maybe\nyes\nv\nnan\n0.6\n"))
+        out = tmp_path / name
+        assert main(["run-episode", "--task", "pick_cup", "--robot", str(robot), "--params", str(params),
+                     "--out", str(out)]) == 0
+        said = capsys.readouterr().out
+        assert "'maybe': type y or n" in said and "cannot be voided" in said and "not a finite number" in said
+        result = json.loads((out / "result.json").read_text())
+        assert result["success"] is True and result["reward"] == 0.6
+        heights[name] = result["report"]["grasp_pose"]["position"][2]
+    # palm 1 cm (lab default) or 5 cm (the YAML) behind μ along the downward wrist z: above μ
+    assert heights["default"] == pytest.approx(0.11, abs=1e-3) and heights["offset"] == pytest.approx(0.15, abs=1e-3)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert main(["run-episode", "--task", "pick_cup", "--robot", str(tmp_path / "default.yaml"), "--params", str(params),
+                 "--out", str(tmp_path / "closed")]) == 2
+    err = capsys.readouterr().err
+    assert "standard input closed while waiting for the reward; nothing was written" in err and "Traceback" not in err
