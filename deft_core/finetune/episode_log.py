@@ -216,7 +216,7 @@ class EpisodeLog:
         self.run_meta = json.loads(json.dumps(run_meta, default=json_default))
         run_file = self.dir / RUN_FILE
         if run_file.exists():
-            stored = json.loads(run_file.read_text())
+            stored = _read_run_file(run_file)
             diff = sorted(k for k in set(stored) | set(self.run_meta) if stored.get(k) != self.run_meta.get(k))
             if diff:
                 details = "; ".join(f"{k}: log has {stored.get(k)!r}, run has {self.run_meta.get(k)!r}" for k in diff)
@@ -272,7 +272,22 @@ def open_run(log_dir: str | Path) -> tuple[dict, list[EpisodeRecord]]:
     run_file = log_dir / RUN_FILE
     if not run_file.exists():
         raise FileNotFoundError(f"{log_dir} is not a fine-tuning run directory (no {RUN_FILE})")
-    return json.loads(run_file.read_text()), read_records(log_dir / EPISODES_FILE)
+    return _read_run_file(run_file), read_records(log_dir / EPISODES_FILE)
+
+
+def _read_run_file(run_file: Path) -> dict:
+    """``run.json``'s settings; a damaged file (it is written atomically, so only damage from outside) is an
+    :class:`EpisodeLogError` naming it and the way back."""
+    try:
+        stored = json.loads(run_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        stored = exc
+    if not isinstance(stored, dict):
+        why = f"not valid JSON: {stored}" if isinstance(stored, Exception) else f"a JSON {type(stored).__name__}, not an object"
+        raise EpisodeLogError(f"{run_file} is damaged ({why}); it only records the run's settings: restore it, or "
+                              "delete it and run the same 'deft-robot finetune' command again to rewrite it (the "
+                              "episodes in the log are kept)")
+    return stored
 
 
 def load_episode_image(log_dir: str | Path, record: EpisodeRecord, which: str) -> np.ndarray:

@@ -264,3 +264,19 @@ def test_resume_after_crash_between_images_and_log_line(reference, tmp_path, toy
     run_finetune(env2, env2.reward, CFG, tmp_path / "run")
     assert env2.calls["execute"] == N - 2
     assert _content(read_records(tmp_path / "run" / "episodes.jsonl")) == _content(reference.records)
+
+
+@pytest.mark.parametrize("damage", ['{"task": "pick_', "[1, 2]", ""])
+def test_a_damaged_run_json_is_refused_naming_the_file_and_the_way_back(damage, tmp_path, toy_env_cls):
+    from deft_core.finetune.episode_log import EpisodeLogError, open_run
+
+    env = toy_env_cls()
+    run_finetune(env, env.reward, CFG, tmp_path / "run")
+    before = (tmp_path / "run" / "episodes.jsonl").read_text()
+    (tmp_path / "run" / "run.json").write_text(damage)
+    for attempt in (lambda: open_run(tmp_path / "run"), lambda: run_finetune(env, env.reward, CFG, tmp_path / "run")):
+        with pytest.raises(EpisodeLogError, match=r"run\.json is damaged.*delete it and run the same"):
+            attempt()
+    assert (tmp_path / "run" / "episodes.jsonl").read_text() == before
+    (tmp_path / "run" / "run.json").unlink()   # the way back the message gives: rewritten, nothing lost
+    assert len(run_finetune(env, env.reward, CFG, tmp_path / "run").records) == N
