@@ -200,4 +200,10 @@ def _run_hand(args) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # checked before any work: a fit computed and then lost to a mistyped --config path helps nobody
+    if args.config is not None and not args.dry_run and not args.config.is_file():
+        raise CommandError(f"--config {args.config} does not exist (the robot YAML to update; --dry-run to only "
+                           "compute and report)")
+    if args.out is not None and not args.out.parent.is_dir():
+        raise CommandError(f"--out {args.out}: folder {args.out.parent} does not exist")
     return _run_hand(args) if args._command == "calibrate-hand" else _run_camera(args)

@@ -194,6 +194,10 @@ def test_cli_calibrate_camera_and_hand_write_the_config(tmp_path, capsys):
     assert main(["calibrate-camera", "--images", str(tmp_path / "nope"), "--board", "checkerboard:9x6:0.025",
                  "--board-pose", str(tmp_path / "board.yaml")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    # a mistyped --config is refused before the fit, not after it (the fit was printed, then lost)
+    assert main(["calibrate-hand", "--pairs", str(tmp_path / "pairs.json"), "--config", str(tmp_path / "lab.yml")]) == 2
+    captured = capsys.readouterr()
+    assert "--config" in captured.err and "does not exist" in captured.err and "scale" not in captured.out
 
 
 # ------------------------------------------------- self-calibrated intrinsics need diverse views
