@@ -56,14 +56,20 @@ class ArmSafety:
         if np.any(self.workspace_lower >= self.workspace_upper):
             raise ValueError(f"safety.workspace: lower {self.workspace_lower.tolist()} must be below upper "
                              f"{self.workspace_upper.tolist()} on every axis")
+        # every number is checked before it is used: a NaN table_z made floor_z ignore the table (max(z, nan)
+        # is z), and a string clearance failed later with an unrelated TypeError
+        for name in ("table_z", "min_clearance_m", "max_step_m", "max_rot_step_rad", "max_speed_m_s", "default_speed_m_s"):
+            v = getattr(self, name)
+            if name == "table_z" and v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ValueError(f"safety.{name} must be a finite number, got {v!r}")
+            if name != "table_z" and (v < 0 or (name != "min_clearance_m" and v == 0)):
+                raise ValueError(f"safety.{name} must be positive, got {v!r}")
         floor = self.floor_z
         if floor >= self.workspace_upper[2]:
             raise ValueError(f"safety: the table plane + clearance ({floor:.3f} m) is above the workspace top "
                              f"({self.workspace_upper[2]:.3f} m)")
-        for name in ("min_clearance_m", "max_step_m", "max_rot_step_rad", "max_speed_m_s", "default_speed_m_s"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0) or (name != "min_clearance_m" and v == 0):
-                raise ValueError(f"safety.{name} must be positive, got {v!r}")
         if self.default_speed_m_s > self.max_speed_m_s:
             raise ValueError(f"safety.default_speed_m_s ({self.default_speed_m_s}) exceeds max_speed_m_s ({self.max_speed_m_s})")
 

@@ -68,6 +68,24 @@ def test_bad_safety_configuration_is_rejected():
         _safety(table_z=0.6)
     with pytest.raises(ValueError, match="max_step_m"):
         _safety(max_step_m=0.0)
+    # a NaN table plane used to switch the table clamp off (max(z, nan + clearance) is z)
+    for bad in (float("nan"), float("inf"), "0.0", True):
+        with pytest.raises(ValueError, match="safety.table_z must be a finite number"):
+            _safety(table_z=bad)
+    with pytest.raises(ValueError, match="safety.min_clearance_m must be a finite number, got 'one cm'"):
+        _safety(min_clearance_m="one cm")
+    assert _safety(table_z=None).floor_z == -0.1  # no table: the workspace floor
+
+
+def test_a_nan_table_in_the_robot_yaml_is_refused_at_load(tmp_path):
+    from robot.base import ConfigError
+    from robot.config import load_robot_config
+
+    path = tmp_path / "robot.yaml"
+    path.write_text("name: t\narm: {backend: fake}\nhand: {backend: fake}\ncamera: {backend: fake}\n"
+                    "safety: {table_z: .nan, workspace: {lower: [0.1, -0.4, -0.2], upper: [0.7, 0.4, 0.5]}}\n")
+    with pytest.raises(ConfigError, match="table_z must be a finite number"):
+        load_robot_config(path)
 
 
 def test_arm_driver_applies_safety_and_stops_on_controller_error():
