@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from deft_core.finetune.distill import distill_from_log
     from deft_core.finetune.policies import policy_class
+    from robot.evaluation import older_policy_evaluations
 
     for kind in (KINDS if args.kind == "all" else (args.kind,)):
         config = replace(policy_class(kind).default_config(), seed=args.seed)
@@ -107,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
                              reward_conditioned=policy.reward_conditioned)
         if note:
             print(f"  {note}")
+        stale = older_policy_evaluations(rd.path, rd.policy_dir(kind))
+        if stale:
+            print(f"  warning: {', '.join(p.name for p in stale)} in {stale[0].parent} evaluated the policy this "
+                  f"replaces; run deft-robot eval again for numbers of this one (the report marks them until then)")
     return 0
 
 

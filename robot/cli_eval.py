@@ -237,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
                 raise
             doc = eval_record(args.task, args.policy, objects, trials, run=str(rd.path), run_name=rd.path.name,
                               prior=meta.prior, prior_checkpoint=meta.checkpoint, reward_source=meta.reward,
-                              policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), eval_seed=args.eval_seed,
+                              policy_checkpoint=None if ckpt_dir is None else str(ckpt_dir), policy_digest=digest,
+                              eval_seed=args.eval_seed,
                               latent="zero" if args.zero_latent else "sampled", evaluated=what,
                               excluded_finetune_seeds=len(exclude), wall_s=resumed + time.perf_counter() - t0)
             path = write_json(final, doc)

@@ -268,6 +268,35 @@ def eval_record(task: str, policy: str, objects: str, trials: Sequence[TrialResu
             **summarise(trials), **context, "per_trial": [asdict(t) for t in trials]}
 
 
+def evaluated_an_older_policy(doc: dict, path: str | Path) -> bool:
+    """Whether the evaluation ``doc`` (read from ``path``) ran a distilled policy that has since been
+    distilled again into the same folder: its recorded ``policy_digest`` differs from the checkpoint's now
+    (evaluations written before the digest was recorded: the checkpoint is newer than the file)."""
+    ckpt = doc.get("policy_checkpoint")
+    if not ckpt or not (Path(ckpt) / "config.json").is_file():
+        return False  # no residual policy, or the checkpoint is gone: nothing to compare
+    if doc.get("policy_digest"):
+        return doc["policy_digest"] != policy_digest(ckpt)
+    weights = Path(ckpt) / "model.safetensors"
+    return weights.is_file() and weights.stat().st_mtime > Path(path).stat().st_mtime
+
+
+def older_policy_evaluations(run_path: str | Path, ckpt_dir: str | Path) -> list[Path]:
+    """The finished evaluations under ``run_path/eval/`` of the policy in ``ckpt_dir`` that ran an earlier
+    distillation of it (see :func:`evaluated_an_older_policy`)."""
+    target = Path(ckpt_dir).resolve()
+    out = []
+    for path in sorted((Path(run_path) / "eval").glob("*.json")):
+        try:
+            doc = load_eval(path)
+        except ValueError:
+            continue  # damaged files are the report's to name
+        if doc.get("policy_checkpoint") and Path(doc["policy_checkpoint"]).resolve() == target \
+                and evaluated_an_older_policy(doc, path):
+            out.append(path)
+    return out
+
+
 def load_eval(path: str | Path) -> dict:
     """Read and check an evaluation JSON written by :func:`eval_record` (errors name the file)."""
     path = Path(path)

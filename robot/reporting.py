@@ -13,7 +13,7 @@ import itertools
 import textwrap
 from pathlib import Path
 
-from robot.evaluation import load_eval
+from robot.evaluation import evaluated_an_older_policy, load_eval
 from robot.runs import MAIN_REWARDS, RunDir, RunMeta, discover_runs, write_json
 
 SPLITS = ("train", "test")
@@ -32,6 +32,8 @@ def _cell(run: RunDir | None, policy: str, split: str) -> dict | None:
     e = load_eval(path)
     cell = {"successes": int(e["successes"]), "trials": int(e["trials"]), "success_rate": float(e["success_rate"]),
             "mean_reward": float(e["mean_reward"]), "source": str(path)}
+    if evaluated_an_older_policy(e, path):
+        cell["stale"] = True  # the policy was distilled again after this evaluation
     per = e.get("per_trial") or []
     if per and all("seed" in t and "success" in t for t in per):
         cell["trial_outcomes"] = [(int(t["seed"]), bool(t["success"])) for t in per]
@@ -221,9 +223,17 @@ def collect(root: str | Path) -> dict:
             row["finetune_rwo"] = finetune_stats(rwo[0], logs) if rwo else None
             row["why_not"] = why_not(row)
             row["trajectory"] = meta.trajectory
+            warnings = []
             if rwo and rwo[1].trajectory != meta.trajectory:  # the two columns moved the object differently
-                row["warning"] = (f"DEFT and real-world-only ran different post-grasp trajectories "
-                                  f"({_tau_name(meta.trajectory)} vs {_tau_name(rwo[1].trajectory)}): not a like-for-like comparison")
+                warnings.append(f"DEFT and real-world-only ran different post-grasp trajectories "
+                                f"({_tau_name(meta.trajectory)} vs {_tau_name(rwo[1].trajectory)}): not a like-for-like comparison")
+            stale = [f"{TABLE2_LABELS[m]} on {s} objects" for m in TABLE2_METHODS for s in SPLITS
+                     if (row[f"{m}_{s}"] or {}).get("stale")]
+            if stale:
+                warnings.append(f"{', '.join(stale)}: the evaluation ran a policy that has since been distilled again "
+                                f"(re-run deft-robot eval)")
+            if warnings:
+                row["warning"] = "; ".join(warnings)
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
             for kind in ("affordance",) + ABLATION_KINDS:

@@ -874,3 +874,29 @@ def test_no_object_box_after_the_last_capture_stops_the_lab_session_cleanly(monk
     box = "120 90 200 150"  # the fake camera's red object
     monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"\n\n{box}\n0.5\n" for _ in range(2))))
     assert main(cmd) == 0, capsys.readouterr().err
+
+
+def test_evaluations_of_a_policy_distilled_again_are_flagged_until_re_run(tmp_path, capsys):
+    """distill into a folder whose policy was already evaluated: distill says which evaluations ran the
+    replaced policy, the report warns on the row, and evaluating again clears it."""
+    out = str(tmp_path / "runs")
+    assert main(["finetune", *TOY, "--episodes", "4", "--warmup", "2", "--elites", "2", "--out", out]) == 0
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--out", out]) == 0
+    for policy in ("deft", "affordance"):
+        assert main(["eval", "--task", "pick_cup", "--policy", policy, "--trials", "2", "--out", out]) == 0
+    rep = ["report", "--runs", out, "--out", str(tmp_path / "rep"), "--quiet"]
+    assert main(rep) == 0
+    assert "distilled again" not in (tmp_path / "rep" / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--seed", "3", "--out", out]) == 0
+    said = capsys.readouterr().out
+    assert "warning: deft_train.json in" in said and "evaluated the policy this replaces" in said
+    assert "affordance_train.json" not in said   # the prior alone uses no distilled policy
+    assert main(rep) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "DEFT on train objects: the evaluation ran a policy that has since been distilled again" in md
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["table2"][0]["deft_train"]["stale"] is True
+    # evaluating again (a new policy: the partial log's identity differs, the finished file is replaced)
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "2", "--out", out]) == 0
+    assert main(rep) == 0
+    assert "distilled again" not in (tmp_path / "rep" / "report.md").read_text()
