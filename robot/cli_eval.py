@@ -75,7 +75,7 @@ def _resolve(args, tau=None):
     unreachable robot leaves nothing behind that would refuse the corrected command."""
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import parse_size
-    from robot.runs import RunDir, RunError, RunMeta, resolve_run
+    from robot.runs import CHECKPOINT_DIGEST, RunDir, RunError, RunMeta, checkpoint_digest, resolve_run
 
     try:
         if args.policy == "affordance":
@@ -97,6 +97,8 @@ def _resolve(args, tau=None):
                     if meta.checkpoint != ckpt:
                         raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
+                if ckpt is not None:  # which export: one exported again into the same folder is another prior
+                    extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(ckpt)}
                 meta = RunMeta(task=args.task, prior=prior, reward="sim" if robot in ("sim", "toy") else "operator", robot=robot,
                                image_size=parse_size(args.size), checkpoint=ckpt,
                                trajectory=tau.digest() if tau is not None else None, extra=extra)

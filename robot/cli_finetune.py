@@ -93,7 +93,7 @@ def limit_threads(n: int) -> None:
 def build_meta(args):
     """(RunMeta, τ or None) from the command line (the checks a user gets before anything heavy starts)."""
     from deft_core.cli_util import CommandError
-    from robot.runs import RunMeta
+    from robot.runs import CHECKPOINT_DIGEST, RunMeta, checkpoint_digest
 
     _check_task(args.task)
     for name in ("episodes", "warmup", "elites"):
@@ -139,6 +139,8 @@ def build_meta(args):
     if args.elites > args.episodes:
         print(f"warning: --elites {args.elites} > --episodes {args.episodes}: every episode is an elite",
               file=sys.stderr, flush=True)
+    if checkpoint is not None:  # which export: one exported again into the same folder is another prior
+        extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(checkpoint)}
     meta = RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
                    image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
                    warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None,
@@ -244,8 +246,10 @@ def _ask(prompt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from deft_core.cli_util import CommandError
-    from robot.runs import RunDir, RunError, run_name
+    from robot.runs import CHECKPOINT_DIGEST, RunDir, RunError, check_checkpoint, run_name
 
     meta, tau = build_meta(args)
     limit_threads(args.threads)
@@ -253,6 +257,10 @@ def run(args: argparse.Namespace) -> int:
     on_robot = meta.robot not in ("sim", "toy")
     try:
         if rd.has_meta():
+            stored = rd.read_meta()
+            check_checkpoint(stored, rd.path)  # the export it was made from, changed since: refused by name
+            if CHECKPOINT_DIGEST not in stored.extra:  # made before the digest was recorded: resumes as it was
+                meta = replace(meta, extra={k: v for k, v in meta.extra.items() if k != CHECKPOINT_DIGEST})
             rd.write_or_check_meta(meta)  # a resume with other settings is refused before anything starts
     except RunError as exc:
         raise CommandError(str(exc)) from None

@@ -322,6 +322,9 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
     ``objects`` does not apply). Without ``real`` a robot run is refused: only a CLI can talk to the operator.
     ``trajectory``: the post-grasp τ to execute (:meth:`robot.runs.RunDir.load_trajectory`; None = the
     task's scripted τ); the toy environment has no τ."""
+    from robot.runs import check_checkpoint
+
+    check_checkpoint(meta, run or f"{meta.task}/{meta.prior}")  # a RunError (ValueError) if its model changed
     split = objects or meta.split
     if meta.robot == "toy":
         from deft_core.finetune.toy_env import ToyEnv

@@ -186,6 +186,39 @@ class RunDir:
         return meta
 
 
+CHECKPOINT_DIGEST = "checkpoint_digest"  #: RunMeta.extra key: the affordance export the run was made from
+
+
+def checkpoint_digest(ckpt_dir: str | Path) -> str:
+    """SHA-256 (16 hex digits) of an affordance export's ``config.json`` and ``model.safetensors``: a model
+    exported again into the same folder is another prior, even at the same path."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        path = Path(ckpt_dir) / name
+        h.update(name.encode() + b"\0")
+        if path.is_file():
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def check_checkpoint(meta: RunMeta, run: str | Path) -> None:
+    """Refuse (:class:`RunError`) a run whose affordance export has changed since the run was made: its
+    episodes and evaluations belong to the model it recorded. Runs made before the digest was recorded
+    (no ``checkpoint_digest`` in ``extra``) are not checked."""
+    recorded = (meta.extra or {}).get(CHECKPOINT_DIGEST)
+    if not (meta.checkpoint and recorded) or not Path(meta.checkpoint, "config.json").is_file():
+        return
+    now = checkpoint_digest(meta.checkpoint)
+    if now != recorded:
+        raise RunError(f"{run} was made from the affordance model in {meta.checkpoint} as it was then (digest "
+                       f"{recorded}); the files there now are another model (digest {now}), exported again since. "
+                       "Give the new model its own --out (or --run), or restore the earlier export")
+
+
 def write_json(path: str | Path, data) -> Path:
     """Write JSON atomically (temp file + rename), creating parent directories."""
     path = Path(path)

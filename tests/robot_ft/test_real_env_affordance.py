@@ -68,3 +68,45 @@ def test_the_yamls_retarget_section_reaches_the_prior(export_dir, tmp_path):
     lo, hi = hand_joint_limits()
     assert np.allclose(hands["retarget"], np.clip(0.5, lo, hi))
     assert not np.allclose(hands["plain"], hands["retarget"])
+
+
+def test_a_run_refuses_its_affordance_model_exported_again_into_the_same_folder(export_dir, tmp_path, monkeypatch, capsys):
+    """The run records which export it was made from (a digest, not only the path): resuming or evaluating
+    it after another model was exported into that folder is refused by name; a run made before the digest
+    was recorded still resumes."""
+    import io
+    import json
+    import shutil
+
+    from robot.cli import main
+
+    monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
+    model = tmp_path / "model"
+    shutil.copytree(export_dir, model)
+    box = "120 90 200 150"  # the fake camera's red object
+    cmd = ["finetune", "--task", "pick_cup", "--checkpoint", str(model), "--robot", str(write_yaml(tmp_path)),
+           "--segmenter", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1", "--out", str(tmp_path / "runs")]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\n0.5\n"))
+    assert main(cmd) == 2   # stdin closes in episode 2: one episode kept
+    run = tmp_path / "runs" / "pick_cup" / "affordance"
+    meta = json.loads((run / "run_meta.json").read_text())
+    assert len(meta["extra"]["checkpoint_digest"]) == 16
+    # another model exported into the same folder
+    p = get_preset("tiny")
+    p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:64", 64
+    torch.manual_seed(1)
+    save_export(model, AffordanceModel(p.model).eval(), {"rows": 0}, {"note": "another"}, {})
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\n0.5\n"))
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert "exported again since" in err and str(model) in err and "Traceback" not in err
+    assert main(["eval", "--task", "pick_cup", "--policy", "affordance", "--run", str(run), "--segmenter", "operator",
+                 "--objects", "train", "--trials", "1"]) == 2
+    assert "exported again since" in capsys.readouterr().err
+    # a run made before the digest was recorded resumes (with the model that is there now)
+    del meta["extra"]["checkpoint_digest"]
+    (run / "run_meta.json").write_text(json.dumps(meta))
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\n0.5\n"))
+    assert main(cmd) == 0, capsys.readouterr().err
+    assert "checkpoint_digest" not in json.loads((run / "run_meta.json").read_text())["extra"]
