@@ -200,6 +200,11 @@ def fmt_cell(cell: dict | None) -> str:
     return f"{100 * cell['success_rate']:.0f} % ({cell['successes']}/{cell['trials']})"
 
 
+def _robot_name(robot: str) -> str:
+    """``sim``/``toy``, or a robot YAML's file name."""
+    return robot if robot in ("sim", "toy") else Path(robot).name
+
+
 def collect(root: str | Path) -> dict:
     """Everything the report shows, as JSON-ready data (see :func:`write_report`)."""
     runs = discover_runs(root)
@@ -227,6 +232,9 @@ def collect(root: str | Path) -> dict:
             if rwo and rwo[1].trajectory != meta.trajectory:  # the two columns moved the object differently
                 warnings.append(f"DEFT and real-world-only ran different post-grasp trajectories "
                                 f"({_tau_name(meta.trajectory)} vs {_tau_name(rwo[1].trajectory)}): not a like-for-like comparison")
+            if rwo and rwo[1].robot != meta.robot:  # e.g. a lab run next to a simulated one under one --runs
+                warnings.append(f"DEFT ran on {_robot_name(meta.robot)}, real-world-only on {_robot_name(rwo[1].robot)}: "
+                                "not a like-for-like comparison")
             stale = [f"{TABLE2_LABELS[m]} on {s} objects" for m in TABLE2_METHODS for s in SPLITS
                      if (row[f"{m}_{s}"] or {}).get("stale")]
             if stale:

@@ -900,3 +900,13 @@ def test_evaluations_of_a_policy_distilled_again_are_flagged_until_re_run(tmp_pa
     assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "2", "--out", out]) == 0
     assert main(rep) == 0
     assert "distilled again" not in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_report_warns_when_deft_and_the_baseline_ran_on_different_robots(tmp_path):
+    rd = RunDir(tmp_path / "pick_cup" / "oracle")
+    rd.write_or_check_meta(RunMeta(task="pick_cup", prior="oracle", reward="sim"))
+    lab = RunDir(tmp_path / "pick_cup" / "real-world-only")
+    lab.write_or_check_meta(RunMeta(task="pick_cup", prior="real-world-only", reward="operator",
+                                    robot=str(tmp_path / "lab_xarm6.yaml")))
+    row = collect(tmp_path)["table2"][0]
+    assert "DEFT ran on sim, real-world-only on lab_xarm6.yaml: not a like-for-like comparison" in row["warning"]
