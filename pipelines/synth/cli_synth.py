@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, *, render_fn=None, demo_fn=None) -> int:
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     try:
         if args.dataset == "all":
-            prepare_output(out, args.overwrite)
+            prepare_output(out, args.overwrite, datasets=DATASETS)
     except OutputExistsError as exc:
         raise CommandError(str(exc)) from None
     console = Console(stderr=True)

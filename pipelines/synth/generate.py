@@ -107,11 +107,15 @@ def _make_writer(dataset: str, root: Path, seed: int) -> DatasetWriter:
     return getattr(importlib.import_module(module), cls)(root, seed=seed)
 
 
-def prepare_output(root: Path, overwrite: bool) -> None:
+def prepare_output(root: Path, overwrite: bool, datasets: tuple[str, ...] | None = None) -> None:
     """Refuse a non-empty ``root`` unless ``overwrite``; with it, remove a previously generated dataset.
 
-    To avoid deleting unrelated data, ``overwrite`` only removes a directory that holds a generated
-    dataset (a ``_groundtruth/`` folder at its top or one level down).
+    To avoid deleting unrelated data, ``overwrite`` only removes a folder that is entirely ours: one
+    dataset (``datasets`` None: a ``_groundtruth/`` folder at its top), or, for ``data synth all``
+    (``datasets`` = the names it writes), a folder holding nothing but those datasets' folders, at least one
+    with its ``_groundtruth/``. Anything else inside (shards, a trained model, notes) makes it refuse,
+    naming what it would have deleted. (Until 2026-11-27 a ``_groundtruth/`` one level down was enough, and
+    ``data synth ego4d --out proj --overwrite`` deleted a whole project folder that held a dataset.)
     """
     root = Path(root)
     if root.exists() and not root.is_dir():
@@ -119,10 +123,17 @@ def prepare_output(root: Path, overwrite: bool) -> None:
     if root.exists() and any(root.iterdir()):
         if not overwrite:
             raise OutputExistsError(f"--out {root} exists and is not empty; pass --overwrite to replace it")
-        ours = (root / SIDECAR_DIR).is_dir() or any((p / SIDECAR_DIR).is_dir() for p in root.iterdir() if p.is_dir())
+        if datasets is None:
+            ours, others = (root / SIDECAR_DIR).is_dir(), []
+        else:
+            entries = list(root.iterdir())
+            others = sorted(p.name for p in entries if not (p.is_dir() and p.name in datasets))
+            ours = not others and any((p / SIDECAR_DIR).is_dir() for p in entries)
         if not ours:
-            raise OutputExistsError(f"--out {root} is not empty and does not look like a generated dataset "
-                                    f"(no {SIDECAR_DIR}/ inside); refusing to delete it even with --overwrite")
+            what = (f"it also holds {', '.join(others[:5])}{' …' if len(others) > 5 else ''}" if others
+                    else f"no {SIDECAR_DIR}/ at its top")
+            raise OutputExistsError(f"--out {root} does not look like a generated dataset ({what}); refusing to "
+                                    "delete it even with --overwrite: give the dataset its own folder")
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
 

@@ -51,6 +51,25 @@ def test_overwrite_protection(tmp_path):
     assert len(list((fresh / "_groundtruth").glob("*.npz"))) == 1
 
 
+def test_overwrite_never_deletes_a_project_folder_that_holds_a_dataset(tmp_path):
+    """A project folder with a generated dataset inside next to other work: --overwrite pointed at the project
+    (not the dataset) is refused, naming what it would have deleted; 'synth all' replaces only a folder of
+    its own datasets."""
+    proj = tmp_path / "proj"
+    assert cli_synth.run(_args(out=str(proj / "ego4d"), clips=1), render_fn=fake_render_clip) == 0
+    (proj / "shards").mkdir()
+    (proj / "NOTES.txt").write_text("precious")
+    for dataset in ("ego4d", "all"):
+        with pytest.raises(CommandError, match="does not look like a generated dataset.*NOTES.txt, shards"
+                           if dataset == "all" else "does not look like a generated dataset"):
+            cli_synth.run(_args(dataset=dataset, out=str(proj), overwrite=True, clips=1), render_fn=fake_render_clip)
+        assert (proj / "NOTES.txt").read_text() == "precious" and (proj / "ego4d" / "_groundtruth").is_dir()
+    every = tmp_path / "all"
+    assert cli_synth.run(_args(dataset="all", out=str(every), clips=1), render_fn=fake_render_clip) == 0
+    assert cli_synth.run(_args(dataset="all", out=str(every), clips=2, overwrite=True), render_fn=fake_render_clip) == 0
+    assert len(list((every / "hoi4d" / "_groundtruth").glob("*.npz"))) == 2
+
+
 def test_synth_all_writes_three_datasets(tmp_path, capsys):
     out = tmp_path / "all"
     assert cli_synth.run(_args(dataset="all", out=str(out), clips=2, no_demos=False), render_fn=fake_render_clip,
