@@ -32,8 +32,10 @@ from jobs._extract_models import add_model_args, add_model_stages, model_options
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
-from pipelines.stages.text import make_text_encoder
-from pipelines.stages.writer import done_ids, error_row, pending, write_batch, write_manifest
+from pipelines.stages.hand_pose import hand_pose_target
+from pipelines.stages.text import TEXT_ENCODERS, make_text_encoder
+from pipelines.stages.writer import (check_resumable, done_ids, error_row, pending, source_identity, write_batch,
+                                     write_manifest)
 
 
 def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParser:
@@ -87,9 +89,34 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
                         text_encoder=text, text_encoder_options=text_options, seed=a.seed,
                         contact_detector="model" if a.hand_object_model else None)
-    cfg.resolved_hand_pose_backend()  # fail in the driver, before any worker starts
+    # fail in the driver, before Ray starts and every actor dies on it: the backend's name, its import, the
+    # option names it takes, and the text encoder's name
+    _check_constructor("--hand-pose", hand_pose_target(cfg.resolved_hand_pose_backend()), cfg.hand_pose_options,
+                       "--hand-pose-option")
+    if text is not None and text not in TEXT_ENCODERS:
+        raise ValueError(f"unknown text encoder {text!r} (--text-encoder); known: {', '.join(TEXT_ENCODERS)}, or none")
     model_options(a)  # bad --model-option pairs too
     return cfg
+
+
+def _check_constructor(flag: str, target: str, options: dict, option_flag: str) -> None:
+    """Import ``module:Class`` and check ``options`` are keyword arguments its constructor takes."""
+    import importlib
+    import inspect
+
+    module, _, name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{flag} {target}: cannot import it ({type(exc).__name__}: {exc})") from None
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ValueError(f"{option_flag} {', '.join(unknown)}: not an option of {target} (it takes "
+                         f"{', '.join(takes) or 'none'})")
 
 
 class ProcessRows:
@@ -141,6 +168,8 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
     config = make_config(dataset, a)
     # absolute: the actors may run in another working directory (an existing cluster, or `ray job submit`'s upload)
     source = source if source is not None else open_source(dataset, str(Path(a.root).resolve()))
+    provenance = source_identity(getattr(source, "root", None))
+    check_resumable(out, config.as_dict(), provenance)  # before anything is skipped or written
     stats = FilterStats()
     records = apply_filters(source.records(), FilterConfig(), stats)
     if a.limit is not None:
@@ -200,7 +229,7 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
                           "source_errors": len(bad), "seconds": round(elapsed, 3),
                           "clips_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
                           "concurrency": a.concurrency, "batch_size": a.batch_size, "limit": a.limit},
-             "models": model_settings(a)}
+             "models": model_settings(a), "source": provenance}
     return write_manifest(out, config.as_dict(), extra)
 
 

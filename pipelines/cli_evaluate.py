@@ -66,6 +66,9 @@ def run(a: argparse.Namespace) -> int:
         if not rep["groups"]:
             t.add_row(Path(rep["truth"]).name, f"{rep['valid_extracted']}/{rep['valid_clips']}", "-", "-", "-", "-")
     Console(stderr=True).print(t)
+    for rep in reports:
+        for w in rep.get("warnings", []):
+            Console(stderr=True).print(f"warning ({rep['shards']}): {w}")
     by_mapping = [f"{k} {v['median']:.1f} % (n={v['n']})" for rep in reports
                   for k, v in rep.get("contact_point_error_by_mapping", {}).items() if v.get("n")]
     if by_mapping:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -63,15 +64,30 @@ def load_truth(root: str | Path) -> dict[str, dict]:
         raise FileNotFoundError(f"ground-truth sidecar not found: {path}")
     out = {}
     for k, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
         except ValueError as exc:
             raise QualityInputError(f"{path}: line {k} is not valid JSON (truncated or malformed: {exc})") from None
+        missing = [key for key in ("clip_id", "dataset", "video_id", "annotation_id") if key not in rec] \
+            if isinstance(rec, dict) else ["(not a JSON object)"]
+        if missing:
+            raise QualityInputError(f"{path}: line {k} lacks {', '.join(missing)} (not a ground-truth clip record)")
         rec["_npz"] = str(root / "_groundtruth" / f"{rec['clip_id']}.npz")
         ds = rec["dataset"]
         action = "seq" if ds == "hoi4d" else rec["annotation_id"]
         out[make_sample_id(ds, rec["video_id"], action)] = rec
+    if not out:
+        raise QualityInputError(f"{path} lists no clips (a synthesis that did not finish?)")
     return out
+
+
+def _load_npz(path: str):
+    try:
+        return np.load(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise QualityInputError(f"ground-truth file {path} is missing or damaged ({type(exc).__name__}: {exc})") from None
 
 
 def load_samples(shards: str | Path) -> tuple[list[dict], list[dict]]:
@@ -111,6 +127,17 @@ def true_points_in_v1(rec: dict, z, first_frame: int) -> np.ndarray:
     return uv[:, :2] / uv[:, 2:3]
 
 
+def _crop_holds_true_object(crop_box: np.ndarray, z, t1: int) -> bool | None:
+    """Whether the sample's crop (v1) contains the centre of the true object box at v1 (None when the truth
+    has no box there): how :func:`evaluate` tells a truth that belongs to other data (another seed's
+    synthesis has the same clip ids but other scenes)."""
+    boxes = z["object_boxes"]
+    if not 0 <= t1 < len(boxes) or not np.all(np.isfinite(boxes[t1])):
+        return None
+    c = (boxes[t1][:2] + boxes[t1][2:]) / 2
+    return bool(crop_box[0] <= c[0] <= crop_box[2] and crop_box[1] <= c[1] <= crop_box[3])
+
+
 def _centroid_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float:
     return float(100 * np.linalg.norm(pred_px.mean(0) - true_px.mean(0)) / side)
 
@@ -126,7 +153,7 @@ def _point_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float
 
 
 def per_sample(row: dict, rec: dict) -> dict:
-    z = np.load(rec["_npz"])
+    z = _load_npz(rec["_npz"])
     box = np.asarray(row["crop_box"], float)
     side = float(box[2] - box[0])
     to_px = lambda p: box[:2] + np.asarray(p, float).reshape(-1, 2) * side  # noqa: E731
@@ -142,7 +169,8 @@ def per_sample(row: dict, rec: dict) -> dict:
            "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
            "hand_pose_max_abs": float(np.max(np.abs(np.asarray(row["hand_pose"]) - z["hand_pose"][t]))),
            "contact_point_error_pct": None, "contact_point_nn_error_pct": None, "gmm_mean_error_pct": None,
-           "true_contact_points": int(len(tp)), "true_contact_spread_pct": None}
+           "true_contact_points": int(len(tp)), "true_contact_spread_pct": None,
+           "crop_holds_true_object": _crop_holds_true_object(box, z, row["first_frame"] - rec["frame_offset"])}
     if len(tp):
         out["contact_point_error_pct"] = _centroid_error(to_px(row["contact_points"]), tp, side)
         out["contact_point_nn_error_pct"] = _point_error(to_px(row["contact_points"]), tp, side)
@@ -164,14 +192,44 @@ METRICS = ("contact_frame_error_frames", "contact_point_error_pct", "contact_poi
            "hand_pose_error_deg", "hand_pose_max_abs", "true_contact_points", "true_contact_spread_pct")
 
 
+def _check_same_synthesis(shards: str | Path, truth_root: str | Path) -> None:
+    """Refuse a truth from another synthesis than the one the shards were extracted from: every seed's
+    synthesis has the same clip ids, so the samples would be joined to other scenes and scored without a
+    word. Compared: the dataset, seed and clip count the extraction recorded of its input (manifest
+    ``source.synthetic``, since 2026-11-27) and the truth's own manifest; older shards are not checked."""
+    try:
+        was = json.loads((Path(shards) / "manifest.json").read_text()).get("source", {}).get("synthetic")
+        truth = json.loads((Path(truth_root) / "_groundtruth" / "manifest.json").read_text())
+    except (OSError, ValueError, AttributeError):
+        return
+    if not was or not isinstance(truth, dict):
+        return
+    now = {k: truth.get(k) for k in was}
+    if now != was:
+        raise QualityInputError(f"{shards} was extracted from another synthesis than the truth in {truth_root} "
+                                f"({', '.join(f'{k} {was[k]!r} vs {now[k]!r}' for k in was if was[k] != now[k])}); "
+                                "give the truth of the dataset the shards came from")
+
+
 def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dict], list[dict]]:
     """→ (report dict, per-sample records, rows) for one extraction output against one sidecar."""
     truth = load_truth(truth_root)
     rows, errs = load_samples(shards)
+    _check_same_synthesis(shards, truth_root)
     valid = {sid for sid, rec in truth.items() if is_valid(rec)}
     # Accuracy is measured on valid clips only; a sample extracted from a clip the truth calls invalid
     # (no contact, left hand, corrupted) has nothing to compare with and is counted as a false positive.
+    known = [r for r in rows if r["sample_id"] in truth]
+    if rows and not known:
+        raise QualityInputError(f"none of the {len(rows)} samples in {shards} is a clip of the truth in {truth_root} "
+                                f"(samples of {', '.join(sorted({str(r['dataset']) for r in rows}))}; truth of "
+                                f"{', '.join(sorted({str(t['dataset']) for t in truth.values()}))})")
     samples = [per_sample(r, truth[r["sample_id"]]) for r in rows if r["sample_id"] in valid]
+    judged = [s["crop_holds_true_object"] for s in samples if s["crop_holds_true_object"] is not None]
+    warnings = []
+    if len(judged) >= 3 and sum(judged) < 0.5 * len(judged):  # wrong objects cropped, or other scenes
+        warnings.append(f"only {sum(judged)} of {len(judged)} crops contain the true object at v1: is this the "
+                        "synthesis these shards were extracted from?")
     groups, by_mapping = defaultdict(list), defaultdict(list)
     for s in samples:
         groups[(s["dataset"], s["backend"])].append(s)
@@ -184,9 +242,11 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
         "clips_in_truth": len(truth), "valid_clips": len(valid), "samples": len(rows),
         "valid_extracted": len(extracted), "valid_extracted_fraction": len(extracted) / len(valid) if valid else None,
         "invalid_clips_extracted": len({r["sample_id"] for r in rows} - valid),
+        "crops_holding_the_true_object": f"{sum(judged)}/{len(judged)}",  # the truth matches the shards
         "valid_missed": {truth[s]["clip_id"]: err_by.get(s, "no sample and no error row") for s in sorted(valid - extracted)},
         "groups": {f"{d}/{b}": {m: _stats(s[m] for s in g) for m in METRICS} for (d, b), g in groups.items()},
         "contact_point_error_by_mapping": {k: _stats(v) for k, v in sorted(by_mapping.items())},
+        "warnings": warnings,
     }
     return report, samples, rows
 

@@ -15,7 +15,8 @@ from typing import Any
 from pipelines.sources.base import Source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractConfig
-from pipelines.stages.writer import done_ids, error_row, pending, write_batch, write_manifest
+from pipelines.stages.writer import (check_resumable, done_ids, error_row, pending, source_identity, write_batch,
+                                     write_manifest)
 
 
 def run_local(source: Source, out: str | Path, config: ExtractConfig, filters: FilterConfig | None = None,
@@ -23,6 +24,8 @@ def run_local(source: Source, out: str | Path, config: ExtractConfig, filters: F
               processor: ClipProcessor | None = None, progress: bool = False) -> dict[str, Any]:
     """Extract ``source`` into ``out`` (resumable). Returns the manifest dict (also in OUT/manifest.json)."""
     out = Path(out)
+    provenance = source_identity(getattr(source, "root", None))
+    check_resumable(out, config.as_dict(), provenance)
     stats = FilterStats()
     records = apply_filters(source.records(), filters or FilterConfig(), stats)
     if limit is not None:
@@ -57,5 +60,6 @@ def run_local(source: Source, out: str | Path, config: ExtractConfig, filters: F
     elapsed = time.perf_counter() - t0
     extra = {"filters": stats.as_dict(), "source_skipped": dict(getattr(source, "skipped", {}) or {}),
              "this_run": {"clips_processed": n_done, "seconds": round(elapsed, 3),
-                          "clips_per_s": round(n_done / elapsed, 3) if elapsed > 0 else None}}
+                          "clips_per_s": round(n_done / elapsed, 3) if elapsed > 0 else None},
+             "source": provenance}
     return write_manifest(out, config.as_dict(), extra)

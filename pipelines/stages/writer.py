@@ -136,6 +136,51 @@ class ShardWriter:
         self.flush()
 
 
+def source_identity(root: str | Path | None) -> dict:
+    """What an extraction read, for its manifest: the input root, and for a synthetic dataset (a
+    ``_groundtruth/manifest.json`` at the root) its dataset, seed and clip count, which tell one synthesis
+    from another with the same clip ids (``deft data evaluate`` compares them with the truth it is given)."""
+    if root is None:
+        return {}
+    root = Path(root).resolve()
+    ident: dict = {"root": str(root)}
+    try:
+        m = json.loads((root / "_groundtruth" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return ident
+    if isinstance(m, dict):
+        ident["synthetic"] = {k: m.get(k) for k in ("dataset", "seed", "num_clips")}
+    return ident
+
+
+def _comparable(config: Mapping[str, Any]) -> dict:
+    """An extraction config as the manifest stores it, less what does not change the samples (the text
+    encoder's device)."""
+    c = json.loads(json.dumps(dict(config), default=str))
+    c["text_encoder_options"] = {k: v for k, v in (c.get("text_encoder_options") or {}).items() if k != "device"}
+    return c
+
+
+def check_resumable(out: str | Path, config: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    """Refuse (ValueError) to add samples to an extraction output made with other settings or from another
+    synthesis: the finished clips would be skipped and the manifest would then claim settings most of its
+    samples were not made with. Nothing to check for a new output or one without a readable manifest."""
+    try:
+        m = json.loads((Path(out) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(m, dict):
+        return
+    old, new = _comparable(m.get("config") or {}), _comparable(config)
+    problems = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    was, now = (m.get("source") or {}).get("synthetic"), source.get("synthetic")
+    if was and now and was != now:
+        problems.append(f"input: synthetic {was} there, {now} now")
+    if problems:
+        raise ValueError(f"--out {out} holds an extraction made with other settings or data ({'; '.join(problems)}); "
+                         "use another --out, or the same settings to resume it")
+
+
 def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
     """Scan ``out`` and write ``manifest.json``: counts, errors by stage, config, versions, shard index."""
     out = Path(out)

@@ -101,6 +101,15 @@ def test_unknown_or_missing_hand_pose_and_unwritable_out_stop_the_job_before_ray
     res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(blocker / "out"), cwd=tmp_path)
     assert res.returncode == 2 and f"--out {blocker / 'out'}: cannot write there" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+    # the backend's import, its option names and the text encoder's name: also before Ray (each used to
+    # kill every actor with a long traceback)
+    for extra, expected in ((["--hand-pose", "nosuchmod:Cls"], "--hand-pose nosuchmod:Cls: cannot import it"),
+                            (["--hand-pose", "mediapipe", "--hand-pose-option", "bogus_key=1"],
+                             "--hand-pose-option bogus_key: not an option of"),
+                            (["--text-encoder", "bogus"], "unknown text encoder 'bogus' (--text-encoder)")):
+        res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(tmp_path / "o2"), *extra, cwd=tmp_path)
+        assert res.returncode == 2 and expected in res.stderr, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr and not (tmp_path / "o2").exists()
 
 
 def test_malformed_key_value_options_are_usage_errors(tmp_path):

@@ -131,12 +131,42 @@ def test_cli_unreadable_inputs_are_clean_errors_naming_the_file(tmp_path, capsys
     (shards / "data").mkdir(parents=True)
     (truth / "_groundtruth").mkdir(parents=True)
     (shards / "data" / "part-0.parquet").write_bytes(bytes(range(256)) * 4)  # garbage, no Parquet magic bytes
-    (truth / "_groundtruth" / "clips.jsonl").write_text("")
+    clip = '{"clip_id": "c0", "dataset": "epic_kitchens", "video_id": "P01_01", "annotation_id": "P01_01_0"}\n'
+    (truth / "_groundtruth" / "clips.jsonl").write_text(clip + "\n")  # a trailing blank line is not an error
     argv = ["data", "evaluate", "--shards", str(shards), "--truth", str(truth), "--out", str(tmp_path / "rep")]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{shards / 'data' / 'part-0.parquet'}: not a readable Parquet shard" in err and "Traceback" not in err
+    for text, message in (("", "lists no clips"), ('{"clip_id": "c0"}\n', "line 1 lacks dataset, video_id, annotation_id")):
+        (truth / "_groundtruth" / "clips.jsonl").write_text(text)  # a synthesis that did not finish; not a record
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
     (truth / "_groundtruth" / "clips.jsonl").write_text('{"clip_id": "c0", "data')  # truncated sidecar
     assert main(argv) == 2
     assert "clips.jsonl: line 1 is not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "rep").exists()
+
+
+def test_a_truth_from_another_synthesis_is_refused_and_so_is_resuming_with_other_settings(extracted, tmp_path):
+    """Every seed's synthesis has the same clip ids: the extraction records which synthesis it read and
+    evaluate refuses another's truth; adding to an extraction output with other settings or from another
+    synthesis is refused before anything is skipped or written."""
+    from pipelines.quality import QualityInputError
+
+    root, out = extracted
+    assert json.loads((out / "manifest.json").read_text())["source"]["synthetic"] == {
+        "dataset": "epic_kitchens", "seed": 5, "num_clips": 6}
+    other = tmp_path / "epic_seed6"
+    generate_dataset("epic_kitchens", other, clips=6, seed=6, corrupt=1, width=192, height=112,
+                     render_fn=textured_render_clip, demos=False)
+    with pytest.raises(QualityInputError, match="another synthesis.*seed 5 vs 6"):
+        evaluate(out, other)
+    assert evaluate(out, root)[0]["warnings"] == []
+    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed")
+    before = json.loads((out / "manifest.json").read_text())
+    with pytest.raises(ValueError, match="holds an extraction made with other settings or data.*'seed': 5.*'seed': 6"):
+        run_local(open_source("epic_kitchens", str(other)), out, cfg, processor=ClipProcessor(cfg, hand_pose=FixedHandPose()))
+    changed = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed", num_points=7)
+    with pytest.raises(ValueError, match="num_points: 5 there, 7 now"):
+        run_local(open_source("epic_kitchens", str(root)), out, changed, processor=ClipProcessor(changed, hand_pose=FixedHandPose()))
+    assert json.loads((out / "manifest.json").read_text()) == before
