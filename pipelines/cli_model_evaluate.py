@@ -20,13 +20,15 @@ HELP = "evaluate an affordance checkpoint on shards (JSON metrics vs baselines +
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import int_at_least, open_fraction
+
     parser.add_argument("--checkpoint", required=True, help="exported checkpoint directory (config.json, model.safetensors)")
     parser.add_argument("--shards", nargs="+", required=True, help="shard directories")
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--split", default="val", choices=["val", "train", "all"], help="video split to evaluate")
-    parser.add_argument("--val-fraction", type=float, help="override the checkpoint's validation fraction")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--images", type=int, default=16, help="crops drawn in heatmaps.png")
+    parser.add_argument("--val-fraction", type=open_fraction, help="override the checkpoint's validation fraction")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=64)
+    parser.add_argument("--images", type=int_at_least(1), default=16, help="crops drawn in heatmaps.png")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                         help="where the model runs (auto: a visible CUDA GPU, else the CPU); the metrics agree to "
                              "~1e-3 between the two (measured on an H200, docs/affordance-model.md)")

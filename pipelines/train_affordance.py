@@ -332,8 +332,13 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
                     "tensorboard_dir": str(out_dir / "tensorboard"), "preset": preset} | (extra_config or {})
     out_dir.mkdir(parents=True, exist_ok=True)
     run_json = out_dir / "run.json"
-    if run_json.exists():
-        prev = json.loads(run_json.read_text())
+    # only a run with a checkpoint to resume binds OUT to its model config: a start that failed before its
+    # first checkpoint (a bad flag found in the workers) must not block the corrected command
+    if run_json.exists() and latest_checkpoint(out_dir / "ray" / RUN_NAME) is not None:
+        try:
+            prev = json.loads(run_json.read_text())
+        except ValueError:
+            prev = {}
         if prev.get("model") != json.loads(json.dumps(config["model"])):  # compare in JSON form (tuples → lists)
             raise ValueError(f"{out_dir} holds a run with a different model config; use a new --out to start afresh")
     run_json.write_text(json.dumps(config | {"shards": [str(s) for s in shards], "num_workers": num_workers}, indent=2))

@@ -66,6 +66,19 @@ class ModelConfig:
             raise ValueError(f"visual_arch must be 'resnet18' or 'resnet50', got {self.visual_arch!r}")
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        # the text encoder's name and width, checked where the config is made (the training job's driver)
+        # instead of in every Train worker's first batch ("text_emb must be (B, 384), got (2, 64)")
+        name, _, arg = str(self.text_encoder).partition(":")
+        if name not in ("minilm", "clip", "hash"):
+            raise ValueError(f"unknown text encoder {self.text_encoder!r}: minilm, clip:ARCH or hash:DIM")
+        width = {"minilm": 384}.get(name) or (int(arg) if name == "hash" and arg.isdigit() else None)
+        if name == "hash" and not (arg == "" or arg.isdigit()):
+            raise ValueError(f"text encoder {self.text_encoder!r}: hash:DIM takes a whole number, e.g. hash:64")
+        if name == "hash" and not arg:
+            width = 256
+        if width is not None and self.text_dim != width:
+            raise ValueError(f"text encoder {self.text_encoder!r} gives {width}-d embeddings but text_dim is "
+                             f"{self.text_dim} (--text-dim {width})")
 
 
 @dataclass
@@ -92,6 +105,16 @@ class TrainConfig:
     #: (A100, H100); with the paper's ResNet-18 on a lent H200 it gave no dependable gain (×0.96–1.17: the
     #: step waits on the data), and on a CPU it is usually slower. docs/affordance-model.md "On a GPU".
     precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r} (--{name.replace('_', '-')})")
+        if not 0.0 <= float(self.val_fraction) < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction} (--val-fraction)")
+        if not float(self.lr) > 0:
+            raise ValueError(f"lr must be positive, got {self.lr} (--lr)")
 
 
 @dataclass

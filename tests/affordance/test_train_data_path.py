@@ -232,3 +232,48 @@ def test_training_without_validation_rows_says_so(tmp_path, monkeypatch, capsys)
     with pytest.raises(Stop):
         ta.run([str(tmp_path / "sh")], str(tmp_path / "out"), "tiny", {"train": {"val_fraction": 0.5}})
     assert "no validation rows" not in capsys.readouterr().err
+
+
+def test_training_settings_are_checked_before_anything_is_written_or_started(tmp_path):
+    """Bad numbers and a text encoder whose width disagrees with --text-dim are refused where the config is
+    made (they used to fail in every Train worker, after OUT/run.json was written)."""
+    from pipelines.train_affordance import resolve_config
+
+    for overrides, message in (({"train": {"epochs": 0}}, "epochs must be a whole number >= 1"),
+                               ({"train": {"batch_size": -2}}, "batch_size must be a whole number >= 1"),
+                               ({"train": {"val_fraction": 1.5}}, "val_fraction must be in"),
+                               ({"model": {"text_encoder": "hash:64"}}, "gives 64-d embeddings but text_dim is 384"),
+                               ({"model": {"text_encoder": "bogus"}}, "unknown text encoder 'bogus'")):
+        with pytest.raises(ValueError, match=message):
+            resolve_config("tiny", overrides)
+    assert resolve_config("tiny", {"model": {"text_encoder": "hash:64", "text_dim": 64}})["model"]["text_dim"] == 64
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_corrected_command(table, tmp_path, monkeypatch):
+    """OUT/run.json from a start that died in the workers (no checkpoint) is replaced by the next command;
+    with a checkpoint to resume, another model config is still refused."""
+    import json
+
+    import pipelines.train_affordance as ta
+
+    class ReachedRay(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise ReachedRay
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
+    monkeypatch.setattr(ta, "init_local_ray", stop)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"model": {"text_encoder": "something else"}}))
+    with pytest.raises(ReachedRay):   # past the run.json check: nothing to resume, so nothing to protect
+        ta.run([str(Path(table[1][0]).parent)], str(out), "tiny", {"model": {"text_encoder": "hash:64", "text_dim": 64}})
+    assert json.loads((out / "run.json").read_text())["model"]["text_encoder"] == "hash:64"
+    ckpt = out / "ray" / ta.RUN_NAME / "checkpoint_000000"
+    ckpt.mkdir(parents=True)
+    (ckpt / "train_state.json").write_text(json.dumps({"epoch": 1}))
+    (ckpt / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="holds a run with a different model config"):
+        ta.run([str(Path(table[1][0]).parent)], str(out), "tiny", {"model": {"text_encoder": "hash:32", "text_dim": 32}})
