@@ -103,6 +103,12 @@ def dispatch(prog: str, description: str, commands: Mapping[str, tuple[str, str]
     except CommandError as exc:
         print(f"{prog} {match}: error: {exc}", file=sys.stderr)
         return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        # an output path that cannot be written (--out under a file, onto a folder, no permission): the
+        # message names the path, a traceback would add nothing
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog} {match}: error: cannot write {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\n{prog} {match}: interrupted", file=sys.stderr)
         return 130

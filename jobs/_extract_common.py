@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from deft_core.cli_util import int_at_least
 from jobs._extract_models import add_model_args, add_model_stages, model_options, model_settings
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
@@ -47,7 +48,7 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
     p.add_argument("--hand-pose-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable (e.g. fov_deg=90, checkout=/opt/frankmocap); values parsed as JSON when possible")
     p.add_argument("--text-encoder", default="none", help="minilm | clip:ARCH | none (default none: embed at training)")
-    p.add_argument("--limit", type=int, default=None, help="process at most N clips after filtering (this run)")
+    p.add_argument("--limit", type=int_at_least(1), default=None, help="process at most N clips after filtering (this run)")
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per extraction actor")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per extraction actor (model backends)")
     p.add_argument("--text-num-gpus", type=float, default=0.0, help="GPUs per text-embedding actor")

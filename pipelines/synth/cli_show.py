@@ -73,6 +73,8 @@ def _draw(img: np.ndarray, action, idx: int, truth, is_contact: bool) -> np.ndar
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg"):  # cv2 picks the format from it
+        raise CommandError(f"--out {args.out}: give an image file name ending in .png or .jpg")
     import cv2
 
     from deft_core.video import read_video

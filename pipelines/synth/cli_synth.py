@@ -38,8 +38,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CommandError(f"--corrupt must be between 0 and --clips ({args.clips}), got {args.corrupt}")
     for name in ("width", "height"):
         v = getattr(args, name)
-        if v < 16 or v % 2:
-            raise CommandError(f"--{name} must be an even number of pixels, at least 16; got {v}")
+        if v < 16 or v % 2 or v > 4096:  # beyond 4096 the clip's frames do not fit in memory (and no camera is that)
+            raise CommandError(f"--{name} must be an even number of pixels from 16 to 4096; got {v}")
     if args.seed < 0:
         raise CommandError(f"--seed must be non-negative, got {args.seed}")
 

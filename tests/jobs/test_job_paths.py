@@ -123,6 +123,9 @@ def test_malformed_key_value_options_are_usage_errors(tmp_path):
                        flag, value, cwd=tmp_path)
         assert res.returncode == 2, res.stderr[-2000:]
         assert f"extract ego4d: error: {expected}" in res.stderr and "Traceback" not in res.stderr
+    res = _run_job("extract_ego4d.py", "--root", str(root), "--out", str(tmp_path / "o"), "--hand-pose", "mediapipe",
+                   "--limit", "0", cwd=tmp_path)   # said 'nothing to process (every clip already done)'
+    assert res.returncode == 2 and "argument --limit: must be an integer >= 1, got 0" in res.stderr, res.stderr[-2000:]
 
 
 _GPU_PROBE = """

@@ -22,7 +22,8 @@ def _args(**kw):
 
 
 @pytest.mark.parametrize("kw, msg", [({"clips": 0}, "--clips"), ({"corrupt": 3}, "--corrupt"), ({"corrupt": -1}, "--corrupt"),
-                                     ({"width": 63}, "--width"), ({"height": 8}, "--height"), ({"seed": -2}, "--seed")])
+                                     ({"width": 63}, "--width"), ({"height": 8}, "--height"), ({"seed": -2}, "--seed"),
+                                     ({"width": 100000}, "--width must be an even number of pixels from 16 to 4096")])
 def test_bad_arguments_are_named(kw, msg, tmp_path):
     with pytest.raises(CommandError, match=msg):
         cli_synth.run(_args(out=str(tmp_path / "o"), **kw), render_fn=fake_render_clip)
@@ -164,3 +165,17 @@ def test_video_encoding_is_reproducible(tmp_path):
         write_video(tmp_path / f"v{i}.mp4", frames, 30)
         digests.add(hashlib.sha1((tmp_path / f"v{i}.mp4").read_bytes()).hexdigest())
     assert len(digests) == 1, f"{len(digests)} different files from 6 encodings of the same frames"
+
+
+def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, capsys):
+    """--out under a file, onto an existing file, or without an image suffix: exit 2 naming the path (they
+    were FileExistsError / NotADirectoryError / cv2 tracebacks)."""
+    from pipelines.cli import main
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    assert main(["data", "synth", "ego4d", "--out", str(blocker / "sub"), "--clips", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {blocker / 'sub'}: not a directory" in err and "Traceback" not in err
+    assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "sheet")]) == 2
+    assert "give an image file name ending in .png or .jpg" in capsys.readouterr().err
