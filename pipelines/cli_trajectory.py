@@ -25,20 +25,34 @@ HELP = "one human demo video → post-grasp trajectory τ (.npz)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from deft_core.cli_util import int_at_least
+
     p.add_argument("--video", required=True, help="demo video (RGB)")
     p.add_argument("--out", required=True, help="output .npz (deft_core.trajectory.PostGraspTrajectory)")
     p.add_argument("--hand-pose", default="mediapipe", choices=["mediapipe", "truth"])
     p.add_argument("--task", default="", help="task name stored with τ, one of deft_core.tasks (default: none)")
     p.add_argument("--intrinsics", help="K: .npy 3x3 or .npz with 'K'; this or --fov-deg is required "
                                         "with --hand-pose mediapipe (to place the wrist in metres)")
-    p.add_argument("--fov-deg", type=float, default=None,
+    p.add_argument("--fov-deg", type=_fov, default=None,
                    help="horizontal field of view, degrees; required with --hand-pose mediapipe when no --intrinsics")
     p.add_argument("--camera-poses", help="camera→base poses (.npz T_world_camera or .npy), or a robot config YAML "
                                           "(its calibrated camera.T_base_camera)")
     p.add_argument("--grasp-frame", type=int, default=None, help="0-based grasp frame (default: detected)")
-    p.add_argument("--smooth", type=int, default=5, help="moving-average window for positions, frames")
+    p.add_argument("--smooth", type=int_at_least(1), default=5, help="moving-average window for positions, frames (1: none)")
     p.add_argument("--model", help="MediaPipe .task bundle (default: the installed one)")
     p.add_argument("--compare", help="true wrist .npz (T_world_wrist, grasp_frame) to report the error against")
+
+
+def _fov(text: str) -> float:
+    """argparse type of --fov-deg: a pinhole camera's horizontal field of view, between 10 and 170 degrees."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of degrees, got {text!r}") from None
+    if not 10.0 <= v <= 170.0:
+        raise argparse.ArgumentTypeError(f"must be between 10 and 170 degrees (a pinhole camera's horizontal field "
+                                         f"of view; GoPro-style wide lenses are 90-120), got {v:g}")
+    return v
 
 
 def _intrinsics(a, width: int, height: int):
@@ -69,9 +83,13 @@ def run(a: argparse.Namespace) -> int:
     from pipelines.stages.video import VideoError
 
     _check_task(a.task)
+    if a.model and not Path(a.model).is_file():
+        raise CommandError(f"--model {a.model}: file not found (a MediaPipe .task bundle)")
     con = Console(stderr=True)
     video = Path(a.video)
     try:
+        # the file to compare with is read first: a wrong one fails before the slow part, not after it
+        true_track, true_grasp = truth_track(a.compare) if a.compare else (None, None)
         if a.hand_pose == "truth":
             wrist = video.with_name(f"{video.stem}_wrist.npz")
             track, true_grasp = truth_track(wrist)
@@ -98,6 +116,10 @@ def run(a: argparse.Namespace) -> int:
                                            progress=lambda i, n: bar.update(task, completed=i, total=n))
             except (av.error.FFmpegError, VideoError) as exc:  # a header that opens, frames that do not decode
                 raise CommandError(f"cannot decode video {video}: {exc}") from None
+            except RuntimeError as exc:
+                if a.model:  # MediaPipe refusing the given bundle ("Unable to open zip archive")
+                    raise CommandError(f"--model {a.model}: MediaPipe cannot load it ({exc})") from None
+                raise
             grasp = a.grasp_frame if a.grasp_frame is not None else detect_grasp_frame(track)
             meta = {"source": "mediapipe", "detected_fraction": float(track.detected.mean()),
                     "base_frame": "camera_poses" if cams is not None else "camera"}
@@ -106,9 +128,11 @@ def run(a: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     tau.save(a.out)
     result = {"out": str(a.out), "grasp_frame": int(grasp), **meta}
-    if a.compare:
-        true_track, true_grasp = truth_track(a.compare)
-        true_tau = extract_trajectory(true_track, true_grasp, a.task)
+    if true_track is not None:
+        try:
+            true_tau = extract_trajectory(true_track, true_grasp, a.task)
+        except TrajectoryError as exc:
+            raise CommandError(f"--compare {a.compare}: {exc}") from exc
         result["true_grasp_frame"] = true_grasp
         result["error"] = trajectory_error(tau, true_tau)
     print(json.dumps(result, indent=2))

@@ -21,6 +21,7 @@ estimating: the reference the estimate is compared with (:func:`trajectory_error
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,12 +48,18 @@ def _load_array(path: Path, key: str, what: str) -> np.ndarray:
     """The array stored under ``key`` in an ``.npz`` file, or the whole ``.npy`` file (never unpickles)."""
     if not path.is_file():
         raise TrajectoryError(f"{what} file not found: {path}")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if key not in z:
-                raise TrajectoryError(f"{path}: no '{key}' array")
-            return z[key]
-    return np.load(path, allow_pickle=False)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if key not in z:
+                    raise TrajectoryError(f"{path}: no '{key}' array")
+                return z[key]
+        return np.load(path, allow_pickle=False)
+    except TrajectoryError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # text, damaged, or pickled object arrays
+        raise TrajectoryError(f"{what} file {path} is not a NumPy array file (.npy from numpy.save, .npz from "
+                              f"numpy.savez; {type(exc).__name__})") from None
 
 
 def load_camera_poses(path: str | Path) -> np.ndarray:
@@ -85,7 +92,10 @@ def load_intrinsics(path: str | Path) -> np.ndarray:
     K = _load_array(path, "K", "intrinsics")
     if K.shape != (3, 3):
         raise TrajectoryError(f"{path}: K must be 3x3, got {K.shape}")
-    return K.astype(np.float64)
+    K = K.astype(np.float64)
+    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise TrajectoryError(f"{path}: K needs positive, finite focal lengths (K[0,0], K[1,1]), got {K[0, 0]:g}, {K[1, 1]:g}")
+    return K
 
 
 def truth_track(wrist_npz: str | Path) -> tuple[WristTrack, int]:
@@ -93,9 +103,18 @@ def truth_track(wrist_npz: str | Path) -> tuple[WristTrack, int]:
     path = Path(wrist_npz)
     if not path.is_file():
         raise TrajectoryError(f"demo wrist file not found: {path}")
-    with np.load(path, allow_pickle=False) as z:
-        T = z["T_world_wrist"].astype(np.float64)
-        return WristTrack(T[:, :3, 3], T[:, :3, :3], np.ones(len(T), bool), float(z["fps"])), int(z["grasp_frame"])
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("T_world_wrist", "fps", "grasp_frame") if k not in z]
+            if missing:
+                raise TrajectoryError(f"{path} is not a demo's wrist file (no {', '.join(missing)}; the generator "
+                                      "writes _demos/<task>_wrist.npz)")
+            T = z["T_world_wrist"].astype(np.float64)
+            return WristTrack(T[:, :3, 3], T[:, :3, :3], np.ones(len(T), bool), float(z["fps"])), int(z["grasp_frame"])
+    except TrajectoryError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise TrajectoryError(f"{path} is not a demo's wrist file (.npz; {type(exc).__name__})") from None
 
 
 def _fill(values: np.ndarray, ok: np.ndarray) -> np.ndarray:

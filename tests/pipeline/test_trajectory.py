@@ -69,6 +69,37 @@ def test_cli_errors_name_the_file(tmp_path, capsys):
     assert "nope_wrist.npz" in capsys.readouterr().err
 
 
+def test_cli_bad_camera_files_and_numbers_are_one_line_errors(tmp_path, capsys):
+    """A text K, a zero K, a damaged .npz, a field of view no pinhole camera has, a negative smoothing
+    window, a missing MediaPipe bundle, a --compare file that is not a demo's wrist file: exit 2 naming the
+    file or flag, before the slow per-frame part (they were tracebacks, or silently wrong metres)."""
+    import subprocess
+    import sys
+
+    from deft_core.video import write_video
+
+    video = tmp_path / "demo.mp4"
+    write_video(video, np.zeros((4, 48, 64, 3), np.uint8), 30)  # a real video: each check comes before its frames
+    np.savetxt(tmp_path / "K.txt", np.eye(3))
+    np.save(tmp_path / "Kzero.npy", np.zeros((3, 3)))
+    (tmp_path / "Kbad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    np.savez(tmp_path / "clip.npz", hand_boxes=np.zeros((3, 4)))
+    base = ["data", "trajectory", "--video", str(video), "--out", str(tmp_path / "t.npz")]
+    for extra, expected in (
+            (["--intrinsics", str(tmp_path / "K.txt")], "is not a NumPy array file"),
+            (["--intrinsics", str(tmp_path / "Kzero.npy")], "K needs positive, finite focal lengths"),
+            (["--intrinsics", str(tmp_path / "Kbad.npz")], "is not a NumPy array file"),
+            (["--fov-deg", "90", "--model", str(tmp_path / "none.task")], "--model"),
+            (["--fov-deg", "90", "--compare", str(tmp_path / "clip.npz")], "is not a demo's wrist file (no T_world_wrist")):
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err, (extra, err)
+    for extra, expected in ((["--fov-deg", "-60"], "must be between 10 and 170 degrees"),
+                            (["--fov-deg", "90", "--smooth", "-4"], "must be an integer >= 1")):
+        res = subprocess.run([sys.executable, "-m", "pipelines.cli", *base, *extra], capture_output=True, text=True)
+        assert res.returncode == 2 and expected in res.stderr, res.stderr
+
+
 def test_grasp_detection_ignores_the_rest_before_the_reach():
     """Rest, accelerate, decelerate onto the object, short pause, lift: the grasp is the pause."""
     n, g = 100, 45
