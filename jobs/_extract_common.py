@@ -176,8 +176,15 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
     if a.limit is not None:
         records = itertools.islice(records, a.limit)
     retry = bool(getattr(a, "retry_errors", False))
-    already = len(done_ids(out, include_errors=not retry))
-    todo = [r.to_row() for r in pending(records, out, retry_errors=retry)]
+    seen = [0]
+
+    def counted(it):
+        for r in it:
+            seen[0] += 1
+            yield r
+
+    todo = [r.to_row() for r in pending(counted(records), out, retry_errors=retry)]
+    already = seen[0] - len(todo)  # this source's clips already in OUT (not every id there)
     statuses: Counter = Counter()
     stages: Counter = Counter()
     t0 = time.perf_counter()
@@ -251,8 +258,11 @@ def print_summary(dataset: str, manifest: dict) -> None:
     for stage, n in sorted(run["errors_by_stage"].items()):
         t.add_row(f"  errors this run: {stage}", str(n))
     t.add_row("source rows unreadable", str(run["source_errors"]))
+    idle = ("nothing to process: the source listed no clips" if f["read"] == 0 else
+            "nothing to process: every clip was filtered out" if run["clips_pending"] + run["already_done"] == 0 else
+            "nothing to process (every clip already done)")
     t.add_row("throughput", f"{run['clips_per_s']} clips/s ({run['seconds']} s)" if run['clips_per_s'] is not None
-              else "nothing to process (every clip already done)")
+              else idle)
     t.add_row("total samples in OUT", str(counts["samples"]))
     t.add_row("total errors in OUT", f"{counts['errors']} {counts['errors_by_stage']}")
     if counts.get("contact_mapping"):  # how the contact points reached v1 (docs/extraction-jobs.md)

@@ -43,6 +43,19 @@ def parse_timestamp(value: str) -> float:
     return int(h) * 3600 + int(mnt) * 60 + float(s)
 
 
+def _chunks(reader, path: Path):
+    """The chunks of a ``pd.read_csv(chunksize=...)`` reader; a malformed line further down is a
+    :class:`SourceError` naming the file instead of pandas' bare tokenizer error."""
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            return
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+        yield chunk
+
+
 def read_video_info(path: str | Path) -> dict[str, dict]:
     """``EPIC_100_video_info.csv`` → {video_id: {"fps", "duration", "width", "height"}}."""
     path = Path(path)
@@ -50,6 +63,8 @@ def read_video_info(path: str | Path) -> dict[str, dict]:
         df = pd.read_csv(path, dtype={"video_id": str})
     except FileNotFoundError:
         raise SourceError(f"EPIC video info file not found: {path}") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
     missing = {"video_id", "fps"} - set(df.columns)
     if missing:
         raise SourceError(f"{path}: missing columns {sorted(missing)}")
@@ -197,12 +212,12 @@ class EpicKitchensSource:
         for path in self.csv_paths:
             try:
                 head = pd.read_csv(path, nrows=0).columns
-            except (FileNotFoundError, pd.errors.EmptyDataError):
+            except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
                 continue  # the listing reports it
             cols = [c for c in ("video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame") if c in head]
             if "start_frame" not in cols or "stop_frame" not in cols or "video_id" not in cols:
                 continue
-            for chunk in pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str}):
+            for chunk in _chunks(pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str}), path):
                 for vid, a, b, f0, f1 in zip(chunk["video_id"], chunk["start_timestamp"], chunk["stop_timestamp"],
                                              chunk["start_frame"], chunk["stop_frame"]):
                     vid = str(vid)
@@ -225,7 +240,9 @@ class EpicKitchensSource:
                 reader = pd.read_csv(path, chunksize=self.chunksize, dtype={"video_id": str, "narration_id": str})
             except FileNotFoundError:
                 raise SourceError(f"EPIC narration CSV not found: {path}") from None
-            for chunk in reader:
+            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+                raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+            for chunk in _chunks(reader, path):
                 missing = set(REQUIRED_COLUMNS) - set(chunk.columns)
                 if missing:
                     raise SourceError(f"{path}: missing columns {sorted(missing)}")

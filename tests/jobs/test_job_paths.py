@@ -176,3 +176,21 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     assert out["text"] == {"device": "cuda"} and out["check_cpus"] is False
     assert out["decode_threads_default"] == 1 and out["decode_threads"] == 8 and out["use_gpu"] is True
     assert out["precision_default"] is None and out["precision"] == "bf16"  # None: the preset's (fp32)
+
+
+def test_the_summary_says_why_there_was_nothing_to_process(capsys):
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import json\n"
+            "from jobs._extract_common import print_summary\n"
+            "print_summary('epic_kitchens', json.loads(sys.stdin.read()))")
+
+    def manifest(read, pending, done):
+        return {"filters": {"read": read, "removed": {"no language": read - pending - done} if read else {}},
+                "this_run": {"already_done": done, "clips_pending": pending, "samples_written": 0, "errors_by_stage": {},
+                             "source_errors": 0, "clips_per_s": None, "seconds": 0.0},
+                "counts": {"samples": done, "errors": 0, "errors_by_stage": {}}}
+
+    for args, expected in (((0, 0, 0), "the source listed no clips"), ((4, 0, 0), "every clip was filtered out"),
+                           ((4, 0, 4), "every clip already done")):
+        res = subprocess.run([sys.executable, "-c", code], input=json.dumps(manifest(*args)), capture_output=True,
+                             text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+        assert expected in res.stderr, res.stderr

@@ -75,6 +75,22 @@ def test_epic_malformed_rows_become_source_errors(tmp_path):
     assert read_video_info(tmp_path / "info.csv")["P01_101"]["width"] == 1920
 
 
+@pytest.mark.parametrize("text", ["", "a,b\n1,2,3,4\n\"unterminated\n", "\xff\xfe\x00garbage"])
+def test_epic_unreadable_csvs_name_the_file(tmp_path, text):
+    """An empty, malformed or binary annotation or video-info CSV: a SourceError naming the file, not pandas'
+    bare 'No columns to parse' / tokenizer error."""
+    from pipelines.sources.base import SourceError
+
+    good_info = "video_id,duration,fps,resolution\nP01_101,10.0,50.0,1920x1080\n"
+    (tmp_path / "bad.csv").write_bytes(text.encode("latin-1"))
+    (tmp_path / "info.csv").write_text(good_info)
+    src = EpicKitchensSource(tmp_path, csv=tmp_path / "bad.csv", video_info=tmp_path / "info.csv")
+    with pytest.raises(SourceError, match=r"bad\.csv: (not a readable CSV|missing columns)"):
+        list(src.records())
+    with pytest.raises(SourceError, match=r"bad\.csv: (not a readable CSV|missing columns)"):
+        read_video_info(tmp_path / "bad.csv")
+
+
 def _release_lines():
     paths = [FIX / "hoi4d" / "release_excerpt.txt"]
     if (REAL / "hoi4d" / "release.txt").exists():
