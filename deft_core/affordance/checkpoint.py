@@ -74,11 +74,15 @@ def save_export(directory: str | Path, model: AffordanceModel, data_summary: dic
 def read_config(directory: str | Path) -> tuple[dict, ModelConfig]:
     """Validate a checkpoint directory's files and ``config.json``; returns (raw json, ModelConfig)."""
     d = Path(directory)
+    if d.is_file():
+        raise CheckpointError(f"checkpoint {d} is a file: give the folder that holds it ({d.parent})")
     if not d.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {d}")
     missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
     if missing:
-        raise CheckpointError(f"checkpoint {d} is missing {missing}")
+        hint = (f"; {d} looks like a training run's --out: its exported model is {d / 'model'}"
+                if all((d / "model" / f).is_file() for f in REQUIRED_FILES) else "")
+        raise CheckpointError(f"checkpoint {d} is missing {missing}{hint}")
     try:
         raw = json.loads((d / "config.json").read_text())
     except json.JSONDecodeError as exc:

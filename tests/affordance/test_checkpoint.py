@@ -66,6 +66,13 @@ def test_missing_file_is_named(exported, tmp_path):
         load_affordance(d)
     with pytest.raises(CheckpointError, match="not found"):
         load_affordance(tmp_path / "absent")
+    run = tmp_path / "run"   # a training run's --out given instead of its model/ export
+    run.mkdir()
+    _copy(exported[1], run / "model")
+    with pytest.raises(CheckpointError, match=r"looks like a training run's --out: its exported model is .*run/model"):
+        load_affordance(run)
+    with pytest.raises(CheckpointError, match="is a file: give the folder that holds it"):
+        load_affordance(run / "model" / "model.safetensors")
 
 
 def test_wrong_schema_version_is_refused(exported, tmp_path):
