@@ -98,6 +98,11 @@ def dispatch(prog: str, description: str, commands: Mapping[str, tuple[str, str]
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(match.split()):])
+    import warnings
+
+    # one line per warning, as the commands' own messages are ("warning: ..."), not Python's file:line +
+    # source-line format
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"warning: {message}\n"
     try:
         return int(module.run(args) or 0)
     except CommandError as exc:

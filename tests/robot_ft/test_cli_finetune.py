@@ -179,3 +179,17 @@ def test_negative_or_non_integer_seeds_are_refused_before_anything_is_written(ar
     assert exc.value.code == 2
     assert "must be a non-negative integer" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_warnings_are_one_line_not_python_source(tmp_path):
+    """A resumed log with a torn last line: the CLI's warning is one 'warning: ...' line, not Python's
+    'file:line: RuntimeWarning' followed by the warnings.warn source line."""
+    cmd = [sys.executable, "-m", "robot.cli", "finetune", *TOY, "--episodes", "3", "--warmup", "1", "--elites", "1",
+           "--out", str(tmp_path)]
+    assert subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60).returncode == 0
+    log = tmp_path / "pick_cup" / "toy" / "finetune" / "episodes.jsonl"
+    log.write_bytes(log.read_bytes()[:-20])   # the last record cut mid-line
+    res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stderr.splitlines() if "half-written" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "warnings.warn" not in res.stderr
