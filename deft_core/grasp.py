@@ -87,4 +87,7 @@ class GraspParams:
         missing = {"mu", "theta", "hand"} - set(d)
         if missing:
             raise ValueError(f"grasp parameters are missing keys {sorted(missing)}")
+        extra = set(d) - {"mu", "theta", "hand"}
+        if extra:  # a misspelt key would otherwise be dropped without a word
+            raise ValueError(f"grasp parameters have unknown keys {sorted(extra)} (expected mu, theta, hand)")
         return cls(mu=np.asarray(d["mu"]), theta=np.asarray(d["theta"]), hand=np.asarray(d["hand"]))

@@ -46,6 +46,8 @@ def test_grasp_slices_and_sigmas():
         grasp.GraspParams(np.zeros(3), np.array([0, np.nan, 0]), np.zeros(16))
     with pytest.raises(ValueError, match="missing keys"):
         grasp.GraspParams.from_dict({"mu": [0, 0, 0]})
+    with pytest.raises(ValueError, match=r"unknown keys \['thetta'\]"):
+        grasp.GraspParams.from_dict({**p.to_dict(), "thetta": [0, 0, 0]})
 
 
 def test_trajectory_from_poses_and_npz_round_trip(tmp_path):

@@ -95,6 +95,8 @@ def read_config(directory: str | Path) -> tuple[dict, ModelConfig]:
     if raw.get("schema_version") not in READABLE_SCHEMA_VERSIONS:  # a model reads no column added since 1
         raise CheckpointError(f"{d / 'config.json'}: schema_version {raw.get('schema_version')!r} does not match "
                               f"this code's affordance schema versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
+    if not isinstance(raw.get("model"), dict):
+        raise CheckpointError(f"{d / 'config.json'}: no 'model' section (the architecture); not an exported model")
     try:
         cfg = dataclass_from_dict(ModelConfig, raw["model"], str(d / "config.json"))
     except (KeyError, TypeError, ValueError) as exc:
