@@ -207,6 +207,11 @@ def make_reward(args, meta):
     from deft_core.cli_util import CommandError
     from deft_core.finetune.loop import task_reward
 
+    unused = [flag for flag, v in (("--goal-image", args.goal_image), ("--reward-weights", args.reward_weights))
+              if v and meta.reward not in ("r3m", "resnet")]
+    if unused:
+        print(f"warning: {' and '.join(unused)} {'is' if len(unused) == 1 else 'are'} used only by --reward r3m/resnet; "
+              f"ignored with --reward {meta.reward}", file=sys.stderr, flush=True)
     if meta.reward == "sim":
         return task_reward
     if meta.reward == "operator":
@@ -254,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
     meta, tau = build_meta(args)
     limit_threads(args.threads)
     rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
+    own = {"finetune", "trajectory.npz", "finetune.png", "policies", "eval", "run_meta.json"}  # a run's own files
+    if rd.path.is_file() or (rd.path.is_dir() and not rd.has_meta() and any(p.name not in own for p in rd.path.iterdir())):
+        # e.g. --run pointed at a model export: the run's files would land among the model's
+        raise CommandError(f"{rd.path} exists and is not a fine-tuning run (no run_meta.json); give a new folder")
     on_robot = meta.robot not in ("sim", "toy")
     try:
         if rd.has_meta():

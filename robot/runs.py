@@ -163,7 +163,11 @@ class RunDir:
 
     def read_meta(self) -> RunMeta:
         if not self.meta_path.is_file():
-            raise RunError(f"{self.path} is not a run directory (no {META_FILE}); run 'deft-robot finetune' first")
+            name, task = self.path.name, self.path.parent.name
+            prior = next((f"--prior {p}" for p in ("real-world-only", "oracle") if name.startswith(p)),
+                         "--checkpoint MODEL_DIR" if name.startswith("affordance") else None)
+            command = f"deft-robot finetune --task {task} {prior}" if prior else "deft-robot finetune"
+            raise RunError(f"{self.path} is not a run directory (no {META_FILE}); run '{command}' first")
         try:
             data = json.loads(self.meta_path.read_text())
         except json.JSONDecodeError as exc:

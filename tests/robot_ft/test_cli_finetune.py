@@ -193,3 +193,20 @@ def test_warnings_are_one_line_not_python_source(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stderr.splitlines() if "half-written" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: ") and "warnings.warn" not in res.stderr
+
+
+def test_run_into_a_folder_that_is_not_a_run_is_refused_and_unused_reward_flags_are_named(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    args = ["finetune", *TOY, "--episodes", "2", "--warmup", "1", "--elites", "1"]
+    assert main([*args, "--run", str(model)]) == 2
+    assert "is not a fine-tuning run (no run_meta.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in model.iterdir()) == ["config.json"]
+    assert main([*args, "--out", str(tmp_path / "runs"), "--goal-image", str(tmp_path / "goal.png")]) == 0
+    assert "--goal-image is used only by --reward r3m/resnet; ignored with --reward sim" in capsys.readouterr().err
+
+
+def test_a_missing_run_names_the_finetune_command_that_makes_it(tmp_path, capsys):
+    assert main(["eval", "--task", "pick_cup", "--policy", "real-world-only", "--out", str(tmp_path)]) == 2
+    assert "run 'deft-robot finetune --task pick_cup --prior real-world-only' first" in capsys.readouterr().err
