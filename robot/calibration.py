@@ -332,8 +332,10 @@ def fit_hand_mapping(motor_rad: np.ndarray, joint_rad: np.ndarray, min_pairs: in
         ok = np.isfinite(joint[:, i]) & np.isfinite(motor[:, i])
         x, y = joint[ok, i], motor[ok, i]
         if ok.sum() < min_pairs or np.ptp(x) < 1e-6:
+            got = (f"{int(ok.sum())} pair(s) where it was observed (empty, null or NaN = not observed)"
+                   if ok.sum() < min_pairs else f"{int(ok.sum())} pairs, all at the same observed angle")
             raise ValueError(f"joint {HAND_JOINT_NAMES[i]}: need >= {min_pairs} pairs with different observed "
-                             f"angles, got {int(ok.sum())}")
+                             f"angles, got {got}")
         A = np.stack([x, np.ones_like(x)], 1)
         (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
         scale[i], offset[i], count[i] = a, b, ok.sum()

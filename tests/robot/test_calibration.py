@@ -151,8 +151,10 @@ def test_hand_mapping_fit_from_noisy_pairs(tmp_path):
     m2, j2 = load_pairs(path)
     np.testing.assert_allclose(m2, motor)
     assert np.isnan(j2[0, 3])
-    with pytest.raises(ValueError, match="index_mcp_side"):
+    with pytest.raises(ValueError, match="index_mcp_side.*got 1 pair\\(s\\) where it was observed"):
         fit_hand_mapping(motor[:1], observed[:1])
+    with pytest.raises(ValueError, match="all at the same observed angle"):
+        fit_hand_mapping(motor[:3], np.repeat(observed[:1], 3, axis=0))
 
 
 def test_cli_calibrate_camera_and_hand_write_the_config(tmp_path, capsys):
