@@ -26,7 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", help="dataset root written by 'deft data synth'")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--clips", type=int, default=4, help="number of clips (rows), default 4")
-    parser.add_argument("--step", type=float, default=0.3, help="seconds between columns, default 0.3")
+    parser.add_argument("--step", type=_positive_seconds, default=0.3, help="seconds between columns, default 0.3")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not v > 0 or v != v:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return v
 
 
 def _truth_points(root: Path, actions) -> dict[str, tuple[int, list]]:

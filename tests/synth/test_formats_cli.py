@@ -179,3 +179,13 @@ def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, capsy
     assert f"cannot write {blocker / 'sub'}: not a directory" in err and "Traceback" not in err
     assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "sheet")]) == 2
     assert "give an image file name ending in .png or .jpg" in capsys.readouterr().err
+
+
+def test_show_on_the_parent_of_synth_all_names_its_datasets(tmp_path, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "all"
+    assert cli_synth.run(_args(dataset="all", out=str(out), clips=1), render_fn=fake_render_clip) == 0
+    assert main(["data", "show", str(out), "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "it holds datasets: give one of" in err and str(out / "hoi4d") in err

@@ -45,8 +45,18 @@ def detect_dataset(root: str | Path) -> str:
         return "epic_kitchens"
     if (root / "release.txt").is_file() and (root / "handpose").is_dir():
         return "hoi4d"
+    inside = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_layout(p)) if root.is_dir() else []
+    hint = f"; it holds datasets: give one of {', '.join(str(root / n) for n in inside)}" if inside else ""
     raise ValueError(f"{root}: not a recognised dataset layout (no v2/annotations/fho_main.json, "
-                     f"EPIC_100_train.csv or release.txt + handpose/)")
+                     f"EPIC_100_train.csv or release.txt + handpose/){hint}")
+
+
+def _is_layout(root: Path) -> bool:
+    try:
+        detect_dataset(root)
+        return True
+    except ValueError:
+        return False
 
 
 def read_actions(root: str | Path, problems: list[str] | None = None) -> list[Action]:
