@@ -18,7 +18,6 @@ the final JSON is the same as an uninterrupted run's, and the log is deleted onc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -157,17 +156,9 @@ def partial_path(final_path: str | Path) -> Path:
 def policy_digest(ckpt_dir: str | Path | None) -> str | None:
     """SHA-256 (16 hex digits) of a distilled checkpoint's ``config.json`` and ``model.safetensors``: a
     policy re-distilled into the same directory is a different policy. None for no checkpoint."""
-    if ckpt_dir is None:
-        return None
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        path = Path(ckpt_dir) / name
-        h.update(name.encode() + b"\0")
-        if path.is_file():
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()[:16]
+    from robot.runs import checkpoint_digest  # the same two files as an affordance export's
+
+    return None if ckpt_dir is None else checkpoint_digest(ckpt_dir)
 
 
 class TrialLog:

@@ -194,8 +194,9 @@ CHECKPOINT_DIGEST = "checkpoint_digest"  #: RunMeta.extra key: the affordance ex
 
 
 def checkpoint_digest(ckpt_dir: str | Path) -> str:
-    """SHA-256 (16 hex digits) of an affordance export's ``config.json`` and ``model.safetensors``: a model
-    exported again into the same folder is another prior, even at the same path."""
+    """SHA-256 (16 hex digits) of a checkpoint folder's ``config.json`` and ``model.safetensors`` (an
+    affordance export, or a distilled policy: :func:`robot.evaluation.policy_digest`): a model exported or
+    distilled again into the same folder is another model, even at the same path."""
     import hashlib
 
     h = hashlib.sha256()
