@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Mapping, Sequence
 
@@ -109,10 +110,13 @@ def dispatch(prog: str, description: str, commands: Mapping[str, tuple[str, str]
         print(f"{prog} {match}: error: {exc}", file=sys.stderr)
         return 2
     except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        # an output path that cannot be written (--out under a file, onto a folder, no permission): the
-        # message names the path, a traceback would add nothing
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"{prog} {match}: error: cannot write {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        # a path that cannot be used (an output under a file or onto a folder, no permission): the message
+        # names it; without a path, or with DEFT_DEBUG=1, the traceback is the useful part
+        if exc.filename is None or os.environ.get("DEFT_DEBUG"):
+            raise
+        paths = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        print(f"{prog} {match}: error: {paths}: {exc.strerror or type(exc).__name__} (DEFT_DEBUG=1 shows where)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog} {match}: interrupted", file=sys.stderr)

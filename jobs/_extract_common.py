@@ -35,7 +35,7 @@ from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
 from pipelines.stages.hand_pose import hand_pose_target
 from pipelines.stages.text import TEXT_ENCODERS, make_text_encoder
-from pipelines.stages.writer import (check_resumable, done_ids, error_row, pending, source_identity, write_batch,
+from pipelines.stages.writer import (begin_manifest, check_resumable, done_ids, error_row, pending, source_identity, write_batch,
                                      write_manifest)
 
 
@@ -47,7 +47,7 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
                    help="hand-pose backend: hoi4d | mediapipe | frankmocap | module:Class (default: hoi4d for HOI4D, else required)")
     p.add_argument("--hand-pose-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable (e.g. fov_deg=90, checkout=/opt/frankmocap); values parsed as JSON when possible")
-    p.add_argument("--text-encoder", default="none", help="minilm | clip:ARCH | none (default none: embed at training)")
+    p.add_argument("--text-encoder", default="none", help="minilm | clip[:ARCH] (weights file in DEFT_CLIP_WEIGHTS) | none (default none: embed at training)")
     p.add_argument("--limit", type=int_at_least(1), default=None, help="process at most N clips after filtering (this run)")
     p.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per extraction actor")
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per extraction actor (model backends)")
@@ -87,6 +87,13 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     text = None if a.text_encoder in (None, "", "none") else a.text_encoder
     # a GPU reserved for the text stage (--text-num-gpus) is one its encoder uses (they default to the CPU)
     text_options = {"device": "cuda"} if text and getattr(a, "text_num_gpus", 0) else {}
+    if text is not None and text.split(":")[0] == "clip":  # clip[:ARCH], the weights from DEFT_CLIP_WEIGHTS as in training
+        weights = os.environ.get("DEFT_CLIP_WEIGHTS")
+        if not weights or not Path(weights).is_file():
+            raise ValueError(f"--text-encoder {text} needs DEFT_CLIP_WEIGHTS=FILE, a local open_clip weight file "
+                             f"(nothing is downloaded); got {weights!r}")
+        text, text_options = "clip", {**text_options, "arch": text.partition(":")[2] or "ViT-B-32",
+                                      "weights": str(Path(weights).resolve())}
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
                         text_encoder=text, text_encoder_options=text_options, seed=a.seed,
                         contact_detector="model" if a.hand_object_model else None)
@@ -196,6 +203,7 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
             probe.unlink()
         except OSError as exc:
             raise ValueError(f"--out {a.out}: cannot write there ({exc.strerror or exc})") from None
+        begin_manifest(out, config.as_dict(), provenance)  # a run killed before its last manifest is still checked
         if not ray.is_initialized():
             address = a.address or os.environ.get("RAY_ADDRESS")
             if address is None and a.ray_num_cpus is not None:  # a fresh local Ray of that size

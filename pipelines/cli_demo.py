@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -347,6 +348,17 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     state = {} if args.restart else _load_state(out)
     key = f"quick={args.quick},clips={clips},seed={args.seed}"
+    earlier = _load_state(out).get("_config")
+    if earlier is not None and earlier != key:
+        # other data (--quick after a full demo, another --seed or --clips): everything made from the earlier
+        # data would be resumed or skipped against the new one (extraction refuses to mix them; the fine-tuning
+        # runs refuse another model), so the earlier demo's derived outputs go; the renders are overwritten
+        stale = [d for d in (out / "shards", out / "affordance", out / "reports", *sorted(out.glob("runs*"))) if d.is_dir()]
+        if stale:
+            console.print(f"[yellow]the earlier demo in {out} used other data ({earlier}); removing its "
+                          f"{', '.join(d.name + '/' for d in stale)} to start over with {key}[/]")
+            for d in stale:
+                shutil.rmtree(d)
     if state.get("_config") != key:
         state = {"_config": key}
     t_all = time.perf_counter()

@@ -89,7 +89,7 @@ def run(a: argparse.Namespace) -> int:
     video = Path(a.video)
     try:
         # the file to compare with is read first: a wrong one fails before the slow part, not after it
-        true_track, true_grasp = truth_track(a.compare) if a.compare else (None, None)
+        compare_track, compare_grasp = truth_track(a.compare) if a.compare else (None, None)
         if a.hand_pose == "truth":
             wrist = video.with_name(f"{video.stem}_wrist.npz")
             track, true_grasp = truth_track(wrist)
@@ -128,12 +128,12 @@ def run(a: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     tau.save(a.out)
     result = {"out": str(a.out), "grasp_frame": int(grasp), **meta}
-    if true_track is not None:
+    if compare_track is not None:
         try:
-            true_tau = extract_trajectory(true_track, true_grasp, a.task)
+            true_tau = extract_trajectory(compare_track, compare_grasp, a.task)
         except TrajectoryError as exc:
             raise CommandError(f"--compare {a.compare}: {exc}") from exc
-        result["true_grasp_frame"] = true_grasp
+        result["true_grasp_frame"] = compare_grasp
         result["error"] = trajectory_error(tau, true_tau)
     print(json.dumps(result, indent=2))
     return 0

@@ -259,31 +259,36 @@ def eval_record(task: str, policy: str, objects: str, trials: Sequence[TrialResu
             **summarise(trials), **context, "per_trial": [asdict(t) for t in trials]}
 
 
-def evaluated_an_older_policy(doc: dict, path: str | Path) -> bool:
-    """Whether the evaluation ``doc`` (read from ``path``) ran a distilled policy that has since been
-    distilled again into the same folder: its recorded ``policy_digest`` differs from the checkpoint's now
-    (evaluations written before the digest was recorded: the checkpoint is newer than the file)."""
+def evaluated_an_older_policy(doc: dict, path: str | Path, by_file_time: bool = False) -> bool:
+    """Whether the evaluation ``doc`` (read from ``path``, ``<run>/eval/<file>.json``) ran a distilled
+    policy that has since been distilled again: its recorded ``policy_digest`` differs from that of the
+    policy folder of the same name in the evaluation's own run (not the recorded path, which a copied run
+    still points elsewhere). An evaluation written before the digest was recorded is not judged, unless
+    ``by_file_time`` (``distill``, right after writing the policy): then a policy newer than the file is."""
     ckpt = doc.get("policy_checkpoint")
-    if not ckpt or not (Path(ckpt) / "config.json").is_file():
-        return False  # no residual policy, or the checkpoint is gone: nothing to compare
+    if not ckpt:
+        return False  # the prior alone: no residual policy
+    local = Path(path).parent.parent / "policies" / Path(ckpt).name
+    if not (local / "config.json").is_file():
+        return False  # the policy is gone: nothing to compare
     if doc.get("policy_digest"):
-        return doc["policy_digest"] != policy_digest(ckpt)
-    weights = Path(ckpt) / "model.safetensors"
-    return weights.is_file() and weights.stat().st_mtime > Path(path).stat().st_mtime
+        return doc["policy_digest"] != policy_digest(local)
+    weights = local / "model.safetensors"
+    return by_file_time and weights.is_file() and weights.stat().st_mtime > Path(path).stat().st_mtime
 
 
 def older_policy_evaluations(run_path: str | Path, ckpt_dir: str | Path) -> list[Path]:
-    """The finished evaluations under ``run_path/eval/`` of the policy in ``ckpt_dir`` that ran an earlier
-    distillation of it (see :func:`evaluated_an_older_policy`)."""
-    target = Path(ckpt_dir).resolve()
+    """The finished evaluations under ``run_path/eval/`` of the policy in ``ckpt_dir`` (``run_path/policies/
+    <kind>``) that ran an earlier distillation of it (see :func:`evaluated_an_older_policy`)."""
+    kind = Path(ckpt_dir).name
     out = []
     for path in sorted((Path(run_path) / "eval").glob("*.json")):
         try:
             doc = load_eval(path)
         except ValueError:
             continue  # damaged files are the report's to name
-        if doc.get("policy_checkpoint") and Path(doc["policy_checkpoint"]).resolve() == target \
-                and evaluated_an_older_policy(doc, path):
+        if doc.get("policy_checkpoint") and Path(doc["policy_checkpoint"]).name == kind \
+                and evaluated_an_older_policy(doc, path, by_file_time=True):
             out.append(path)
     return out
 

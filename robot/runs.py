@@ -166,7 +166,10 @@ class RunDir:
             name, task = self.path.name, self.path.parent.name
             prior = next((f"--prior {p}" for p in ("real-world-only", "oracle") if name.startswith(p)),
                          "--checkpoint MODEL_DIR" if name.startswith("affordance") else None)
-            command = f"deft-robot finetune --task {task} {prior}" if prior else "deft-robot finetune"
+            from deft_core.tasks import TASKS
+
+            task = f" --task {task}" if task in TASKS else ""  # a --run folder need not sit in <task>/
+            command = f"deft-robot finetune{task} {prior}" if prior else "deft-robot finetune"
             raise RunError(f"{self.path} is not a run directory (no {META_FILE}); run '{command}' first")
         try:
             data = json.loads(self.meta_path.read_text())

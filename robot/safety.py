@@ -21,6 +21,7 @@ always split this way, so it is not news).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +64,9 @@ class ArmSafety:
             if name == "table_z" and v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-                raise ValueError(f"safety.{name} must be a finite number, got {v!r}")
+                hint = (" (YAML reads 1e-2 as text: write 1.0e-2 or 0.01)"
+                        if isinstance(v, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", v.strip()) else "")
+                raise ValueError(f"safety.{name} must be a finite number, got {v!r}{hint}")
             if name != "table_z" and (v < 0 or (name != "min_clearance_m" and v == 0)):
                 raise ValueError(f"safety.{name} must be positive, got {v!r}")
         floor = self.floor_z

@@ -265,3 +265,25 @@ def test_clips_below_one_is_refused_not_the_full_demo(tmp_path, monkeypatch, cli
         cli_demo.run(args)
     assert seen == []
     assert cli_demo.run(argparse.Namespace(**{**vars(args), "clips": None})) == 0 and seen == [100]  # None: the default
+
+
+def test_a_demo_with_other_data_removes_the_earlier_demos_derived_outputs(tmp_path, monkeypatch, capsys):
+    """--quick then the full demo (or another --seed) in the same folder: the earlier shards, model, runs and
+    reports are made from other data and would be resumed or skipped against the new data, so they go
+    (the renders are overwritten by the synthesis steps); the same demo again keeps everything."""
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli_demo, "build_steps", lambda *a: [_sleep_step("only", tmp_path / "m", 0.0, group=None)])
+    assert cli_demo.run(_args(out)) == 0
+    for d in ("shards/ego4d", "affordance/model", "runs/pick_cup", "runs_seed1", "reports", "synth/ego4d", "logs"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    assert cli_demo.run(_args(out)) == 0              # the same demo: nothing removed
+    assert (out / "shards" / "ego4d").is_dir() and (out / "runs_seed1").is_dir()
+    other = _args(out)
+    other.seed = 3
+    capsys.readouterr()
+    assert cli_demo.run(other) == 0
+    said = capsys.readouterr().out
+    said = " ".join(said.split())   # rich wraps long lines
+    assert "used other data" in said and "shards/" in said
+    assert not any((out / d).exists() for d in ("shards", "affordance", "runs", "runs_seed1", "reports"))
+    assert (out / "synth" / "ego4d").is_dir()

@@ -15,7 +15,7 @@ from typing import Any
 from pipelines.sources.base import Source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
 from pipelines.stages.process import ClipProcessor, ExtractConfig
-from pipelines.stages.writer import (check_resumable, done_ids, error_row, pending, source_identity, write_batch,
+from pipelines.stages.writer import (begin_manifest, check_resumable, done_ids, error_row, pending, source_identity, write_batch,
                                      write_manifest)
 
 
@@ -26,6 +26,7 @@ def run_local(source: Source, out: str | Path, config: ExtractConfig, filters: F
     out = Path(out)
     provenance = source_identity(getattr(source, "root", None))
     check_resumable(out, config.as_dict(), provenance)
+    begin_manifest(out, config.as_dict(), provenance)
     stats = FilterStats()
     records = apply_filters(source.records(), filters or FilterConfig(), stats)
     if limit is not None:

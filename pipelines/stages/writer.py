@@ -153,18 +153,35 @@ def source_identity(root: str | Path | None) -> dict:
     return ident
 
 
+#: backend options that name a place or a device, not a setting: they may differ between machines or nodes
+#: of the same extraction (a FrankMocap checkout, a MediaPipe bundle path, cuda vs cpu)
+LOCAL_OPTIONS = frozenset({"device", "checkout", "model_path", "weights", "sam_weights"})
+
+
 def _comparable(config: Mapping[str, Any]) -> dict:
-    """An extraction config as the manifest stores it, less what does not change the samples (the text
-    encoder's device)."""
+    """An extraction config as the manifest stores it, less what does not change the samples: options
+    naming a path or device (:data:`LOCAL_OPTIONS`); the hand-pose backend resolved (HOI4D's default
+    named or not); fields an older manifest lacks taken at their defaults."""
+    from pipelines.stages.process import ExtractConfig
+
     c = json.loads(json.dumps(dict(config), default=str))
-    c["text_encoder_options"] = {k: v for k, v in (c.get("text_encoder_options") or {}).items() if k != "device"}
+    try:
+        defaults = json.loads(json.dumps(ExtractConfig(dataset=c.get("dataset", "")).as_dict(), default=str))
+    except TypeError:
+        defaults = {}
+    c = {**defaults, **c}
+    for key in ("hand_pose_options", "text_encoder_options", "detector_options"):
+        c[key] = {k: v for k, v in (c.get(key) or {}).items() if k not in LOCAL_OPTIONS}
+    if c.get("hand_pose_backend") is None and c.get("dataset") == "hoi4d":
+        c["hand_pose_backend"] = "hoi4d"
     return c
 
 
 def check_resumable(out: str | Path, config: Mapping[str, Any], source: Mapping[str, Any]) -> None:
     """Refuse (ValueError) to add samples to an extraction output made with other settings or from another
     synthesis: the finished clips would be skipped and the manifest would then claim settings most of its
-    samples were not made with. Nothing to check for a new output or one without a readable manifest."""
+    samples were not made with. Nothing to check for a new output or one without a readable manifest.
+    The jobs write a first manifest before any shard (:func:`begin_manifest`), so a killed run is checked too."""
     try:
         m = json.loads((Path(out) / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -179,6 +196,13 @@ def check_resumable(out: str | Path, config: Mapping[str, Any], source: Mapping[
     if problems:
         raise ValueError(f"--out {out} holds an extraction made with other settings or data ({'; '.join(problems)}); "
                          "use another --out, or the same settings to resume it")
+
+
+def begin_manifest(out: str | Path, config: Mapping[str, Any], source: Mapping[str, Any]) -> None:
+    """Before the first shard of a new output: a manifest with the config and the source (counts 0), so
+    that a run killed before its final manifest is still checked on resume (:func:`check_resumable`)."""
+    if not (Path(out) / MANIFEST).is_file():
+        write_manifest(out, config, {"source": dict(source), "started": True})
 
 
 def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:

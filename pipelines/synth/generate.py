@@ -131,7 +131,8 @@ def prepare_output(root: Path, overwrite: bool, datasets: tuple[str, ...] | None
             ours = not others and any((p / SIDECAR_DIR).is_dir() for p in entries)
         if not ours:
             what = (f"it also holds {', '.join(others[:5])}{' …' if len(others) > 5 else ''}" if others
-                    else f"no {SIDECAR_DIR}/ at its top")
+                    else f"no {SIDECAR_DIR}/ at its top" if datasets is None
+                    else f"none of its dataset folders has a {SIDECAR_DIR}/")
             raise OutputExistsError(f"--out {root} does not look like a generated dataset ({what}); refusing to "
                                     "delete it even with --overwrite: give the dataset its own folder")
         shutil.rmtree(root)

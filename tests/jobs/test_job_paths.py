@@ -106,7 +106,8 @@ def test_unknown_or_missing_hand_pose_and_unwritable_out_stop_the_job_before_ray
     for extra, expected in ((["--hand-pose", "nosuchmod:Cls"], "--hand-pose nosuchmod:Cls: cannot import it"),
                             (["--hand-pose", "mediapipe", "--hand-pose-option", "bogus_key=1"],
                              "--hand-pose-option bogus_key: not an option of"),
-                            (["--text-encoder", "bogus"], "unknown text encoder 'bogus' (--text-encoder)")):
+                            (["--text-encoder", "bogus"], "unknown text encoder 'bogus' (--text-encoder)"),
+                            (["--text-encoder", "clip:ViT-B-32"], "needs DEFT_CLIP_WEIGHTS=FILE")):
         res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(tmp_path / "o2"), *extra, cwd=tmp_path)
         assert res.returncode == 2 and expected in res.stderr, res.stderr[-2000:]
         assert "Traceback" not in res.stderr and not (tmp_path / "o2").exists()

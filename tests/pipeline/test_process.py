@@ -231,3 +231,31 @@ def test_a_clip_that_fails_again_on_retry_counts_with_its_latest_reason(tmp_path
     assert m["counts"]["errors"] == 2 and m["counts"]["errors_by_stage"] == {"contact_points": 1, "video": 1}
     _, errs = load_samples(tmp_path)
     assert {e["sample_id"]: e["stage"] for e in errs}["s1"] == "contact_points"
+
+
+def test_resume_checks_compare_what_changes_the_samples(tmp_path):
+    """check_resumable: the resolved hand-pose backend, not whether it was named; paths and devices of the
+    backends may differ between machines; fields an older manifest lacks count at their defaults; a run
+    killed before its last manifest is checked through the first one (begin_manifest)."""
+    import json
+
+    from pipelines.stages.writer import begin_manifest, check_resumable
+
+    out = tmp_path / "out"
+    hoi = ExtractConfig(dataset="hoi4d")
+    begin_manifest(out, hoi.as_dict(), {"root": "/a", "synthetic": {"dataset": "hoi4d", "seed": 2, "num_clips": 4}})
+    check_resumable(out, ExtractConfig(dataset="hoi4d", hand_pose_backend="hoi4d").as_dict(),
+                    {"root": "/elsewhere", "synthetic": {"dataset": "hoi4d", "seed": 2, "num_clips": 4}})  # moved data: fine
+    with pytest.raises(ValueError, match="seed"):
+        check_resumable(out, hoi.as_dict(), {"synthetic": {"dataset": "hoi4d", "seed": 3, "num_clips": 4}})
+    epic = tmp_path / "epic"
+    begin_manifest(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="frankmocap",
+                                       hand_pose_options={"checkout": "/node1/frankmocap", "device": "cuda"}).as_dict(), {})
+    check_resumable(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="frankmocap",
+                                        hand_pose_options={"checkout": "/node2/frankmocap"}).as_dict(), {})
+    with pytest.raises(ValueError, match="hand_pose_backend: 'frankmocap' there, 'mediapipe' now"):
+        check_resumable(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="mediapipe").as_dict(), {})
+    manifest = json.loads((epic / "manifest.json").read_text())
+    del manifest["config"]["object_mapping"]   # written before that field existed
+    (epic / "manifest.json").write_text(json.dumps(manifest))
+    check_resumable(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="frankmocap").as_dict(), {})

@@ -62,6 +62,12 @@ def test_cli_truth_matches_file_and_reports_zero_error(tmp_path, capsys):
     tau = PostGraspTrajectory.load(out)
     track, g = truth_track(tmp_path / "pick_cup_wrist.npz")
     np.testing.assert_allclose(tau.deltas, extract_trajectory(track, g).deltas)
+    # --compare with another wrist file: its own grasp frame, not the video's (a variable was shared)
+    np.savez(tmp_path / "other_wrist.npz", T_world_wrist=T, fps=30.0, grasp_frame=30)
+    assert main(["data", "trajectory", "--video", str(tmp_path / "pick_cup.mp4"), "--out", str(out), "--hand-pose", "truth",
+                 "--task", "pick_cup", "--compare", str(tmp_path / "other_wrist.npz")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["grasp_frame"] == 35 and res["true_grasp_frame"] == 30
 
 
 def test_cli_errors_name_the_file(tmp_path, capsys):

@@ -72,7 +72,9 @@ def test_bad_safety_configuration_is_rejected():
     for bad in (float("nan"), float("inf"), "0.0", True):
         with pytest.raises(ValueError, match="safety.table_z must be a finite number"):
             _safety(table_z=bad)
-    with pytest.raises(ValueError, match="safety.min_clearance_m must be a finite number, got 'one cm'"):
+    with pytest.raises(ValueError, match="write 1.0e-2 or 0.01"):
+        _safety(min_clearance_m="1e-2")
+    with pytest.raises(ValueError, match="safety.min_clearance_m must be a finite number, got .one cm.$"):
         _safety(min_clearance_m="one cm")
     assert _safety(table_z=None).floor_z == -0.1  # no table: the workspace floor
 

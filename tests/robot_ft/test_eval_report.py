@@ -900,6 +900,16 @@ def test_evaluations_of_a_policy_distilled_again_are_flagged_until_re_run(tmp_pa
     assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "2", "--out", out]) == 0
     assert main(rep) == 0
     assert "distilled again" not in (tmp_path / "rep" / "report.md").read_text()
+    # a copy of the runs is judged by its own policies, not by the paths recorded in its evaluations
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, copy_function=shutil.copy)   # new file times, recorded paths still the original's
+    rep_copy = ["report", "--runs", str(copy), "--out", str(tmp_path / "rep_copy"), "--quiet"]
+    assert main(rep_copy) == 0 and "distilled again" not in (tmp_path / "rep_copy" / "report.md").read_text()
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--seed", "4", "--out", str(copy)]) == 0
+    assert main(rep_copy) == 0 and "distilled again" in (tmp_path / "rep_copy" / "report.md").read_text()
+    assert main(rep) == 0 and "distilled again" not in (tmp_path / "rep" / "report.md").read_text()
 
 
 def test_report_warns_when_deft_and_the_baseline_ran_on_different_robots(tmp_path):

@@ -176,7 +176,7 @@ def test_output_paths_that_cannot_be_written_are_one_line_errors(tmp_path, capsy
     blocker.write_text("")
     assert main(["data", "synth", "ego4d", "--out", str(blocker / "sub"), "--clips", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"cannot write {blocker / 'sub'}: not a directory" in err and "Traceback" not in err
+    assert f"{blocker / 'sub'}: Not a directory" in err and "Traceback" not in err
     assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "sheet")]) == 2
     assert "give an image file name ending in .png or .jpg" in capsys.readouterr().err
 

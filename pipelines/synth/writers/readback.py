@@ -36,27 +36,31 @@ class ReadbackError(ValueError):
     """A dataset's annotation file that cannot be read at all (the message names the file)."""
 
 
-def detect_dataset(root: str | Path) -> str:
-    """``ego4d`` / ``epic_kitchens`` / ``hoi4d`` from the layout under ``root``; ValueError otherwise."""
-    root = Path(root)
+def _layout(root: Path) -> str | None:
+    """The dataset whose layout markers sit directly in ``root`` (no walking below it)."""
     if (root / "v2" / "annotations" / "fho_main.json").is_file():
         return "ego4d"
     if (root / "EPIC_100_train.csv").is_file():
         return "epic_kitchens"
     if (root / "release.txt").is_file() and (root / "handpose").is_dir():
         return "hoi4d"
-    inside = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_layout(p)) if root.is_dir() else []
+    return None
+
+
+def detect_dataset(root: str | Path) -> str:
+    """``ego4d`` / ``epic_kitchens`` / ``hoi4d`` from the layout under ``root``; ValueError otherwise (naming
+    the datasets one level down, e.g. the parent folder of ``data synth all``)."""
+    root = Path(root)
+    found = _layout(root)
+    if found:
+        return found
+    try:
+        inside = sorted(p.name for p in root.iterdir() if p.is_dir() and _layout(p)) if root.is_dir() else []
+    except OSError:  # an unreadable folder: no hint
+        inside = []
     hint = f"; it holds datasets: give one of {', '.join(str(root / n) for n in inside)}" if inside else ""
     raise ValueError(f"{root}: not a recognised dataset layout (no v2/annotations/fho_main.json, "
                      f"EPIC_100_train.csv or release.txt + handpose/){hint}")
-
-
-def _is_layout(root: Path) -> bool:
-    try:
-        detect_dataset(root)
-        return True
-    except ValueError:
-        return False
 
 
 def read_actions(root: str | Path, problems: list[str] | None = None) -> list[Action]:
