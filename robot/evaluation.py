@@ -259,6 +259,25 @@ def eval_record(task: str, policy: str, objects: str, trials: Sequence[TrialResu
             **summarise(trials), **context, "per_trial": [asdict(t) for t in trials]}
 
 
+def partial_progress(final_path: str | Path) -> tuple[int, int | None] | None:
+    """(finished trials, trials asked for) of an evaluation stopped part-way — its ``.partial.jsonl`` next to
+    the missing ``final_path`` — read leniently for the report (a torn last line is not counted); None
+    when there is none."""
+    path = partial_path(final_path)
+    if not path.is_file() or Path(final_path).is_file():
+        return None
+    done, total = 0, None
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("format") == PARTIAL_FORMAT:
+            done += 1
+            total = (doc.get("identity") or {}).get("trials", total)
+    return done, total
+
+
 def evaluated_an_older_policy(doc: dict, path: str | Path, by_file_time: bool = False) -> bool:
     """Whether the evaluation ``doc`` (read from ``path``, ``<run>/eval/<file>.json``) ran a distilled
     policy that has since been distilled again: its recorded ``policy_digest`` differs from that of the

@@ -13,7 +13,7 @@ import itertools
 import textwrap
 from pathlib import Path
 
-from robot.evaluation import evaluated_an_older_policy, load_eval
+from robot.evaluation import evaluated_an_older_policy, load_eval, partial_progress
 from robot.runs import MAIN_REWARDS, RunDir, RunMeta, discover_runs, write_json
 
 SPLITS = ("train", "test")
@@ -223,6 +223,10 @@ def collect(root: str | Path) -> dict:
                 src = rwo[0] if method == "real-world-only" and rwo else (None if method == "real-world-only" else run)
                 for split in SPLITS:
                     row[f"{method}_{split}"] = _cell(src, method, split)
+                    progress = partial_progress(src.eval_path(method, split)) if src is not None else None
+                    if row[f"{method}_{split}"] is None and progress:  # stopped part-way: say so, not just "missing"
+                        row.setdefault("unfinished", []).append(
+                            f"{TABLE2_LABELS[method]} on {split} objects, {progress[0]} of {progress[1] or '?'} trials")
             row["pattern"] = pattern(row)
             row["finetune"] = finetune_stats(run, logs)
             row["finetune_rwo"] = finetune_stats(rwo[0], logs) if rwo else None
@@ -364,6 +368,11 @@ def to_markdown(report: dict) -> str:
                f"{len(sm['significant'])}" + (f" ({', '.join(sm['significant'])})" if sm["significant"] else "")
                + ". With 10 paired trials, p < 0.05 needs e.g. 5 scenes won and none lost, or 7 won and 1 lost.")
     out += [_md_table(header, rows) if rows else "_no runs_", "", verdict, ""]
+    unfinished = [f"**{r['task']}** ({r['prior']} prior): " + "; ".join(r["unfinished"]) for r in report["table2"]
+                  if r.get("unfinished")]
+    if unfinished:
+        out += ["Evaluations stopped part-way (their cells show `missing`; run the same `deft-robot eval` command "
+                "again to finish them): " + " · ".join(unfinished) + ".", ""]
     out += _warnings_and_reasons(report["table2"], "the cells and the fine-tuning logs")
     ft_rows, seen = [], set()
     for r in report["table2"]:

@@ -461,6 +461,10 @@ def test_an_interrupted_eval_resumes_without_rerunning_finished_trials(tmp_path,
     err = capsys.readouterr().err
     assert f"the 2 finished trial(s) of 5 are kept in {partial}; re-run the same command to resume from trial 3" in err
     assert not final.exists() and len(partial.read_text().splitlines()) == 2
+    # the report says the cell is an evaluation stopped part-way, not just 'missing'
+    assert main(["report", "--runs", out, "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Evaluations stopped part-way" in md and "DEFT on train objects, 2 of 5 trials" in md
     with monkeypatch.context() as m:
         calls = _count_executions(m)
         assert main(cmd) == 0
