@@ -103,7 +103,16 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
                        "--hand-pose-option")
     if text is not None and text not in TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder {text!r} (--text-encoder); known: {', '.join(TEXT_ENCODERS)}, or none")
-    model_options(a)  # bad --model-option pairs too
+    opts = model_options(a)  # bad --model-option pairs too
+    if a.object_boxes in ("owlv2", "grounding-dino"):  # their weights are found or not here, not in every actor
+        from pipelines.models.open_vocab import GroundingDinoBoxes, Owlv2Boxes
+        from deft_core.segment import resolve_pretrained_dir
+
+        cls = Owlv2Boxes if a.object_boxes == "owlv2" else GroundingDinoBoxes
+        try:
+            resolve_pretrained_dir(opts["object_boxes"].get("weights"), cls.name, cls.default_weights)
+        except (FileNotFoundError, ImportError) as exc:
+            raise ValueError(f"--object-boxes {a.object_boxes}: {exc} (--model-option object-boxes.weights=DIR)") from None
     return cfg
 
 

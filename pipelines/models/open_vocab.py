@@ -51,12 +51,13 @@ class Owlv2Boxes:
     """OWLv2 text-queried boxes. ``template`` wraps each query (OWL-ViT's ``"a photo of a {}"``)."""
 
     name = "owlv2"
+    default_weights = "google/owlv2-base-patch16-ensemble"  #: a hub id, looked up in the local cache only
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", threshold: float = 0.1,
                  template: str = "a photo of a {}", max_detections: int = 20):
         transformers = require("transformers")
         self.torch = require("torch")
-        path = resolve_pretrained_dir(weights, self.name, "google/owlv2-base-patch16-ensemble")
+        path = resolve_pretrained_dir(weights, self.name, self.default_weights)
         self.device = pick_device(device)
         self.model = transformers.Owlv2ForObjectDetection.from_pretrained(path, local_files_only=True).to(self.device).eval()
         self.processor = transformers.Owlv2Processor.from_pretrained(path, local_files_only=True)
@@ -87,12 +88,13 @@ class GroundingDinoBoxes:
     """Grounding DINO text-grounded boxes; ``box_threshold`` on box scores, ``text_threshold`` on tokens."""
 
     name = "grounding-dino"
+    default_weights = "IDEA-Research/grounding-dino-tiny"  #: a hub id, looked up in the local cache only
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", box_threshold: float = 0.3,
                  text_threshold: float = 0.25, max_detections: int = 20):
         transformers = require("transformers")
         self.torch = require("torch")
-        path = resolve_pretrained_dir(weights, self.name, "IDEA-Research/grounding-dino-tiny")
+        path = resolve_pretrained_dir(weights, self.name, self.default_weights)
         self.device = pick_device(device)
         self.model = transformers.AutoModelForZeroShotObjectDetection.from_pretrained(path, local_files_only=True).to(self.device).eval()
         self.processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)

@@ -107,7 +107,9 @@ def test_unknown_or_missing_hand_pose_and_unwritable_out_stop_the_job_before_ray
                             (["--hand-pose", "mediapipe", "--hand-pose-option", "bogus_key=1"],
                              "--hand-pose-option bogus_key: not an option of"),
                             (["--text-encoder", "bogus"], "unknown text encoder 'bogus' (--text-encoder)"),
-                            (["--text-encoder", "clip:ViT-B-32"], "needs DEFT_CLIP_WEIGHTS=FILE")):
+                            (["--text-encoder", "clip:ViT-B-32"], "needs DEFT_CLIP_WEIGHTS=FILE"),
+                            (["--object-boxes", "owlv2", "--model-option", f"object-boxes.weights={tmp_path / 'none'}"],
+                             "--object-boxes owlv2: owlv2: weight directory not found")):
         res = _run_job("extract_hoi4d.py", "--root", str(root), "--out", str(tmp_path / "o2"), *extra, cwd=tmp_path)
         assert res.returncode == 2 and expected in res.stderr, res.stderr[-2000:]
         assert "Traceback" not in res.stderr and not (tmp_path / "o2").exists()
