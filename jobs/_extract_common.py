@@ -104,7 +104,8 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
     if text is not None and text not in TEXT_ENCODERS:
         raise ValueError(f"unknown text encoder {text!r} (--text-encoder); known: {', '.join(TEXT_ENCODERS)}, or none")
     opts = model_options(a)  # bad --model-option pairs too
-    if a.object_boxes in ("owlv2", "grounding-dino"):  # their weights are found or not here, not in every actor
+    remote = a.address or os.environ.get("RAY_ADDRESS")  # on a cluster the weights may live on the GPU nodes only
+    if a.object_boxes in ("owlv2", "grounding-dino") and not remote:  # found or not here, not in every actor
         from pipelines.models.open_vocab import GroundingDinoBoxes, Owlv2Boxes
         from deft_core.segment import resolve_pretrained_dir
 
