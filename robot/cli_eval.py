@@ -189,6 +189,10 @@ def run(args: argparse.Namespace) -> int:
 
         real = {"operator": make_operator(rd.path, with_judge=True), "locator": make_locator(args),
                 "object_prompt": args.object_prompt}
+    else:
+        from robot.cli_operator import warn_unused_robot_arguments
+
+        warn_unused_robot_arguments(args)
     # finished trials of an interrupted run of this same evaluation (checked before the robot starts)
     logs = {}
     for objects in splits:

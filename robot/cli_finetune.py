@@ -284,6 +284,10 @@ def run(args: argparse.Namespace) -> int:
         from robot.cli_operator import make_locator, make_operator
 
         real = {"operator": make_operator(rd.path), "locator": make_locator(args), "object_prompt": args.object_prompt}
+    else:
+        from robot.cli_operator import warn_unused_robot_arguments
+
+        warn_unused_robot_arguments(args)
     from robot.evaluation import open_env
 
     try:

@@ -17,9 +17,9 @@ SEGMENTERS = ("text", "point", "operator")
 def add_robot_arguments(parser) -> None:
     """Options that only matter with ``--robot CONFIG.yaml``."""
     g = parser.add_argument_group("lab robot (--robot CONFIG.yaml)")
-    g.add_argument("--segmenter", choices=SEGMENTERS, default="text",
-                   help="object box in I0: text (OWL-ViT/OWLv2 from --object-prompt, optionally refined by SAM), "
-                        "point (SAM at --box-point), operator (typed box). The operator's box is always the fallback")
+    g.add_argument("--segmenter", choices=SEGMENTERS, default=None,
+                   help="object box in I0: text (the default: OWL-ViT/OWLv2 from --object-prompt, optionally refined by "
+                        "SAM), point (SAM at --box-point), operator (typed box). The operator's box is always the fallback")
     g.add_argument("--detector-weights", help="OWL-ViT/OWLv2 save_pretrained directory or cached hub id "
                                               "(default google/owlv2-base-patch16-ensemble from the HF cache)")
     g.add_argument("--sam-weights", help="Segment-Anything directory or cached hub id (point: required unless "
@@ -28,16 +28,27 @@ def add_robot_arguments(parser) -> None:
     g.add_argument("--box-point", help="point segmenter's prompt pixel 'X,Y' in I0 (default: image centre)")
 
 
+def warn_unused_robot_arguments(args) -> None:
+    """In simulation the object box comes from the simulator's segmentation: say so when the lab-robot
+    options were given (they used to be ignored without a word)."""
+    given = [f"--{name.replace('_', '-')}" for name in ("segmenter", "detector_weights", "sam_weights", "object_prompt",
+                                                        "box_point") if getattr(args, name, None)]
+    if given:
+        print(f"warning: {', '.join(given)} only matter on a lab robot (--robot CONFIG.yaml); ignored here",
+              file=sys.stderr, flush=True)
+
+
 def make_locator(args):
     """The :class:`robot.locate.ObjectLocator` of ``--segmenter`` (None for ``operator``)."""
     from deft_core.cli_util import CommandError
 
-    if args.segmenter == "operator":
+    segmenter = args.segmenter or "text"
+    if segmenter == "operator":
         return None
     from robot.locate import make_locator as _make
 
     opts = {}
-    if args.segmenter == "text":
+    if segmenter == "text":
         opts = {"weights": args.detector_weights, "sam_weights": args.sam_weights}
     else:
         opts = {"sam_weights": args.sam_weights}
@@ -49,9 +60,9 @@ def make_locator(args):
             except ValueError:
                 raise CommandError(f"--box-point must look like 320,240 (pixels), got {args.box_point!r}") from None
     try:
-        return _make(args.segmenter, **opts)
+        return _make(segmenter, **opts)
     except (ImportError, FileNotFoundError, ValueError) as exc:
-        raise CommandError(f"--segmenter {args.segmenter}: {exc} (or use --segmenter operator to type the boxes)") from None
+        raise CommandError(f"--segmenter {segmenter}: {exc} (or use --segmenter operator to type the boxes)") from None
 
 
 class StdinClosed(CommandError):

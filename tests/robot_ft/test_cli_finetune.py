@@ -210,3 +210,11 @@ def test_run_into_a_folder_that_is_not_a_run_is_refused_and_unused_reward_flags_
 def test_a_missing_run_names_the_finetune_command_that_makes_it(tmp_path, capsys):
     assert main(["eval", "--task", "pick_cup", "--policy", "real-world-only", "--out", str(tmp_path)]) == 2
     assert "run 'deft-robot finetune --task pick_cup --prior real-world-only' first" in capsys.readouterr().err
+
+
+def test_lab_robot_options_in_simulation_are_named_as_ignored(tmp_path, capsys):
+    args = ["finetune", *TOY, "--episodes", "2", "--warmup", "1", "--elites", "1", "--out", str(tmp_path)]
+    assert main([*args, "--segmenter", "operator", "--object-prompt", "mug"]) == 0
+    assert "--segmenter, --object-prompt only matter on a lab robot" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "only matter on a lab robot" not in capsys.readouterr().err
