@@ -129,8 +129,8 @@ def true_points_in_v1(rec: dict, z, first_frame: int) -> np.ndarray:
 
 def _crop_holds_true_object(crop_box: np.ndarray, z, t1: int) -> bool | None:
     """Whether the sample's crop (v1) contains the centre of the true object box at v1 (None when the truth
-    has no box there): how :func:`evaluate` tells a truth that belongs to other data (another seed's
-    synthesis has the same clip ids but other scenes)."""
+    has no box there). :func:`evaluate` warns when fewer than half do: wrong objects cropped, or a truth of
+    other scenes under the same clip ids (shards extracted before their manifests recorded the synthesis)."""
     boxes = z["object_boxes"]
     if not 0 <= t1 < len(boxes) or not np.all(np.isfinite(boxes[t1])):
         return None
