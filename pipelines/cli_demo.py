@@ -346,9 +346,10 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"{i:2d}. [bold]{s.name}[/]\n    {s.command()}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    state = {} if args.restart else _load_state(out)
+    stored = _load_state(out)
+    state = {} if args.restart else stored
     key = f"quick={args.quick},clips={clips},seed={args.seed}"
-    earlier = _load_state(out).get("_config")
+    earlier = stored.get("_config")
     if earlier is not None and earlier != key:
         # other data (--quick after a full demo, another --seed or --clips): everything made from the earlier
         # data would be resumed or skipped against the new one (extraction refuses to mix them; the fine-tuning
