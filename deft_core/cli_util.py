@@ -22,16 +22,18 @@ class CommandError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
-def int_at_least(minimum: int):
-    """argparse ``type``: an integer >= ``minimum`` (refused with the flag's name by argparse)."""
+def int_at_least(minimum: int, what: str | None = None):
+    """argparse ``type``: an integer >= ``minimum`` (refused with the flag's name by argparse); ``what``
+    names it in the message (default "an integer >= minimum")."""
+    what = what or f"an integer >= {minimum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
         return value
 
     parse.__name__ = f"int>={minimum}"
@@ -49,16 +51,9 @@ def open_fraction(text: str) -> float:
     return value
 
 
-def seed_arg(text: str) -> int:
-    """argparse ``type`` for seeds: a non-negative integer (numpy's generators refuse negative seeds, and a
-    run must not record a seed it cannot use)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+#: argparse ``type`` for seeds: numpy's generators refuse negative seeds, and a run must not record a seed it
+#: cannot use
+seed_arg = int_at_least(0, "a non-negative integer")
 
 
 def _usage(prog: str, description: str, commands: Mapping[str, tuple[str, str]]) -> str:
