@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from deft_core.checks import is_real
 from deft_core.geometry import (axis_angle_to_matrix, deproject_pixel, matrix_to_euler_xyz, transform_points)
 from deft_core.grasp import HAND_JOINT_NAMES, GraspParams
 
@@ -90,7 +91,7 @@ class RetargetConfig:
             setattr(self, name, v)
         for name in ("side_sign", "thumb_side_sign"):
             v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or v not in (-1, 1):
+            if not is_real(v) or v not in (-1, 1):
                 raise ValueError(f"RetargetConfig.{name} must be 1 or -1, got {v!r}")
             setattr(self, name, float(v))
         if not isinstance(self.clip, (bool, np.bool_)):

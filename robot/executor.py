@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from deft_core.checks import is_finite_real
 from deft_core.geometry import euler_xyz_to_matrix, matrix_to_euler_xyz
 from deft_core.grasp import FINGER_JOINTS, GraspParams
 from deft_core.trajectory import PostGraspTrajectory
@@ -64,8 +65,7 @@ class ExecutorConfig:
         for name in ("pregrasp_distance_m", "hover_z_m", "transit_speed_m_s", "approach_speed_m_s",
                      "trajectory_speed_m_s", "squeeze_rad", "close_time_s", "settle_s"):
             v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(v):
+            if not is_finite_real(v):
                 raise ValueError(f"ExecutorConfig.{name} must be a finite number, got {v!r}")
             setattr(self, name, float(v))
         for name in ("pregrasp_distance_m", "transit_speed_m_s", "approach_speed_m_s", "trajectory_speed_m_s", "close_time_s"):

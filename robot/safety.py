@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deft_core.checks import is_finite_real
 from deft_core.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ArmSafety:
             v = getattr(self, name)
             if name == "table_z" and v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            if not is_finite_real(v):
                 hint = (" (YAML reads 1e-2 as text: write 1.0e-2 or 0.01)"
                         if isinstance(v, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", v.strip()) else "")
                 raise ValueError(f"safety.{name} must be a finite number, got {v!r}{hint}")
