@@ -71,11 +71,10 @@ class ModelConfig:
         name, _, arg = str(self.text_encoder).partition(":")
         if name not in ("minilm", "clip", "hash"):
             raise ValueError(f"unknown text encoder {self.text_encoder!r}: minilm, clip:ARCH or hash:DIM")
-        width = {"minilm": 384}.get(name) or (int(arg) if name == "hash" and arg.isdigit() else None)
-        if name == "hash" and not (arg == "" or arg.isdigit()):
+        if name == "hash" and arg and not arg.isdigit():
             raise ValueError(f"text encoder {self.text_encoder!r}: hash:DIM takes a whole number, e.g. hash:64")
-        if name == "hash" and not arg:
-            width = 256
+        # clip's width depends on its architecture: not checked here
+        width = 384 if name == "minilm" else int(arg or 256) if name == "hash" else None
         if width is not None and self.text_dim != width:
             raise ValueError(f"text encoder {self.text_encoder!r} gives {width}-d embeddings but text_dim is "
                              f"{self.text_dim} (--text-dim {width})")
