@@ -43,6 +43,14 @@ def parse_timestamp(value: str) -> float:
     return int(h) * 3600 + int(mnt) * 60 + float(s)
 
 
+#: what pandas raises for a file that is not a readable CSV (empty, malformed, binary)
+_CSV_ERRORS = (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError)
+
+
+def _unreadable(path: Path, exc: Exception) -> SourceError:
+    return SourceError(f"{path}: not a readable CSV ({str(exc).strip()})")
+
+
 def _chunks(reader, path: Path):
     """The chunks of a ``pd.read_csv(chunksize=...)`` reader; a malformed line further down is a
     :class:`SourceError` naming the file instead of pandas' bare tokenizer error."""
@@ -51,8 +59,8 @@ def _chunks(reader, path: Path):
             chunk = next(reader)
         except StopIteration:
             return
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+        except _CSV_ERRORS as exc:
+            raise _unreadable(path, exc) from None
         yield chunk
 
 
@@ -63,8 +71,8 @@ def read_video_info(path: str | Path) -> dict[str, dict]:
         df = pd.read_csv(path, dtype={"video_id": str})
     except FileNotFoundError:
         raise SourceError(f"EPIC video info file not found: {path}") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+    except _CSV_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     missing = {"video_id", "fps"} - set(df.columns)
     if missing:
         raise SourceError(f"{path}: missing columns {sorted(missing)}")
@@ -212,7 +220,7 @@ class EpicKitchensSource:
         for path in self.csv_paths:
             try:
                 head = pd.read_csv(path, nrows=0).columns
-            except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+            except (FileNotFoundError, *_CSV_ERRORS):
                 continue  # the listing reports it
             cols = [c for c in ("video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame") if c in head]
             if "start_frame" not in cols or "stop_frame" not in cols or "video_id" not in cols:
@@ -240,8 +248,8 @@ class EpicKitchensSource:
                 reader = pd.read_csv(path, chunksize=self.chunksize, dtype={"video_id": str, "narration_id": str})
             except FileNotFoundError:
                 raise SourceError(f"EPIC narration CSV not found: {path}") from None
-            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-                raise SourceError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+            except _CSV_ERRORS as exc:
+                raise _unreadable(path, exc) from None
             for chunk in _chunks(reader, path):
                 missing = set(REQUIRED_COLUMNS) - set(chunk.columns)
                 if missing:
