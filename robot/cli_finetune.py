@@ -268,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if rd.has_meta():
             stored = rd.read_meta()
-            check_checkpoint(stored, rd.path)  # the export it was made from, changed since: refused by name
+            # the export it was made from, changed since: refused by name (build_meta hashed it already)
+            check_checkpoint(stored, rd.path, now=meta.extra.get(CHECKPOINT_DIGEST)
+                             if meta.checkpoint == stored.checkpoint else None)
             if CHECKPOINT_DIGEST not in stored.extra:  # made before the digest was recorded: resumes as it was
                 meta = replace(meta, extra={k: v for k, v in meta.extra.items() if k != CHECKPOINT_DIGEST})
             rd.write_or_check_meta(meta)  # a resume with other settings is refused before anything starts

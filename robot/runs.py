@@ -213,14 +213,15 @@ def checkpoint_digest(ckpt_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def check_checkpoint(meta: RunMeta, run: str | Path) -> None:
+def check_checkpoint(meta: RunMeta, run: str | Path, now: str | None = None) -> None:
     """Refuse (:class:`RunError`) a run whose affordance export has changed since the run was made: its
     episodes and evaluations belong to the model it recorded. Runs made before the digest was recorded
-    (no ``checkpoint_digest`` in ``extra``) are not checked."""
+    (no ``checkpoint_digest`` in ``extra``) are not checked. ``now``: the export's digest when the caller
+    has just computed it (the model is not read again)."""
     recorded = (meta.extra or {}).get(CHECKPOINT_DIGEST)
     if not (meta.checkpoint and recorded) or not Path(meta.checkpoint, "config.json").is_file():
         return
-    now = checkpoint_digest(meta.checkpoint)
+    now = now or checkpoint_digest(meta.checkpoint)
     if now != recorded:
         raise RunError(f"{run} was made from the affordance model in {meta.checkpoint} as it was then (digest "
                        f"{recorded}); the files there now are another model (digest {now}), exported again since. "
