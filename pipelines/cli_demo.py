@@ -171,7 +171,8 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
             steps += [
                 Step(f"{task}: fine-tune from the affordance model (Algorithm 1){tag}",
                      [robot, "finetune", *common, "--checkpoint", str(checkpoint), "--no-live", *budget, *run_seed],
-                     f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode)"),
+                     f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode) and "
+                     "episodes.png (every episode's images and outcome)"),
                 Step(f"{task}: real-world-only baseline (same CEM budget){tag}",
                      [robot, "finetune", *common, "--prior", "real-world-only", "--no-live", *budget, *run_seed],
                      f"{runs / task / 'real-world-only'}/finetune.png"),

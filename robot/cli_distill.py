@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import _check_task, limit_threads
-    from robot.runs import RunError, resolve_run
+    from robot.runs import RunError, open_run_episodes
 
     _check_task(args.task)
     if args.steps is not None and args.steps < 1:
@@ -63,18 +63,9 @@ def run(args: argparse.Namespace) -> int:
                            "torchvision's resnet18)")
     limit_threads(args.threads)
     try:
-        rd = resolve_run(args.out, args.task, args.run, args.prior)
-        meta = rd.read_meta()
+        rd, meta, records = open_run_episodes(args.out, args.task, args.run, args.prior)
     except RunError as exc:
         raise CommandError(str(exc)) from None
-    from deft_core.finetune.episode_log import EpisodeLogError, open_run
-
-    try:
-        _, records = open_run(rd.finetune_dir)
-    except FileNotFoundError as exc:
-        raise CommandError(f"{exc}; run 'deft-robot finetune' for this run first") from None
-    except EpisodeLogError as exc:
-        raise CommandError(str(exc)) from None  # names the line and what to do
     done = sum(r.status == "ok" for r in records)
     if done < meta.episodes and not args.allow_partial:
         raise CommandError(f"{rd.finetune_dir} has {done} of {meta.episodes} episodes; finish it by re-running the "

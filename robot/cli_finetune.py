@@ -11,7 +11,8 @@ Examples::
         --robot robot/configs/lab_xarm6.yaml --out runs/lab                         # the lab robot
 
 The run goes to ``--out/<task>/<prior>[-<reward>]/`` (or ``--run DIR``): ``run_meta.json``, the episode
-log ``finetune/`` and ``finetune.png``. Re-running the same command resumes the log: no episode is lost
+log ``finetune/``, ``finetune.png`` (curves) and ``episodes.png`` (every episode's images, reward and
+outcome; ``deft-robot show``). Re-running the same command resumes the log: no episode is lost
 or repeated; different settings on an existing run are refused. Priors: ``--checkpoint DIR`` (the
 affordance model), ``--prior oracle`` (the simulator's scripted grasp: development only),
 ``--prior real-world-only`` (box centre, random wrist rotation, half-closed hand). ``--robot toy`` is a
@@ -259,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     meta, tau = build_meta(args)
     limit_threads(args.threads)
     rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
-    own = {"finetune", "trajectory.npz", "finetune.png", "policies", "eval", "run_meta.json", "run_meta.json.tmp",
+    own = {"finetune", "trajectory.npz", "finetune.png", "episodes.png", "policies", "eval", "run_meta.json", "run_meta.json.tmp",
            "box_request.png"}  # a run's own files (a run killed before its meta was renamed into place resumes)
     if rd.path.is_file() or (rd.path.is_dir() and not rd.has_meta() and any(p.name not in own for p in rd.path.iterdir())):
         # e.g. --run pointed at a model export: the run's files would land among the model's
@@ -310,10 +311,12 @@ def run(args: argparse.Namespace) -> int:
     from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.episode_log import successes_recorded
     from deft_core.finetune.plots import plot_run
+    from deft_core.finetune.sheet import write_sheet
 
+    title = f"{meta.task}: {rd.path.name} (seed {meta.seed})"
     plot_run(result.records, CEMConfig(num_elites=meta.elites, warmup_episodes=meta.warmup,
-                                       total_episodes=meta.episodes), rd.curve_png,
-             title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
+                                       total_episodes=meta.episodes), rd.curve_png, title=title)
+    write_sheet(rd.finetune_dir, result.records, meta.elites, rd.sheet_png, title=title)
     rewards = result.rewards
     ok = [r for r in result.records if r.status == "ok"]
     successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if successes_recorded(ok)
@@ -322,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{meta.task}: {len(rewards)} episodes ({result.resumed_episodes} resumed), {successes}, "
           f"mean reward first {w} {rewards[:w].mean():.3f} → last {w} {rewards[-w:].mean():.3f}, "
           f"elite mean {rewards[[r.episode - 1 for r in result.elites]].mean():.3f}")
-    print(f"wrote {rd.finetune_dir}/episodes.jsonl, {rd.curve_png}; next: deft-robot distill --task {meta.task} --run {rd.path}")
+    print(f"wrote {rd.finetune_dir}/episodes.jsonl, {rd.curve_png}, {rd.sheet_png}; next: deft-robot distill --task {meta.task} --run {rd.path}")
     return 0
 
 

@@ -9,6 +9,7 @@ One run = one fine-tuning of one task with one prior and one reward source::
                                         image size, CEM sizes (a resumed command must match it)
       finetune/                         the durable episode log (deft_core.finetune.episode_log)
       finetune.png                      reward / elite mean / σ curves of the run
+      episodes.png                      every episode's initial and final image, reward and outcome
       policies/<kind>/                  distilled residual policies (deft, mlp, transformer, direct, mean)
       eval/<policy>_<objects>.json      evaluation results (robot.evaluation), objects = train | test
 
@@ -114,6 +115,11 @@ class RunDir:
     @property
     def curve_png(self) -> Path:
         return self.path / "finetune.png"
+
+    @property
+    def sheet_png(self) -> Path:
+        """The episodes' contact sheet (:mod:`deft_core.finetune.sheet`)."""
+        return self.path / "episodes.png"
 
     @property
     def trajectory_path(self) -> Path:
@@ -277,5 +283,21 @@ def resolve_run(root: str | Path, task: str, run: str | None = None, name: str |
     raise RunError(f"several runs of {task!r}: {', '.join(str(m.path) for m in mains)}; choose one with --run DIR or --prior")
 
 
+def open_run_episodes(root: str | Path, task: str, run: str | None = None, name: str | None = None):
+    """:func:`resolve_run`, its meta and its episode log: ``(RunDir, RunMeta, records)``. A run without a
+    log, or with a damaged one, is a :class:`RunError` naming it and what to do."""
+    from deft_core.finetune.episode_log import EpisodeLogError, open_run
+
+    rd = resolve_run(root, task, run, name)
+    meta = rd.read_meta()
+    try:
+        _, records = open_run(rd.finetune_dir)
+    except FileNotFoundError as exc:
+        raise RunError(f"{exc}; run 'deft-robot finetune' for this run first") from None
+    except EpisodeLogError as exc:
+        raise RunError(str(exc)) from None  # names the line and what to do
+    return rd, meta, records
+
+
 __all__ = ["PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
-           "discover_runs", "resolve_run"]
+           "discover_runs", "resolve_run", "open_run_episodes"]
