@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--png", metavar="FILE", help="where to write the sheet (default <run>/episodes.png)")
     parser.add_argument("--sort", choices=SORTS, default="episode",
                         help="episode: as run (default); reward: best first, CEM's order (void attempts last)")
-    parser.add_argument("--columns", type=int_at_least(1), default=5, help="tiles per row (default 5)")
+    parser.add_argument("--columns", type=int_at_least(1),
+                        help="tiles per row (default 5, or 4 when the tiles have the zoom around μ)")
     parser.add_argument("--thumb", type=int_at_least(16), default=150,
                         help="width of each image in pixels (default 150)")
     parser.add_argument("--max", type=int_at_least(1), dest="max_tiles",

@@ -17,7 +17,8 @@ Record fields (``EPISODE_LOG_VERSION`` 1): ``task``, ``episode`` (1-based k), ``
 first try, +1 per void redo), ``status`` (``"ok"`` or ``"void"``), ``env_seed``, ``xi`` (prior ξ, 22,
 robot base frame), ``epsilon`` (ε, 22), ``executed`` (ξ + ε), ``reward`` (float; null when void),
 ``success`` (bool or null), ``distribution`` (D used to sample: mean, std, num_refits), ``timings``
-(seconds per phase), ``images`` (names relative to the run directory), ``info`` (env details),
+(seconds per phase), ``images`` (names relative to the run directory), ``info`` (env details; ``camera``:
+I₀'s ``K`` and ``T_base_camera`` when the environment reports them, since 2026-11-27),
 ``void_reason``, ``started_at`` (Unix seconds).
 """
 

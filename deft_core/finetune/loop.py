@@ -238,5 +238,29 @@ def _run_attempt(env: FinetuneEnv, reward_fn: RewardFn, config: FinetuneConfig, 
         task=config.task, episode=k, attempt=attempt, status="void" if is_void else "ok", env_seed=seed_k,
         xi=xi.to_vector().tolist(), epsilon=eps.tolist(), executed=grasp.to_vector().tolist(),
         reward=None if is_void else reward, success=None if result.success is None else bool(result.success),
-        distribution=distribution.to_dict(), timings=timings, images=images, info=dict(result.info),
+        distribution=distribution.to_dict(), timings=timings, images=images, info=_info(result, obs),
         void_reason=void_reason, started_at=started)
+
+
+def _info(result: EpisodeResult, obs: Observation) -> dict:
+    """The record's ``info``: the environment's details, plus the initial image's pinhole camera (``camera``:
+    ``K`` and ``T_base_camera`` as lists) when the observation carries one — the simulator and the lab robot
+    do — so that a picture of the run can draw where μ went on I₀ (deft_core.finetune.sheet)."""
+    info = dict(result.info)
+    camera = camera_of(obs)
+    if camera is not None and "camera" not in info:
+        info["camera"] = camera
+    return info
+
+
+def camera_of(obs: Observation) -> dict | None:
+    """``{"K": 3×3, "T_base_camera": 4×4}`` (lists) from ``obs.extras``, or None when either is absent or not
+    a finite matrix of that shape."""
+    try:
+        K = np.asarray(obs.extras.get("K"), dtype=np.float64)
+        T = np.asarray(obs.extras.get("T_base_camera"), dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if K.shape != (3, 3) or T.shape != (4, 4) or not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
+        return None
+    return {"K": K.tolist(), "T_base_camera": T.tolist()}

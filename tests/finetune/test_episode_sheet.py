@@ -12,8 +12,8 @@ import pytest
 
 from deft_core.finetune.cem import elite_indices
 from deft_core.finetune.episode_log import EpisodeRecord
-from deft_core.finetune.sheet import (ELITE, FAILURE, SCORED, SUCCESS, VOID, SheetLayout, elite_episodes,
-                                      order_records, render_sheet)
+from deft_core.finetune.sheet import (ELITE, EXECUTED_MU, FAILURE, PRIOR_MU, SCORED, SUCCESS, VOID, SheetLayout,
+                                      contact_pixels, elite_episodes, order_records, render_sheet)
 
 LAYOUT = SheetLayout(thumb=40, columns=3)
 
@@ -109,3 +109,95 @@ def test_max_tiles_keeps_the_first_and_a_narrow_sheet_keeps_its_header(tmp_path)
         render_sheet(tmp_path, records, num_elites=2, max_tiles=0)
     with pytest.raises(ValueError, match="num_elites"):
         render_sheet(tmp_path, records, num_elites=0)
+
+
+# ------------------------------------------------------------------------- where μ went, on I₀
+
+K = [[40.0, 0.0, 20.0], [0.0, 40.0, 15.0], [0.0, 0.0, 1.0]]  # a 40 × 30 image, camera = base frame
+IDENTITY = np.eye(4).tolist()
+
+
+def _with_camera(record: EpisodeRecord, prior_mu, executed_mu, camera=None) -> EpisodeRecord:
+    record.xi[:3] = list(prior_mu)
+    record.executed[:3] = list(executed_mu)
+    record.info["camera"] = {"K": K, "T_base_camera": IDENTITY} if camera is None else camera
+    return record
+
+
+def test_contact_pixels_project_the_prior_and_executed_mu_through_the_recorded_camera(tmp_path):
+    rec = _with_camera(_record(tmp_path, 1, 0.5, False), (0.0, 0.0, 1.0), (0.25, -0.125, 1.0))
+    assert contact_pixels(rec) == {"prior": (20.0, 15.0), "executed": (30.0, 10.0)}
+    # the camera 1 m above the base looking down (OpenCV: z forward): a point on the table 0.5 m in front
+    T = np.eye(4)
+    T[:3, :3] = [[1, 0, 0], [0, -1, 0], [0, 0, -1]]
+    T[2, 3] = 1.0
+    down = _with_camera(_record(tmp_path, 2, 0.5, False), (0.0, 0.0, 0.0), (0.1, 0.0, 0.0),
+                        {"K": K, "T_base_camera": T.tolist()})
+    assert contact_pixels(down) == {"prior": (20.0, 15.0), "executed": (24.0, 15.0)}
+    behind = _with_camera(_record(tmp_path, 3, 0.5, False), (0.0, 0.0, -1.0), (0.0, 0.0, 1.0))
+    assert set(contact_pixels(behind)) == {"executed"}  # a point behind the camera is not drawn
+    for bad in ({"K": [[1.0, 0.0], [0.0, 1.0]], "T_base_camera": IDENTITY},
+                {"K": K, "T_base_camera": [[float("nan")] * 4] * 4}, {"K": "K", "T_base_camera": IDENTITY}, "camera"):
+        assert contact_pixels(_with_camera(_record(tmp_path, 4, 0.5, False), (0, 0, 1), (0, 0, 1), bad)) == {}
+    assert contact_pixels(_record(tmp_path, 5, 0.5, False)) == {}  # no camera kept: no marks, no error
+
+
+def test_a_run_with_its_camera_gets_marks_on_i0_and_a_zoom_panel(tmp_path):
+    records = [_with_camera(_record(tmp_path, 1, 1.0, True), (0.0, 0.0, 1.0), (0.25, 0.0, 1.0)),
+               _record(tmp_path, 2, 0.2, False)]  # a record without a camera in the same run
+    sheet = render_sheet(tmp_path, records, num_elites=1, layout=LAYOUT)
+    border = LAYOUT.frame + LAYOUT.elite_frame
+    (_, _, (x, y, w, _)), (_, _, (x2, y2, _, _)) = sheet.tiles
+    assert w == 3 * LAYOUT.thumb + 2 * border + 4  # I₀, the zoom, the final image
+    img = np.asarray(sheet.image)
+
+    def panel(j, tx=x, ty=y):
+        left = tx + border + j * (LAYOUT.thumb + 2)
+        return img[ty + border:ty + border + 30, left:left + LAYOUT.thumb]
+
+    # on I₀ (thumb = image width: scale 1) the executed μ is a magenta dot at (30, 15), the prior a cyan ring
+    assert tuple(panel(0)[15, 30]) == EXECUTED_MU
+    assert (panel(0) == PRIOR_MU).all(axis=-1).any() and tuple(panel(0)[15, 20]) != PRIOR_MU  # a ring, not a disc
+    # the zoom enlarges I₀ around the marks: the 10 px between them on I₀ become 10 × 40/30 (a 30-px square of
+    # I₀, as wide as the image is high and enough for both marks, drawn 40 px wide)
+    def centre(p, colour):
+        ys, xs = np.nonzero((p == colour).all(axis=-1))
+        return np.array([xs.mean(), ys.mean()])
+
+    def gap(p):
+        return np.linalg.norm(centre(p, EXECUTED_MU) - centre(p, PRIOR_MU))
+
+    assert gap(panel(0)) == pytest.approx(10, abs=1)
+    assert gap(panel(1)) == pytest.approx(10 * 40 / 30, abs=1)
+    assert tuple(panel(2)[15, 20]) == _colour(1, 0, "final")
+    # the record without a camera: its I₀ unmarked, its zoom panel a grey placeholder
+    assert not (panel(0, x2, y2) == EXECUTED_MU).all(axis=-1).any()
+    assert tuple(panel(1, x2, y2)[2, 2]) == (200, 200, 200)
+
+
+def test_rows_hold_five_tiles_of_two_images_or_four_of_three(tmp_path):
+    def first_row(records):
+        tiles = render_sheet(tmp_path, records, 1, layout=SheetLayout(thumb=40)).tiles
+        return sum(box[1] == tiles[0][2][1] for _, _, box in tiles)
+
+    plain = [_record(tmp_path, k, 0.1 * k, False) for k in range(1, 7)]
+    assert first_row(plain) == 5
+    assert first_row([_with_camera(r, (0, 0, 1), (0, 0, 1)) for r in plain]) == 4
+
+
+def test_the_loop_keeps_the_initial_images_camera_when_the_environment_reports_one(tmp_path, toy_env_cls):
+    from deft_core.finetune.cem import CEMConfig
+    from deft_core.finetune.loop import FinetuneConfig, run_finetune
+
+    class CameraEnv(toy_env_cls):
+        def reset(self, episode, seed):
+            obs = super().reset(episode, seed)
+            obs.extras.update(K=np.array(K), T_base_camera=np.eye(4))
+            return obs
+
+    cfg = FinetuneConfig(task="pick_cup", seed=1, cem=CEMConfig(num_elites=1, warmup_episodes=1, total_episodes=2))
+    env = CameraEnv()
+    records = run_finetune(env, env.reward, cfg, tmp_path / "cam").records
+    assert all(r.info["camera"] == {"K": K, "T_base_camera": IDENTITY} for r in records)
+    plain = toy_env_cls()
+    assert all("camera" not in r.info for r in run_finetune(plain, plain.reward, cfg, tmp_path / "toy").records)

@@ -27,11 +27,37 @@ def test_sim_finetune_distill_eval(tmp_path):
     lines = (tmp_path / "open_drawer" / "oracle" / "finetune" / "episodes.jsonl").read_text().splitlines()
     recs = [json.loads(line) for line in lines]
     assert [r["episode"] for r in recs] == [1, 2] and all(0.0 <= r["reward"] <= 1.0 for r in recs)
+    _check_contact_marks_land_on_the_object(recs[0], tmp_path / "open_drawer" / "oracle")
     assert main(["distill", *common, "--kind", "mean"]) == 0
     assert main(["eval", *common, "--policy", "mean", "--objects", "test", "--trials", "1"]) == 0
     doc = json.loads((tmp_path / "open_drawer" / "oracle" / "eval" / "mean_test.json").read_text())
     assert doc["trials"] == 1 and doc["prior"] == "oracle" and doc["objects"] == "test"
     assert doc["per_trial"][0]["variants"]                       # the test split's object variant is recorded
+
+
+def _check_contact_marks_land_on_the_object(line: dict, run_dir) -> None:
+    """The camera each episode keeps projects the oracle's μ (on the drawer's handle) onto the drawer in I₀:
+    the episode sheet's marks are where the grasp went, in the simulator's own image."""
+    import numpy as np
+    from PIL import Image
+
+    from deft_core.finetune.episode_log import EpisodeRecord
+    from deft_core.finetune.sheet import contact_pixels
+    from robot.sim.world import SEGMENT_IDS
+    from robot.sim_env import SimFinetuneEnv
+
+    rec = EpisodeRecord.from_dict(line)
+    pixels = contact_pixels(rec)
+    assert set(pixels) == {"prior", "executed"}
+    env = SimFinetuneEnv("open_drawer", image_size=(96, 72))
+    try:
+        mask = env.reset(rec.episode, rec.env_seed).extras["mask"] == SEGMENT_IDS["object"]
+    finally:
+        env.close()
+    u, v = np.round(pixels["prior"]).astype(int)
+    assert mask[max(0, v - 2):v + 3, max(0, u - 2):u + 3].any(), (pixels, np.argwhere(mask).mean(axis=0))
+    sheet = Image.open(run_dir / "episodes.png")
+    assert sheet.width >= 2 * (3 * 150)  # two tiles of three panels: I₀, the zoom around μ, the final image
 
 
 @pytest.mark.slow
