@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from robot.cli_operator import StdinClosed
     from robot.real_env import NoObjectBox
     from robot.evaluation import (EvalLogError, TrialLog, distilled_policy_fn, eval_record, eval_seeds, evaluate,
-                                  open_env, partial_path, policy_digest, summarise, zero_residual)
+                                  open_env, partial_path, policy_digest, summarise, trial_image_saver,
+                                  zero_residual)
     from robot.runs import write_json
 
     _check_task(args.task)
@@ -232,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
                       + (f" ({r.error})" if r.error else ""), flush=True)
 
             try:
-                trials = evaluate(env, policy_fn, seeds, progress=progress, done=log.done, record=log.append)
+                trials = evaluate(env, policy_fn, seeds, progress=progress, done=log.done, record=log.append,
+                                  save_image=trial_image_saver(final.parent, args.policy, objects))
             except StdinClosed as exc:
                 raise CommandError(f"standard input closed while waiting for {exc.what}; the robot was left safe; "
                                    f"{_kept(log, len(seeds))}") from None
@@ -248,13 +250,14 @@ def run(args: argparse.Namespace) -> int:
                               latent="zero" if args.zero_latent else "sampled", evaluated=what,
                               excluded_finetune_seeds=len(exclude), wall_s=resumed + time.perf_counter() - t0)
             path = write_json(final, doc)
+            sheet = _write_trial_sheet(doc, path)
             if len(splits) == 1:
                 log.remove()
             # with both splits, each split's log stays until both results are written: a re-run after an
             # interruption in the test split re-reads the finished train split instead of running it again
             s = summarise(trials)
             print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
-                  f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}")
+                  f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}, {sheet}")
         finally:
             if real is not None:
                 env.close()  # hand open, arm stopped, devices disconnected
@@ -263,6 +266,17 @@ def run(args: argparse.Namespace) -> int:
     if runner is not None:
         runner.close()
     return 0
+
+
+def _write_trial_sheet(doc: dict, path: Path) -> Path:
+    """The trials' contact sheet next to the evaluation (``<policy>_<objects>.png``; ``deft-robot show --eval``
+    draws it again with other options)."""
+    from deft_core.finetune.sheet import save_sheet
+    from robot.cli_show import trial_sheet
+
+    png = path.with_suffix(".png")
+    save_sheet(trial_sheet(doc, path), png)
+    return png
 
 
 def _kept(log, trials: int) -> str:

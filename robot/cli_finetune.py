@@ -260,8 +260,8 @@ def run(args: argparse.Namespace) -> int:
     meta, tau = build_meta(args)
     limit_threads(args.threads)
     rd = RunDir(args.run or Path(args.out) / args.task / run_name(meta.prior, meta.reward, meta.split))
-    own = {"finetune", "trajectory.npz", "finetune.png", "episodes.png", "policies", "eval", "run_meta.json", "run_meta.json.tmp",
-           "box_request.png"}  # a run's own files (a run killed before its meta was renamed into place resumes)
+    own = {"finetune", "trajectory.npz", "finetune.png", "episodes.png", "policies", "eval", "run_meta.json",
+           "run_meta.json.tmp", "box_request.png"}  # a run's own files (a run killed before its meta was renamed resumes)
     if rd.path.is_file() or (rd.path.is_dir() and not rd.has_meta() and any(p.name not in own for p in rd.path.iterdir())):
         # e.g. --run pointed at a model export: the run's files would land among the model's
         raise CommandError(f"{rd.path} exists and is not a fine-tuning run (no run_meta.json); give a new folder")

@@ -1,14 +1,20 @@
 """``deft-robot show``: a contact sheet of a fine-tuning run's episodes — each one's initial and final
-image, reward, outcome and controller error, the elites framed in gold (deft_core.finetune.sheet).
+image, reward, outcome and controller error, the elites framed in gold — or of an evaluation's trials
+(deft_core.finetune.sheet).
 
 Examples::
 
     deft-robot show --task pick_cup                                  # the task's DEFT run under runs/
     deft-robot show --task pick_cup --prior real-world-only --sort reward
     deft-robot show --task pick_cup --run runs/lab/pick_cup/affordance --png /tmp/pick_cup.png
+    deft-robot show --task pick_cup --eval deft --objects test       # the DEFT policy's test trials
+    deft-robot show --task pick_cup --eval affordance --objects test # the prior alone: the same scenes
 
-``deft-robot finetune`` writes the same sheet to ``<run>/episodes.png`` when a run finishes; ``show``
+``deft-robot finetune`` writes the run's sheet to ``<run>/episodes.png`` when a run finishes; ``show``
 draws it for any run, a partial one (still running, or killed) included, with another order or size.
+An evaluation's sheet goes to ``<run>/eval/<policy>_<objects>.png``, which ``deft-robot eval`` also
+writes when it finishes. Trial images are kept since 2026-11-27: an evaluation made before has none (run
+it again — in simulation it replays the same scenes — to see its trials).
 """
 
 from __future__ import annotations
@@ -16,18 +22,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "a contact sheet of a fine-tuning run's episodes: images, rewards, outcomes, elites"
+HELP = "a contact sheet of a fine-tuning run's episodes or an evaluation's trials: images, rewards, outcomes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from deft_core.cli_util import int_at_least
     from deft_core.finetune.sheet import SORTS
+    from robot.evaluation import EVAL_POLICIES
 
     parser.add_argument("--task", required=True, help="task name")
-    parser.add_argument("--run", help="run directory (default: the task's only DEFT run under --out)")
+    parser.add_argument("--run", help="run directory (default: the task's only DEFT run under --out; with --eval "
+                                      "real-world-only, that run)")
     parser.add_argument("--prior", help="pick the run by its name under OUT/<task>/ (e.g. real-world-only, oracle)")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
-    parser.add_argument("--png", metavar="FILE", help="where to write the sheet (default <run>/episodes.png)")
+    parser.add_argument("--eval", choices=EVAL_POLICIES, metavar="POLICY",
+                        help="show this policy's evaluation trials instead of the fine-tuning episodes "
+                             f"({', '.join(EVAL_POLICIES)})")
+    parser.add_argument("--objects", choices=("train", "test"), default="train",
+                        help="with --eval: which split's evaluation (default train)")
+    parser.add_argument("--png", metavar="FILE", help="where to write the sheet (default <run>/episodes.png, or "
+                                                      "<run>/eval/<policy>_<objects>.png)")
     parser.add_argument("--sort", choices=SORTS, default="episode",
                         help="episode: as run (default); reward: best first, CEM's order (void attempts last)")
     parser.add_argument("--columns", type=int_at_least(1),
@@ -40,13 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deft_core.cli_util import CommandError
-    from deft_core.finetune.sheet import SheetLayout, write_sheet
+    from deft_core.finetune.sheet import SheetLayout
     from robot.cli_finetune import _check_task
-    from robot.runs import RunError, open_run_episodes
 
     _check_task(args.task)
     if args.png and Path(args.png).suffix.lower() != ".png":
         raise CommandError(f"--png {args.png}: the sheet is written as PNG; give a file name ending in .png")
+    layout = SheetLayout(thumb=args.thumb, columns=args.columns)
+    png, counts, unreadable = (_show_trials if args.eval else _show_episodes)(args, layout)
+    print(counts)
+    if unreadable:
+        shown = "; ".join(unreadable[:3]) + (f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+        print(f"warning: {len(unreadable)} image(s) drawn grey — {shown}")
+    print(f"wrote {png}")
+    return 0
+
+
+def _show_episodes(args, layout):
+    from deft_core.cli_util import CommandError
+    from deft_core.finetune.sheet import write_sheet
+    from robot.runs import RunError, open_run_episodes
+
     try:
         rd, meta, records = open_run_episodes(args.out, args.task, args.run, args.prior)
     except RunError as exc:
@@ -54,14 +82,58 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         raise CommandError(f"{rd.finetune_dir} has no episodes yet; nothing to show")
     png = Path(args.png) if args.png else rd.sheet_png
-    layout = SheetLayout(thumb=args.thumb, columns=args.columns)
     unreadable = write_sheet(rd.finetune_dir, records, meta.elites, png, sort=args.sort, layout=layout,
                              max_tiles=args.max_tiles, title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
     ok = sum(r.status == "ok" for r in records)
-    print(f"{meta.task}: {ok} of {meta.episodes} episodes"
-          + (f", {len(records) - ok} void attempt(s)" if len(records) > ok else ""))
-    if unreadable:
-        shown = "; ".join(unreadable[:3]) + (f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
-        print(f"warning: {len(unreadable)} image(s) drawn grey — {shown}")
-    print(f"wrote {png}")
-    return 0
+    counts = f"{meta.task}: {ok} of {meta.episodes} episodes" + (
+        f", {len(records) - ok} void attempt(s)" if len(records) > ok else "")
+    return png, counts, unreadable
+
+
+def _show_trials(args, layout):
+    from deft_core.cli_util import CommandError
+    from deft_core.finetune.sheet import save_sheet
+    from robot.evaluation import load_eval, partial_progress
+    from robot.runs import RunError, resolve_run
+
+    prior = args.prior or ("real-world-only" if args.eval == "real-world-only" and not args.run else None)
+    try:
+        rd = resolve_run(args.out, args.task, args.run, prior)
+    except RunError as exc:
+        raise CommandError(str(exc)) from None
+    path = rd.eval_path(args.eval, args.objects)
+    if not path.is_file():
+        stopped = partial_progress(path)
+        if stopped:
+            raise CommandError(f"the {args.eval} evaluation on {args.objects} objects in {rd.path} stopped after "
+                               f"{stopped[0]} of {stopped[1]} trials; finish it by running the same "
+                               f"'deft-robot eval' command again (it resumes)")
+        present = sorted(p.stem for p in (rd.path / "eval").glob("*.json"))
+        raise CommandError(f"no evaluation {path}; evaluations in {rd.path}: {', '.join(present) or 'none'} "
+                           f"(run 'deft-robot eval --task {args.task} --policy {args.eval} --objects {args.objects}')")
+    try:
+        doc = load_eval(path)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    trials = doc.get("per_trial") or []
+    if not any(t.get("images") for t in trials):
+        raise CommandError(f"{path} kept no trial images (evaluations made before 2026-11-27 did not); run its "
+                           f"'deft-robot eval' command again to keep them (in simulation: the same scenes, the same "
+                           f"results)")
+    png = Path(args.png) if args.png else path.with_suffix(".png")
+    try:
+        sheet = trial_sheet(doc, path, sort=args.sort, layout=layout, max_tiles=args.max_tiles)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CommandError(f"{path}: a trial record is malformed ({exc!r})") from None
+    counts = f"{args.task} {args.eval} [{args.objects}]: {doc['successes']} of {doc['trials']} trials succeeded"
+    return png, counts, save_sheet(sheet, png)
+
+
+def trial_sheet(doc: dict, path: Path, **kwargs):
+    """The contact sheet (:class:`deft_core.finetune.sheet.Sheet`) of the evaluation ``doc`` read from
+    ``path`` (``<run>/eval/<policy>_<objects>.json``); ``kwargs`` go to ``render_trials``."""
+    from deft_core.finetune.sheet import render_trials
+
+    title = (f"{doc['task']}: {doc['policy']} on {doc['objects']} objects ({Path(path).parent.parent.name}, "
+             f"eval seed {doc.get('eval_seed')})")
+    return render_trials(Path(path).parent, doc.get("per_trial") or [], title=title, **kwargs)

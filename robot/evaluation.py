@@ -41,7 +41,9 @@ PolicyFn = Callable[[object, np.ndarray, int], np.ndarray]
 class TrialResult:
     """One evaluation trial: reset ``seed``, ``success`` (the task criterion), ``reward`` (the task's
     shaped reward in [0, 1]), prior ``xi`` and executed ξ + δ (22 each, robot base frame), ``variants``
-    (object variant per role), ``error`` (controller error text, if any), ``wall_s``."""
+    (object variant per role), ``error`` (controller error text, if any), ``wall_s``; ``images``
+    (``initial``/``final`` names relative to the run's ``eval/`` folder) and ``camera`` (I₀'s ``K`` and
+    ``T_base_camera``) when the evaluation kept them (since 2026-11-27; ``deft-robot show --eval``)."""
 
     trial: int
     seed: int
@@ -52,6 +54,8 @@ class TrialResult:
     variants: dict = field(default_factory=dict)
     error: str | None = None
     wall_s: float = 0.0
+    images: dict = field(default_factory=dict)
+    camera: dict | None = None
 
 
 def eval_seeds(eval_seed: int, trials: int, exclude: Iterable[int] = ()) -> list[int]:
@@ -90,17 +94,34 @@ def distilled_policy_fn(ckpt_dir: str | Path, eval_seed: int, sample_latent: boo
     return act
 
 
+def trial_image_saver(eval_dir: str | Path, policy: str, objects: str) -> Callable[[int, str, np.ndarray], str]:
+    """``save(trial, which, rgb) -> name``: writes a trial's ``which`` (initial/final) image durably as
+    ``eval_dir/images/<policy>_<objects>/t0003_initial.png`` and returns that name relative to ``eval_dir``."""
+    from deft_core.finetune.episode_log import write_png
+
+    def save(trial: int, which: str, rgb: np.ndarray) -> str:
+        name = f"images/{policy}_{objects}/t{int(trial):04d}_{which}.png"
+        write_png(Path(eval_dir) / name, rgb, f"trial {trial} {which} image")
+        return name
+
+    return save
+
+
 def evaluate(env, policy_fn: PolicyFn, seeds: Sequence[int],
              progress: Callable[[TrialResult], None] | None = None,
              done: Mapping[int, TrialResult] | None = None,
-             record: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
+             record: Callable[[TrialResult], None] | None = None,
+             save_image: Callable[[int, str, np.ndarray], str] | None = None) -> list[TrialResult]:
     """Run one trial per seed: ``env.reset(trial, seed)``, ξ = ``env.prior(obs)``, execute ξ + δ.
     ``env`` follows :class:`deft_core.finetune.loop.FinetuneEnv`; ``progress`` sees each trial.
 
     ``done`` (trial number → result, e.g. :attr:`TrialLog.done`): trials already finished by an earlier,
     interrupted run of the same evaluation; they are not run again and appear in the returned list in
     their place. ``record`` sees each newly finished trial before ``progress`` (e.g. :meth:`TrialLog.append`,
-    the commit point). Every trial depends only on its number and seed, so resuming gives the same results."""
+    the commit point). Every trial depends only on its number and seed, so resuming gives the same results.
+    ``save_image`` (e.g. :func:`trial_image_saver`) keeps each new trial's initial and final image, written
+    before the trial is recorded; the trial also keeps I₀'s camera when the environment reports one."""
+    from deft_core.finetune.loop import camera_of
     from deft_core.grasp import GraspParams
 
     done = dict(done or {})
@@ -125,10 +146,16 @@ def evaluate(env, policy_fn: PolicyFn, seeds: Sequence[int],
         out = env.execute(grasp)
         info = out.info or {}
         reward = out.task_reward if out.task_reward is not None else float(bool(out.success))
+        images = {}
+        if save_image is not None:
+            images["initial"] = save_image(trial, "initial", obs.image)
+            if out.final_image is not None:
+                images["final"] = save_image(trial, "final", out.final_image)
         res = TrialResult(trial=trial, seed=int(seed), success=bool(out.success), reward=float(reward),
                           xi=xi.to_vector().tolist(), executed=grasp.to_vector().tolist(),
                           variants=dict(info.get("variants") or obs.extras.get("variants") or {}),
-                          error=info.get("error"), wall_s=time.perf_counter() - t0)
+                          error=info.get("error"), wall_s=time.perf_counter() - t0, images=images,
+                          camera=camera_of(obs))
         results.append(res)
         if record is not None:
             record(res)

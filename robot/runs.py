@@ -12,6 +12,7 @@ One run = one fine-tuning of one task with one prior and one reward source::
       episodes.png                      every episode's initial and final image, reward and outcome
       policies/<kind>/                  distilled residual policies (deft, mlp, transformer, direct, mean)
       eval/<policy>_<objects>.json      evaluation results (robot.evaluation), objects = train | test
+      eval/images/<policy>_<objects>/   each trial's initial and final image (since 2026-11-27)
 
 ``affordance`` evaluations (the prior alone) are stored in the run whose prior they evaluate;
 ``real-world-only`` evaluations in the ``real-world-only`` run.

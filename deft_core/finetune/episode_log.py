@@ -126,6 +126,20 @@ def _write_durable(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_png(path: Path, image: np.ndarray, what: str = "image") -> None:
+    """Write an RGB uint8 image (H × W × 3) to ``path`` as PNG, durably (temporary file, fsync, rename)."""
+    import cv2
+
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"{what} must be an H×W×3 uint8 RGB array, got shape {img.shape} dtype {img.dtype}")
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError(f"could not encode the {what} as PNG")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _write_durable(Path(path), png.tobytes())
+
+
 def successes_recorded(records) -> bool:
     """Whether a run's 'ok' episodes carry a success flag. An operator's scores do not (only an episode
     that ended in a controller error is marked a failure), so successes cannot be counted there."""
@@ -240,17 +254,8 @@ class EpisodeLog:
 
     def save_image(self, episode: int, attempt: int, which: str, image: np.ndarray) -> str:
         """Write an RGB uint8 image (H × W × 3) durably as PNG; returns its name relative to the run."""
-        import cv2
-
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f"episode {episode} {which} image must be an H×W×3 uint8 RGB array, "
-                             f"got shape {img.shape} dtype {img.dtype}")
-        ok, png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))
-        if not ok:
-            raise RuntimeError(f"could not encode the episode {episode} {which} image as PNG")
         name = self.image_name(episode, attempt, which)
-        _write_durable(self.dir / name, png.tobytes())
+        write_png(self.dir / name, image, f"episode {episode} {which} image")
         return name
 
     def load_image(self, record: EpisodeRecord, which: str) -> np.ndarray:

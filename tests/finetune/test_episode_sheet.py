@@ -13,7 +13,8 @@ import pytest
 from deft_core.finetune.cem import elite_indices
 from deft_core.finetune.episode_log import EpisodeRecord
 from deft_core.finetune.sheet import (ELITE, EXECUTED_MU, FAILURE, PRIOR_MU, SCORED, SUCCESS, VOID, SheetLayout,
-                                      contact_pixels, elite_episodes, order_records, render_sheet)
+                                      caption, contact_pixels, elite_episodes, order_records, render_sheet,
+                                      render_trials, trial_tiles)
 
 LAYOUT = SheetLayout(thumb=40, columns=3)
 
@@ -201,3 +202,27 @@ def test_the_loop_keeps_the_initial_images_camera_when_the_environment_reports_o
     assert all(r.info["camera"] == {"K": K, "T_base_camera": IDENTITY} for r in records)
     plain = toy_env_cls()
     assert all("camera" not in r.info for r in run_finetune(plain, plain.reward, cfg, tmp_path / "toy").records)
+
+
+def _trial(tmp_path, trial: int, reward: float, success: bool, error=None) -> dict:
+    rec = _record(tmp_path, trial, reward, success)  # writes images/k000N_a0_*.png
+    return {"trial": trial, "seed": 100 + trial, "success": success, "reward": reward, "xi": rec.xi,
+            "executed": rec.executed, "variants": {}, "error": error, "wall_s": 0.1, "images": rec.images,
+            "camera": None}
+
+
+def test_an_evaluations_trials_are_drawn_in_order_or_best_first_without_elites(tmp_path):
+    trials = [_trial(tmp_path, 2, 1.0, True), _trial(tmp_path, 1, 0.3, False, error="SimArm: controller error 31"),
+              _trial(tmp_path, 3, 1.0, True)]
+    sheet = render_trials(tmp_path, trials, title="pick_cup: deft on test objects", layout=LAYOUT)
+    assert [n for n, _, _ in sheet.tiles] == [1, 2, 3] and sheet.unreadable == []
+    border = LAYOUT.frame + LAYOUT.elite_frame
+    for n, _, (x, y, _, _) in sheet.tiles:
+        assert _px(sheet.image, x + 1, y + 1) == (255, 255, 255)  # no elites among evaluation trials
+        frame = _px(sheet.image, x + LAYOUT.elite_frame + 1, y + LAYOUT.elite_frame + 1)
+        assert frame == (SUCCESS if n != 1 else FAILURE)
+        assert _px(sheet.image, x + border + 20, y + border + 15) == _colour(n, 0, "initial")
+    best = render_trials(tmp_path, trials, sort="reward", layout=LAYOUT)
+    assert [n for n, _, _ in best.tiles] == [3, 2, 1]  # the later of two equal rewards first
+    tiles = trial_tiles(trials)
+    assert [caption(t) for t in tiles][0] == ["trial 1 · r 0.30 · failure", "controller error 31"]

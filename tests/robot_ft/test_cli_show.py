@@ -4,6 +4,7 @@ writes at the end of a run, on the simulator-free toy environment."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -49,3 +50,61 @@ def test_show_errors_are_one_line(tmp_path, capsys, argv, message):
     rc = main(["show", *argv, "--out", str(tmp_path / "empty")])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+# ------------------------------------------------------------------------------------ evaluations
+
+
+def _toy_run_with_eval(tmp_path) -> tuple[str, Path]:
+    out = str(tmp_path)
+    assert main(["finetune", "--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live", "--episodes", "4",
+                 "--warmup", "2", "--elites", "2", "--out", out]) == 0
+    assert main(["distill", "--task", "pick_cup", "--kind", "mean", "--out", out]) == 0
+    assert main(["eval", "--task", "pick_cup", "--policy", "mean", "--objects", "test", "--trials", "3",
+                 "--out", out]) == 0
+    return out, tmp_path / "pick_cup" / "toy" / "eval"
+
+
+def test_eval_keeps_each_trials_images_and_show_draws_them(tmp_path, capsys):
+    import numpy as np
+
+    from deft_core.finetune.toy_env import ToyEnv
+
+    out, eval_dir = _toy_run_with_eval(tmp_path)
+    doc = json.loads((eval_dir / "mean_test.json").read_text())
+    written_by_eval = (eval_dir / "mean_test.png").read_bytes()  # eval draws the sheet when it finishes
+    for t in doc["per_trial"]:
+        assert t["images"] == {"initial": f"images/mean_test/t{t['trial']:04d}_initial.png",
+                               "final": f"images/mean_test/t{t['trial']:04d}_final.png"}
+        assert t["camera"] is None  # the toy environment has no camera
+        initial = np.asarray(Image.open(eval_dir / t["images"]["initial"]))
+        # that trial's own I₀
+        assert np.array_equal(initial, ToyEnv(image_size=(24, 32)).reset(t["trial"], t["seed"]).image)
+    capsys.readouterr()
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean", "--objects", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{doc['successes']} of 3 trials succeeded" in printed and "warning" not in printed
+    sheet = Image.open(eval_dir / "mean_test.png")
+    assert sheet.format == "PNG" and sheet.width > 3 * 2 * 32
+    assert (eval_dir / "mean_test.png").read_bytes() == written_by_eval  # show's defaults draw the same sheet
+
+
+def test_show_eval_names_what_is_missing(tmp_path, capsys):
+    out, eval_dir = _toy_run_with_eval(tmp_path)
+    capsys.readouterr()
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2  # train objects: not evaluated
+    err = capsys.readouterr().err
+    assert "no evaluation" in err and "mean_train.json" in err and "evaluations in" in err and "mean_test" in err
+    # an evaluation stopped part-way: say how far it got and how to finish it
+    partial = eval_dir / "mean_train.partial.jsonl"
+    partial.write_text(json.dumps({"format": "deft-eval-partial", "identity": {"trials": 10}, "result": {}}) + "\n")
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2
+    assert "stopped after 1 of 10 trials" in capsys.readouterr().err
+    # an evaluation made before trial images were kept
+    doc = json.loads((eval_dir / "mean_test.json").read_text())
+    for t in doc["per_trial"]:
+        t.pop("images"), t.pop("camera")
+    (eval_dir / "mean_test.json").write_text(json.dumps(doc))
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean", "--objects", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "kept no trial images" in err and len(err.strip().splitlines()) == 1

@@ -33,6 +33,10 @@ def test_sim_finetune_distill_eval(tmp_path):
     doc = json.loads((tmp_path / "open_drawer" / "oracle" / "eval" / "mean_test.json").read_text())
     assert doc["trials"] == 1 and doc["prior"] == "oracle" and doc["objects"] == "test"
     assert doc["per_trial"][0]["variants"]                       # the test split's object variant is recorded
+    trial = doc["per_trial"][0]                                  # its images and camera, for `deft-robot show`
+    assert set(trial["images"]) == {"initial", "final"} and set(trial["camera"]) == {"K", "T_base_camera"}
+    assert main(["show", *common, "--eval", "mean", "--objects", "test"]) == 0
+    assert (tmp_path / "open_drawer" / "oracle" / "eval" / "mean_test.png").is_file()
 
 
 def _check_contact_marks_land_on_the_object(line: dict, run_dir) -> None:
