@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=30, help="N, total episodes (Table 4: 30)")
     parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
     parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
+    parser.add_argument("--sigma", type=sigma_arg, metavar="MU,THETA,HAND",
+                        help="σ₀ of D: metres, radians, radians (Table 4: 0.02,0.2,0.05); recorded in the run")
     parser.add_argument("--seed", type=seed_arg, default=0, help="run seed: resets and CEM samples (default 0)")
     parser.add_argument("--split", choices=("train", "test"), default="train", help="objects to practise on")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
@@ -65,6 +67,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from robot.cli_operator import add_robot_arguments
 
     add_robot_arguments(parser)
+
+
+def sigma_arg(text: str) -> tuple[float, float, float]:
+    """argparse ``type`` of ``--sigma``: three finite numbers > 0, 'MU,THETA,HAND'."""
+    import math
+
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"must be three numbers > 0, 'MU,THETA,HAND' (metres, radians, radians; "
+                                         f"Table 4: 0.02,0.2,0.05), got {text!r}")
+    return values
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -94,7 +110,7 @@ def limit_threads(n: int) -> None:
 def build_meta(args):
     """(RunMeta, τ or None) from the command line (the checks a user gets before anything heavy starts)."""
     from deft_core.cli_util import CommandError
-    from robot.runs import CHECKPOINT_DIGEST, RunMeta, checkpoint_digest
+    from robot.runs import CEM_SIGMA, CHECKPOINT_DIGEST, TABLE4_SIGMA, RunMeta, checkpoint_digest
 
     _check_task(args.task)
     for name in ("episodes", "warmup", "elites"):
@@ -142,6 +158,8 @@ def build_meta(args):
               file=sys.stderr, flush=True)
     if checkpoint is not None:  # which export: one exported again into the same folder is another prior
         extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(checkpoint)}
+    if args.sigma is not None and tuple(args.sigma) != TABLE4_SIGMA:  # Table 4's σ₀ is not recorded: old runs match
+        extra = {**extra, CEM_SIGMA: list(args.sigma)}
     meta = RunMeta(task=args.task, prior=prior, reward=reward, robot=robot, split=args.split, seed=args.seed,
                    image_size=parse_size(args.size), checkpoint=checkpoint, episodes=args.episodes,
                    warmup=args.warmup, elites=args.elites, trajectory=tau.digest() if tau is not None else None,
@@ -308,14 +326,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if hasattr(env, "close"):
             env.close()  # the lab robot: hand opened, wrist lifted, arm stopped, devices disconnected
-    from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.episode_log import successes_recorded
     from deft_core.finetune.plots import plot_run
     from deft_core.finetune.sheet import write_sheet
 
     title = f"{meta.task}: {rd.path.name} (seed {meta.seed})"
-    plot_run(result.records, CEMConfig(num_elites=meta.elites, warmup_episodes=meta.warmup,
-                                       total_episodes=meta.episodes), rd.curve_png, title=title)
+    plot_run(result.records, meta.cem_config(), rd.curve_png, title=title)
     write_sheet(rd.finetune_dir, result.records, meta.elites, rd.sheet_png, title=title)
     rewards = result.rewards
     ok = [r for r in result.records if r.status == "ok"]
@@ -331,13 +347,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_loop(env, reward_fn, meta, rd, live: bool):
     from deft_core.cli_util import CommandError
-    from deft_core.finetune.cem import CEMConfig
     from deft_core.finetune.episode_log import EpisodeLogError
     from deft_core.finetune.loop import FinetuneConfig, VoidLimitError, run_finetune
     from robot.real_env import NoObjectBox
 
-    config = FinetuneConfig(task=meta.task, seed=meta.seed, cem=CEMConfig(
-        num_elites=meta.elites, warmup_episodes=meta.warmup, total_episodes=meta.episodes))
+    config = FinetuneConfig(task=meta.task, seed=meta.seed, cem=meta.cem_config())
     try:
         if live:
             from rich.live import Live

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 from robot.evaluation import evaluated_an_older_policy, load_eval, partial_progress
-from robot.runs import MAIN_REWARDS, RunDir, RunMeta, discover_runs, write_json
+from robot.runs import MAIN_REWARDS, TABLE4_SIGMA, RunDir, RunMeta, discover_runs, write_json
 
 SPLITS = ("train", "test")
 TABLE2_METHODS = ("affordance", "real-world-only", "deft")
@@ -200,6 +200,16 @@ def fmt_cell(cell: dict | None) -> str:
     return f"{100 * cell['success_rate']:.0f} % ({cell['successes']}/{cell['trials']})"
 
 
+def _sigma(meta) -> tuple[float, float, float]:
+    """The run's σ₀ (μ m, θ rad, hand rad)."""
+    c = meta.cem_config()
+    return (c.sigma_mu, c.sigma_theta, c.sigma_hand)
+
+
+def _sigma_text(sigma) -> str:
+    return f"({sigma[0]:g} m, {sigma[1]:g} rad, {sigma[2]:g} rad)"
+
+
 def _robot_name(robot: str) -> str:
     """``sim``/``toy``, or a robot YAML's file name."""
     return robot if robot in ("sim", "toy") else Path(robot).name
@@ -239,6 +249,13 @@ def collect(root: str | Path) -> dict:
             if rwo and rwo[1].robot != meta.robot:  # e.g. a lab run next to a simulated one under one --runs
                 warnings.append(f"DEFT ran on {_robot_name(meta.robot)}, real-world-only on {_robot_name(rwo[1].robot)}: "
                                 "not a like-for-like comparison")
+            sigma, sigma_rwo = _sigma(meta), (_sigma(rwo[1]) if rwo else None)
+            if rwo and sigma != sigma_rwo:
+                warnings.append(f"DEFT explored with σ₀ = {_sigma_text(sigma)}, real-world-only with "
+                                f"{_sigma_text(sigma_rwo)}: not a like-for-like comparison")
+            elif sigma != TABLE4_SIGMA:
+                warnings.append(f"fine-tuned with σ₀ = {_sigma_text(sigma)}, not Table 4's {_sigma_text(TABLE4_SIGMA)} "
+                                "(deft-robot finetune --sigma)")
             stale = [f"{TABLE2_LABELS[m]} on {s} objects" for m in TABLE2_METHODS for s in SPLITS
                      if (row[f"{m}_{s}"] or {}).get("stale")]
             if stale:

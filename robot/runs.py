@@ -30,6 +30,9 @@ PRIOR_NAMES = ("affordance", "oracle", "real-world-only")
 REWARDS = ("operator", "sim", "r3m", "resnet")
 #: reward sources whose runs count as the main DEFT result (the others are Table 3's reward ablation)
 MAIN_REWARDS = ("sim", "operator")
+#: ``RunMeta.extra`` key of a σ₀ other than Table 4's (``deft-robot finetune --sigma``): [μ m, θ rad, hand rad]
+CEM_SIGMA = "cem_sigma"
+TABLE4_SIGMA = (0.02, 0.2, 0.05)
 META_FILE = "run_meta.json"
 META_FORMAT = "deft-robot-run"
 
@@ -78,6 +81,15 @@ class RunMeta:
             raise RunError(f"{source}: unknown fields {sorted(unknown)}")
         fields["image_size"] = tuple(int(x) for x in fields.get("image_size", (224, 224)))
         return cls(**fields)
+
+    def cem_config(self):
+        """Algorithm 1's settings of this run (:class:`deft_core.finetune.cem.CEMConfig`): N, M, E and σ₀
+        (Table 4's unless ``extra["cem_sigma"]`` says otherwise)."""
+        from deft_core.finetune.cem import CEMConfig
+
+        mu, theta, hand = self.extra.get(CEM_SIGMA) or TABLE4_SIGMA
+        return CEMConfig(num_elites=self.elites, warmup_episodes=self.warmup, total_episodes=self.episodes,
+                         sigma_mu=float(mu), sigma_theta=float(theta), sigma_hand=float(hand))
 
     @property
     def is_main(self) -> bool:
@@ -300,5 +312,5 @@ def open_run_episodes(root: str | Path, task: str, run: str | None = None, name:
     return rd, meta, records
 
 
-__all__ = ["PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
+__all__ = ["CEM_SIGMA", "TABLE4_SIGMA", "PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
            "discover_runs", "resolve_run", "open_run_episodes"]

@@ -924,3 +924,38 @@ def test_report_warns_when_deft_and_the_baseline_ran_on_different_robots(tmp_pat
                                     robot=str(tmp_path / "lab_xarm6.yaml")))
     row = collect(tmp_path)["table2"][0]
     assert "DEFT ran on sim, real-world-only on lab_xarm6.yaml: not a like-for-like comparison" in row["warning"]
+
+
+def test_a_sigma_other_than_table_4s_is_recorded_resumed_and_named_by_the_report(tmp_path, capsys):
+    out = str(tmp_path)
+    toy = ["finetune", "--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live", "--episodes", "3",
+           "--warmup", "1", "--elites", "1", "--out", out]
+    assert main([*toy, "--sigma", "0.01,0.1,0.025"]) == 0
+    run = tmp_path / "pick_cup" / "toy"
+    meta = RunDir(run).read_meta()
+    assert meta.extra["cem_sigma"] == [0.01, 0.1, 0.025]
+    assert meta.cem_config().initial_sigma()[[0, 3, 6]].tolist() == [0.01, 0.1, 0.025]
+    first = json.loads((run / "finetune" / "episodes.jsonl").read_text().splitlines()[0])
+    assert first["distribution"]["std"][:7] == [0.01] * 3 + [0.1] * 3 + [0.025]  # episode 1 sampled that σ₀
+    capsys.readouterr()
+    assert main(toy) == 2  # resuming with Table 4's σ₀ is another run
+    assert "cem_sigma" in capsys.readouterr().err
+    assert main([*toy, "--sigma", "0.01,0.1,0.025"]) == 0  # the same σ₀ resumes (finished: nothing to run)
+    row = collect(tmp_path)["table2"][0]
+    assert "fine-tuned with σ₀ = (0.01 m, 0.1 rad, 0.025 rad), not Table 4's" in row["warning"]
+    # Table 4's σ₀ given explicitly is the default: not recorded, so runs made without --sigma still match
+    assert main([*toy[:-1], str(tmp_path / "t4"), "--sigma", "0.02,0.2,0.05"]) == 0
+    assert "cem_sigma" not in RunDir(tmp_path / "t4" / "pick_cup" / "toy").read_meta().extra
+    # DEFT and the baseline explored with different σ₀: named
+    rwo = RunDir(tmp_path / "pick_cup" / "real-world-only")
+    rwo.write_or_check_meta(RunMeta(task="pick_cup", prior="real-world-only", reward="sim", robot="toy"))
+    row = collect(tmp_path)["table2"][0]
+    assert "DEFT explored with σ₀ = (0.01 m, 0.1 rad, 0.025 rad), real-world-only with (0.02 m, 0.2 rad, 0.05 rad)" \
+        in row["warning"]
+
+
+@pytest.mark.parametrize("value", ["0,0.1,0.1", "0.01,0.1", "a,b,c", "0.01,nan,0.1", "-1,1,1"])
+def test_sigma_must_be_three_positive_numbers(value, capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--task", "pick_cup", "--robot", "toy", f"--sigma={value}"])
+    assert "--sigma: must be three numbers > 0" in capsys.readouterr().err
