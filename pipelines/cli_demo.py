@@ -183,7 +183,7 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                      [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft", *run_seed],
                      f"{runs / task / 'real-world-only'}/policies/"),
                 Step(f"{task}: evaluate DEFT{tag}", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", "--objects", "both", *trials],
-                     f"{runs / task / 'affordance'}/eval/"),
+                     f"{runs / task / 'affordance'}/eval/ (results as JSON, each trial's images in deft_*.png)"),
                 Step(f"{task}: evaluate the affordance model alone{tag}",
                      [robot, "eval", *common, "--policy", "affordance", "--checkpoint", str(checkpoint), "--objects", "both", *trials],
                      f"{runs / task}/*/eval/"),
