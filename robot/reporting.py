@@ -210,6 +210,18 @@ def _sigma_text(sigma) -> str:
     return f"({sigma[0]:g} m, {sigma[1]:g} rad, {sigma[2]:g} rad)"
 
 
+def _pictures(run: RunDir, rwo: RunDir | None) -> list[str]:
+    """The contact sheets on disk for a Table 2 row (deft_core.finetune.sheet): the fine-tuning runs'
+    ``episodes.png`` and the evaluations' trial sheets, DEFT's run first."""
+    found = []
+    for rd, policies in ((run, ("affordance", "deft")), (rwo, ("real-world-only",))):
+        if rd is None:
+            continue
+        candidates = [rd.sheet_png] + [rd.eval_path(p, s).with_suffix(".png") for p in policies for s in SPLITS]
+        found += [str(p) for p in candidates if p.is_file()]
+    return found
+
+
 def _robot_name(robot: str) -> str:
     """``sim``/``toy``, or a robot YAML's file name."""
     return robot if robot in ("sim", "toy") else Path(robot).name
@@ -263,6 +275,7 @@ def collect(root: str | Path) -> dict:
                                 f"(re-run deft-robot eval)")
             if warnings:
                 row["warning"] = "; ".join(warnings)
+            row["pictures"] = _pictures(run, rwo[0] if rwo else None)
             table2.append(row)
             prow = {"task": task, "prior": meta.prior, "run": str(run.path)}
             for kind in ("affordance",) + ABLATION_KINDS:
@@ -417,6 +430,13 @@ def to_markdown(report: dict) -> str:
     missing = sum(v is None for t, rows in shown.items() for r in rows
                   for k, v in r.items() if k.endswith(SPLITS) and not (t == "table3_policy" and k.rsplit("_", 1)[0] in unevaluated))
     out += [f"{missing} cell(s) missing. Improvement curves: `improvement_curves.png`.", ""]
+    pictures = [f"- **{r['task']}**: " + ", ".join(f"`{p}`" for p in r["pictures"]) for r in report["table2"]
+                if r.get("pictures")]
+    if pictures:
+        out += ["## Contact sheets (`deft-robot show`)", "",
+                "Each fine-tuning run's episodes (`episodes.png`) and each evaluation's trials (`eval/*.png`): the "
+                "initial and final image of every episode or trial, with where the prior and the executed grasp "
+                "put the contact.", "", *pictures, ""]
     return "\n".join(out)
 
 

@@ -108,3 +108,16 @@ def test_show_eval_names_what_is_missing(tmp_path, capsys):
     assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean", "--objects", "test"]) == 2
     err = capsys.readouterr().err
     assert "kept no trial images" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_report_lists_the_contact_sheets_of_each_task(tmp_path):
+    out, eval_dir = _toy_run_with_eval(tmp_path)
+    assert main(["distill", "--task", "pick_cup", "--kind", "deft", "--steps", "5", "--out", out]) == 0
+    assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--objects", "test", "--trials", "2",
+                 "--out", out]) == 0
+    assert main(["report", "--runs", out, "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    section = md.split("## Contact sheets (`deft-robot show`)")[1]
+    assert f"`{tmp_path / 'pick_cup' / 'toy' / 'episodes.png'}`" in section
+    assert f"`{eval_dir / 'deft_test.png'}`" in section
+    assert "mean_test.png" not in section  # Table 2's columns only: the prior alone, DEFT, real-world-only
