@@ -326,13 +326,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if hasattr(env, "close"):
             env.close()  # the lab robot: hand opened, wrist lifted, arm stopped, devices disconnected
-    from deft_core.finetune.episode_log import successes_recorded
+    from deft_core.finetune.episode_log import open_run, successes_recorded
     from deft_core.finetune.plots import plot_run
     from deft_core.finetune.sheet import write_sheet
 
     title = f"{meta.task}: {rd.path.name} (seed {meta.seed})"
     plot_run(result.records, meta.cem_config(), rd.curve_png, title=title)
-    write_sheet(rd.finetune_dir, result.records, meta.elites, rd.sheet_png, title=title)
+    # every attempt, void ones included (result.records holds the 'ok' ones); at most 150 tiles (Table 4's N is
+    # 30): `deft-robot show` draws a longer run whole
+    _, attempts = open_run(rd.finetune_dir)
+    write_sheet(rd.finetune_dir, attempts, meta.elites, rd.sheet_png, title=title, max_tiles=150)
     rewards = result.rewards
     ok = [r for r in result.records if r.status == "ok"]
     successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if successes_recorded(ok)

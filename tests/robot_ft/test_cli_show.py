@@ -121,3 +121,25 @@ def test_the_report_lists_the_contact_sheets_of_each_task(tmp_path):
     assert f"`{tmp_path / 'pick_cup' / 'toy' / 'episodes.png'}`" in section
     assert f"`{eval_dir / 'deft_test.png'}`" in section
     assert "mean_test.png" not in section  # Table 2's columns only: the prior alone, DEFT, real-world-only
+
+
+def test_the_sheet_finetune_writes_includes_void_attempts(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    import numpy as np
+
+    from deft_core.finetune.episode_log import open_run
+    from deft_core.finetune.sheet import render_sheet
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("v\n0.4\n0.7\n"))  # episode 1 void once, then scored
+    assert main(["finetune", "--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live", "--reward",
+                 "operator", "--episodes", "2", "--warmup", "1", "--elites", "1", "--out", str(tmp_path)]) == 0
+    run = tmp_path / "pick_cup" / "toy"
+    _, records = open_run(run / "finetune")
+    assert [r.status for r in records] == ["void", "ok", "ok"]
+    written = np.asarray(Image.open(run / "episodes.png"))
+    title = "pick_cup: toy (seed 0)"
+    every = np.asarray(render_sheet(run / "finetune", records, 1, title=title).image)
+    ok_only = np.asarray(render_sheet(run / "finetune", [r for r in records if r.status == "ok"], 1, title=title).image)
+    assert np.array_equal(written, every) and not np.array_equal(written, ok_only)
