@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("robot.cli_finetune", "fine-tune a task's grasps with CEM (Algorithm 1) from a prior; resumable"),
     "distill": ("robot.cli_distill", "distil a fine-tuning run's best episodes into a residual policy (cVAE or ablation)"),
     "eval": ("robot.cli_eval", "success rate of a policy on train/test objects over held-out resets"),
-    "show": ("robot.cli_show", "a contact sheet of a fine-tuning run's episodes: images, rewards, outcomes, elites"),
+    "show": ("robot.cli_show", "a contact sheet of a run's episodes or an evaluation's trials: images, outcomes"),
     "report": ("robot.cli_report", "Table 2/3-style tables (markdown + JSON) and improvement curves from the runs"),
 }
 

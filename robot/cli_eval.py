@@ -250,14 +250,14 @@ def run(args: argparse.Namespace) -> int:
                               latent="zero" if args.zero_latent else "sampled", evaluated=what,
                               excluded_finetune_seeds=len(exclude), wall_s=resumed + time.perf_counter() - t0)
             path = write_json(final, doc)
-            sheet = _write_trial_sheet(doc, path)
+            sheet_note = _write_trial_sheet(doc, path)
             if len(splits) == 1:
                 log.remove()
             # with both splits, each split's log stays until both results are written: a re-run after an
             # interruption in the test split re-reads the finished train split instead of running it again
             s = summarise(trials)
             print(f"{args.task} {args.policy} [{objects} objects]: success {s['successes']}/{s['trials']} "
-                  f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}, {sheet}")
+                  f"({100 * s['success_rate']:.0f} %), mean reward {s['mean_reward']:.3f} → {path}{sheet_note}")
         finally:
             if real is not None:
                 env.close()  # hand open, arm stopped, devices disconnected
@@ -268,15 +268,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_trial_sheet(doc: dict, path: Path) -> Path:
-    """The trials' contact sheet next to the evaluation (``<policy>_<objects>.png``; ``deft-robot show --eval``
-    draws it again with other options)."""
+def _write_trial_sheet(doc: dict, path: Path) -> str:
+    """Draw the trials' contact sheet next to the evaluation (``<policy>_<objects>.png``; ``deft-robot show
+    --eval`` draws it again with other options); returns what to print after the result's path."""
     from deft_core.finetune.sheet import save_sheet
     from robot.cli_show import trial_sheet
 
+    if not any(t.get("images") for t in doc["per_trial"]):  # every trial resumed from a log made before 2026-11-27
+        return " (no trial images kept: no contact sheet)"
     png = path.with_suffix(".png")
-    save_sheet(trial_sheet(doc, path), png)
-    return png
+    unreadable = save_sheet(trial_sheet(doc, path), png)
+    return f", {png}" + (f" ({len(unreadable)} image(s) drawn grey: {unreadable[0]} …)" if unreadable else "")
 
 
 def _kept(log, trials: int) -> str:

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objects", choices=("train", "test"), default="train",
                         help="with --eval: which split's evaluation (default train)")
     parser.add_argument("--png", metavar="FILE", help="where to write the sheet (default <run>/episodes.png, or "
-                                                      "<run>/eval/<policy>_<objects>.png)")
+                                                      "<run>/eval/<policy>_<objects>.png; with --sort reward, "
+                                                      "--max, --columns or --thumb: e.g. episodes-reward-max5.png)")
     parser.add_argument("--sort", choices=SORTS, default="episode",
                         help="episode: as run (default); reward: best first, CEM's order (void attempts last)")
     parser.add_argument("--columns", type=int_at_least(1),
@@ -81,7 +82,7 @@ def _show_episodes(args, layout):
         raise CommandError(str(exc)) from None
     if not records:
         raise CommandError(f"{rd.finetune_dir} has no episodes yet; nothing to show")
-    png = Path(args.png) if args.png else rd.sheet_png
+    png = Path(args.png) if args.png else _default_png(rd.sheet_png, args)
     unreadable = write_sheet(rd.finetune_dir, records, meta.elites, png, sort=args.sort, layout=layout,
                              max_tiles=args.max_tiles, title=f"{meta.task}: {rd.path.name} (seed {meta.seed})")
     ok = sum(r.status == "ok" for r in records)
@@ -120,13 +121,22 @@ def _show_trials(args, layout):
         raise CommandError(f"{path} kept no trial images (evaluations made before 2026-11-27 did not); run its "
                            f"'deft-robot eval' command again to keep them (in simulation: the same scenes, the same "
                            f"results)")
-    png = Path(args.png) if args.png else path.with_suffix(".png")
+    png = Path(args.png) if args.png else _default_png(path.with_suffix(".png"), args)
     try:
         sheet = trial_sheet(doc, path, sort=args.sort, layout=layout, max_tiles=args.max_tiles)
     except (KeyError, TypeError, ValueError) as exc:
         raise CommandError(f"{path}: a trial record is malformed ({exc!r})") from None
     counts = f"{args.task} {args.eval} [{args.objects}]: {doc['successes']} of {doc['trials']} trials succeeded"
     return png, counts, save_sheet(sheet, png)
+
+
+def _default_png(standard: Path, args) -> Path:
+    """``standard`` (the sheet finetune/eval write) for the default view; another view gets its own name
+    (``episodes-reward-max5.png``), so the standard sheet — the one the report lists — is never replaced by a
+    partial or reordered one."""
+    parts = (["reward"] if args.sort != "episode" else []) + [f"{name}{value}" for name, value in (
+        ("max", args.max_tiles), ("cols", args.columns), ("thumb", None if args.thumb == 150 else args.thumb)) if value]
+    return standard.with_name(f"{standard.stem}-{'-'.join(parts)}.png") if parts else standard
 
 
 def trial_sheet(doc: dict, path: Path, **kwargs):

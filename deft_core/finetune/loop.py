@@ -254,13 +254,22 @@ def _info(result: EpisodeResult, obs: Observation) -> dict:
 
 
 def camera_of(obs: Observation) -> dict | None:
-    """``{"K": 3×3, "T_base_camera": 4×4}`` (lists) from ``obs.extras``, or None when either is absent or not
-    a finite matrix of that shape."""
+    """``{"K": 3×3, "T_base_camera": 4×4}`` (lists) from ``obs.extras``, or None (see :func:`camera_matrices`)."""
+    matrices = camera_matrices(obs.extras)
+    return None if matrices is None else {"K": matrices[0].tolist(), "T_base_camera": matrices[1].tolist()}
+
+
+def camera_matrices(camera) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(K, T_base_camera)`` as float arrays from a mapping with those keys (an observation's extras, a
+    record's ``info["camera"]``), or None when it is not a mapping or either is absent or not a finite matrix
+    of shape 3×3 / 4×4."""
+    if not isinstance(camera, dict):
+        return None
     try:
-        K = np.asarray(obs.extras.get("K"), dtype=np.float64)
-        T = np.asarray(obs.extras.get("T_base_camera"), dtype=np.float64)
+        K = np.asarray(camera.get("K"), dtype=np.float64)
+        T = np.asarray(camera.get("T_base_camera"), dtype=np.float64)
     except (TypeError, ValueError):
         return None
     if K.shape != (3, 3) or T.shape != (4, 4) or not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
         return None
-    return {"K": K.tolist(), "T_base_camera": T.tolist()}
+    return K, T

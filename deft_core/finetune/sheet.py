@@ -150,16 +150,13 @@ def contact_pixels(item) -> dict[str, tuple[float, float]]:
     the camera is left out."""
     from deft_core.geometry import invert_transform, project_points, transform_points
 
+    from deft_core.finetune.loop import camera_matrices
+
     camera = item.camera if isinstance(item, Tile) else (getattr(item, "info", None) or {}).get("camera")
-    if not isinstance(camera, dict):
+    matrices = camera_matrices(camera)
+    if matrices is None:
         return {}
-    try:
-        K = np.asarray(camera.get("K"), dtype=np.float64)
-        T = np.asarray(camera.get("T_base_camera"), dtype=np.float64)
-    except (TypeError, ValueError):
-        return {}
-    if K.shape != (3, 3) or T.shape != (4, 4) or not (np.all(np.isfinite(K)) and np.all(np.isfinite(T))):
-        return {}
+    K, T = matrices
     T_camera_base = invert_transform(T)
     out = {}
     for name, grasp in (("prior", item.xi), ("executed", item.executed)):
@@ -191,7 +188,7 @@ def render_sheet(log_dir: str | Path, records: Sequence[EpisodeRecord], num_elit
         parts.append(f"{len(records) - len(ok)} void attempt(s) redone")
     if ok:
         parts.append(f"mean reward {np.mean([float(r.reward) for r in ok]):.2f}")
-    parts.append(f"gold frame: the top {min(num_elites, len(ok))} (the elites D was last refit to)")
+    parts.append(f"gold frame: the top {min(num_elites, len(ok))} (the elites Ω, which D is refit to)")
     return render_tiles(log_dir, tiles, [title, " · ".join(parts)], layout=layout, max_tiles=max_tiles,
                         what="attempts", executed="ξ + ε")
 

@@ -59,13 +59,16 @@ def _scaled(img, width: int, pixels: dict[str, tuple[float, float]]):
 
 
 def _zoomed(img, width: int, pixels: dict[str, tuple[float, float]]):
-    """A square of I₀ around the contact marks — a quarter of the image wide, or wide enough for both marks —
-    enlarged to ``width``: where μ sits on the object, which the whole view shows only a few pixels wide."""
+    """A square of I₀ around the contact marks — a quarter of the image wide, or wide enough for both marks;
+    when they are further apart than the image is high, around the prior's μ — enlarged to ``width``: where μ
+    sits on the object, which the whole view shows only a few pixels wide."""
     from PIL import Image
 
     pts = np.array(list(pixels.values()))
-    side = min(max(img.width / 4, 2.5 * float(np.ptp(pts, axis=0).max()) + 16), img.width, img.height)
-    cx, cy = pts.mean(axis=0)
+    wanted = max(img.width / 4, 2.5 * float(np.ptp(pts, axis=0).max()) + 16)
+    side = min(wanted, img.width, img.height)
+    # both marks when they fit in the window; else the prior's μ (where the model looked), or the other one
+    cx, cy = pts.mean(axis=0) if wanted <= side else np.asarray(pixels.get("prior", pts[0]))
     x0 = float(np.clip(cx - side / 2, 0, img.width - side))
     y0 = float(np.clip(cy - side / 2, 0, img.height - side))
     out = img.resize((width, width), Image.Resampling.BICUBIC, box=(x0, y0, x0 + side, y0 + side))

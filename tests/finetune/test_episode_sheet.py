@@ -128,13 +128,20 @@ def _with_camera(record: EpisodeRecord, prior_mu, executed_mu, camera=None) -> E
 def test_contact_pixels_project_the_prior_and_executed_mu_through_the_recorded_camera(tmp_path):
     rec = _with_camera(_record(tmp_path, 1, 0.5, False), (0.0, 0.0, 1.0), (0.25, -0.125, 1.0))
     assert contact_pixels(rec) == {"prior": (20.0, 15.0), "executed": (30.0, 10.0)}
-    # the camera 1 m above the base looking down (OpenCV: z forward): a point on the table 0.5 m in front
+    # a camera at (0.3, 0.1, 1.0) m in the base frame, turned 135° about base x: its optical axis (OpenCV z)
+    # points down and towards −y at 45°, (0, −√½, −√½); T_base_camera is not its own inverse, so forgetting to
+    # invert it (or inverting only the translation) lands elsewhere. The table point √2 m along the axis,
+    # (0.3, −0.9, 0), is the principal point; 0.1 m further along the camera's x axis (base x) it is
+    # 0.1 / √2 × 40 px to the right.
+    c, s_ = np.cos(np.radians(135)), np.sin(np.radians(135))
     T = np.eye(4)
-    T[:3, :3] = [[1, 0, 0], [0, -1, 0], [0, 0, -1]]
-    T[2, 3] = 1.0
-    down = _with_camera(_record(tmp_path, 2, 0.5, False), (0.0, 0.0, 0.0), (0.1, 0.0, 0.0),
-                        {"K": K, "T_base_camera": T.tolist()})
-    assert contact_pixels(down) == {"prior": (20.0, 15.0), "executed": (24.0, 15.0)}
+    T[:3, :3] = [[1, 0, 0], [0, c, -s_], [0, s_, c]]
+    T[:3, 3] = [0.3, 0.1, 1.0]
+    tilted = _with_camera(_record(tmp_path, 2, 0.5, False), (0.3, -0.9, 0.0), (0.4, -0.9, 0.0),
+                          {"K": K, "T_base_camera": T.tolist()})
+    px = contact_pixels(tilted)
+    assert px["prior"] == pytest.approx((20.0, 15.0))
+    assert px["executed"] == pytest.approx((20 + 40 * 0.1 / np.sqrt(2), 15.0))
     behind = _with_camera(_record(tmp_path, 3, 0.5, False), (0.0, 0.0, -1.0), (0.0, 0.0, 1.0))
     assert set(contact_pixels(behind)) == {"executed"}  # a point behind the camera is not drawn
     for bad in ({"K": [[1.0, 0.0], [0.0, 1.0]], "T_base_camera": IDENTITY},
@@ -226,3 +233,15 @@ def test_an_evaluations_trials_are_drawn_in_order_or_best_first_without_elites(t
     assert [n for n, _, _ in best.tiles] == [3, 2, 1]  # the later of two equal rewards first
     tiles = trial_tiles(trials)
     assert [caption(t) for t in tiles][0] == ["trial 1 · r 0.30 · failure", "controller error 31"]
+
+
+def test_the_zoom_keeps_the_priors_mu_when_the_marks_are_further_apart_than_the_image_is_high():
+    from PIL import Image
+
+    from deft_core.finetune.sheet_panels import _zoomed
+
+    wide = Image.new("RGB", (640, 480), (90, 90, 90))  # a RealSense-sized I₀
+    far = _zoomed(wide, 150, {"prior": (100.0, 100.0), "executed": (700.0, 100.0)})
+    assert (np.asarray(far) == PRIOR_MU).all(axis=-1).any()
+    near = _zoomed(wide, 150, {"prior": (100.0, 100.0), "executed": (160.0, 120.0)})
+    assert (np.asarray(near) == PRIOR_MU).all(axis=-1).any() and (np.asarray(near) == EXECUTED_MU).all(axis=-1).any()

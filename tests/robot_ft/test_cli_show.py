@@ -6,26 +6,42 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from robot.cli import main
 
 
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def test_finetune_writes_the_sheet_and_show_redraws_it(tmp_path, capsys):
+    from deft_core.finetune.episode_log import open_run
+    from deft_core.finetune.sheet import SheetLayout, render_sheet
+
     rc = main(["finetune", "--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live", "--episodes", "4",
                "--warmup", "2", "--elites", "2", "--out", str(tmp_path)])
     assert rc == 0
     run_dir = tmp_path / "pick_cup" / "toy"
     assert "episodes.png" in capsys.readouterr().out
-    first = Image.open(run_dir / "episodes.png")
-    assert first.format == "PNG" and first.width > 4 * 32  # four tiles of two images side by side
+    _, records = open_run(run_dir / "finetune")
+    standard = render_sheet(run_dir / "finetune", records, 2, title="pick_cup: toy (seed 0)")
+    assert len(standard.tiles) == 4 and np.array_equal(_pixels(run_dir / "episodes.png"), np.asarray(standard.image))
     other = tmp_path / "sheets" / "pick_cup.png"
     rc = main(["show", "--task", "pick_cup", "--out", str(tmp_path), "--png", str(other), "--sort", "reward",
                "--columns", "2", "--thumb", "64"])
     out = capsys.readouterr().out
     assert rc == 0 and "4 of 4 episodes" in out and str(other) in out and "warning" not in out
-    assert Image.open(other).width != first.width  # the layout asked for, not a copy of the finetune sheet
+    asked = render_sheet(run_dir / "finetune", records, 2, title="pick_cup: toy (seed 0)", sort="reward",
+                         layout=SheetLayout(thumb=64, columns=2))
+    assert np.array_equal(_pixels(other), np.asarray(asked.image))  # the view asked for
+    # another view without --png gets its own name: the standard sheet (the one the report lists) stays
+    before = (run_dir / "episodes.png").read_bytes()
+    assert main(["show", "--task", "pick_cup", "--out", str(tmp_path), "--sort", "reward", "--max", "2"]) == 0
+    assert (run_dir / "episodes-reward-max2.png").is_file() and (run_dir / "episodes.png").read_bytes() == before
+    assert "episodes-reward-max2.png" in capsys.readouterr().out
     # images lost from a copied run: drawn grey, named, exit 0
     (run_dir / "finetune" / "images" / "k0001_a0_initial.png").unlink()
     assert main(["show", "--task", "pick_cup", "--out", str(tmp_path)]) == 0
@@ -66,8 +82,6 @@ def _toy_run_with_eval(tmp_path) -> tuple[str, Path]:
 
 
 def test_eval_keeps_each_trials_images_and_show_draws_them(tmp_path, capsys):
-    import numpy as np
-
     from deft_core.finetune.toy_env import ToyEnv
 
     out, eval_dir = _toy_run_with_eval(tmp_path)
@@ -84,8 +98,11 @@ def test_eval_keeps_each_trials_images_and_show_draws_them(tmp_path, capsys):
     assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean", "--objects", "test"]) == 0
     printed = capsys.readouterr().out
     assert f"{doc['successes']} of 3 trials succeeded" in printed and "warning" not in printed
-    sheet = Image.open(eval_dir / "mean_test.png")
-    assert sheet.format == "PNG" and sheet.width > 3 * 2 * 32
+    from robot.cli_show import trial_sheet
+
+    drawn = trial_sheet(doc, eval_dir / "mean_test.json")
+    assert [n for n, _, _ in drawn.tiles] == [1, 2, 3] and drawn.unreadable == []
+    assert np.array_equal(_pixels(eval_dir / "mean_test.png"), np.asarray(drawn.image))
     assert (eval_dir / "mean_test.png").read_bytes() == written_by_eval  # show's defaults draw the same sheet
 
 
@@ -127,8 +144,6 @@ def test_the_sheet_finetune_writes_includes_void_attempts(tmp_path, monkeypatch)
     import io
     import sys
 
-    import numpy as np
-
     from deft_core.finetune.episode_log import open_run
     from deft_core.finetune.sheet import render_sheet
 
@@ -143,3 +158,18 @@ def test_the_sheet_finetune_writes_includes_void_attempts(tmp_path, monkeypatch)
     every = np.asarray(render_sheet(run / "finetune", records, 1, title=title).image)
     ok_only = np.asarray(render_sheet(run / "finetune", [r for r in records if r.status == "ok"], 1, title=title).image)
     assert np.array_equal(written, every) and not np.array_equal(written, ok_only)
+
+
+def test_eval_draws_no_sheet_for_trials_that_kept_no_images(tmp_path):
+    """Every trial resumed from a partial log made before images were kept: no all-grey sheet, a note instead."""
+    from robot.cli_eval import _write_trial_sheet
+
+    out, eval_dir = _toy_run_with_eval(tmp_path)
+    doc = json.loads((eval_dir / "mean_test.json").read_text())
+    (eval_dir / "mean_test.png").unlink()
+    old = {**doc, "per_trial": [{k: v for k, v in t.items() if k not in ("images", "camera")} for t in doc["per_trial"]]}
+    assert _write_trial_sheet(old, eval_dir / "mean_test.json") == " (no trial images kept: no contact sheet)"
+    assert not (eval_dir / "mean_test.png").exists()
+    partly = {**doc, "per_trial": [old["per_trial"][0], *doc["per_trial"][1:]]}  # one trial resumed from such a log
+    note = _write_trial_sheet(partly, eval_dir / "mean_test.json")
+    assert note.startswith(f", {eval_dir / 'mean_test.png'} (2 image(s) drawn grey: trial 1 initial: not recorded")
