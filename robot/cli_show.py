@@ -13,7 +13,7 @@ Examples::
 ``deft-robot finetune`` writes the run's sheet to ``<run>/episodes.png`` when a run finishes; ``show``
 draws it for any run, a partial one (still running, or killed) included, with another order or size.
 An evaluation's sheet goes to ``<run>/eval/<policy>_<objects>.png``, which ``deft-robot eval`` also
-writes when it finishes. Trial images are kept since 2026-11-27: an evaluation made before has none (run
+writes when it finishes; an evaluation stopped part-way or still running is drawn with its trials so far. Trial images are kept since 2026-11-27: an evaluation made before has none (run
 it again — in simulation it replays the same scenes — to see its trials).
 """
 
@@ -94,7 +94,7 @@ def _show_episodes(args, layout):
 def _show_trials(args, layout):
     from deft_core.cli_util import CommandError
     from deft_core.finetune.sheet import save_sheet
-    from robot.evaluation import load_eval, partial_progress
+    from robot.evaluation import load_eval, partial_path, partial_trials
     from robot.runs import RunError, resolve_run
 
     prior = args.prior or ("real-world-only" if args.eval == "real-world-only" and not args.run else None)
@@ -103,19 +103,22 @@ def _show_trials(args, layout):
     except RunError as exc:
         raise CommandError(str(exc)) from None
     path = rd.eval_path(args.eval, args.objects)
-    if not path.is_file():
-        stopped = partial_progress(path)
-        if stopped:
-            raise CommandError(f"the {args.eval} evaluation on {args.objects} objects in {rd.path} stopped after "
-                               f"{stopped[0]} of {stopped[1]} trials; finish it by running the same "
-                               f"'deft-robot eval' command again (it resumes)")
+    partial = partial_trials(path)
+    if partial is not None:  # stopped part-way, or still running (a lab evaluation): the trials so far
+        trials, total = partial
+        doc = {"task": args.task, "policy": args.eval, "objects": args.objects, "per_trial": trials,
+               "trials": len(trials), "successes": sum(bool(t.get("success")) for t in trials), "partial_of": total}
+        print(f"the evaluation is not finished ({len(trials)} of {total or '?'} trials in {partial_path(path)}; "
+              "the same 'deft-robot eval' command resumes it): showing the trials so far")
+    elif not path.is_file():
         present = sorted(p.stem for p in (rd.path / "eval").glob("*.json"))
         raise CommandError(f"no evaluation {path}; evaluations in {rd.path}: {', '.join(present) or 'none'} "
                            f"(run 'deft-robot eval --task {args.task} --policy {args.eval} --objects {args.objects}')")
-    try:
-        doc = load_eval(path)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+    else:
+        try:
+            doc = load_eval(path)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
     trials = doc.get("per_trial") or []
     if not any(t.get("images") for t in trials):
         raise CommandError(f"{path} kept no trial images (evaluations made before 2026-11-27 did not); run its "
@@ -144,6 +147,7 @@ def trial_sheet(doc: dict, path: Path, **kwargs):
     ``path`` (``<run>/eval/<policy>_<objects>.json``); ``kwargs`` go to ``render_trials``."""
     from deft_core.finetune.sheet import render_trials
 
-    title = (f"{doc['task']}: {doc['policy']} on {doc['objects']} objects ({Path(path).parent.parent.name}, "
-             f"eval seed {doc.get('eval_seed')})")
+    so_far = f", {doc['trials']} of {doc['partial_of'] or '?'} trials so far" if "partial_of" in doc else ""
+    title = (f"{doc['task']}: {doc['policy']} on {doc['objects']} objects ({Path(path).parent.parent.name}"
+             + (f", eval seed {doc['eval_seed']}" if "eval_seed" in doc else "") + f"{so_far})")
     return render_trials(Path(path).parent, doc.get("per_trial") or [], title=title, **kwargs)

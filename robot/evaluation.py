@@ -290,19 +290,27 @@ def partial_progress(final_path: str | Path) -> tuple[int, int | None] | None:
     """(finished trials, trials asked for) of an evaluation stopped part-way — its ``.partial.jsonl`` next to
     the missing ``final_path`` — read leniently for the report (a torn last line is not counted); None
     when there is none."""
+    partial = partial_trials(final_path)
+    return None if partial is None else (len(partial[0]), partial[1])
+
+
+def partial_trials(final_path: str | Path) -> tuple[list[dict], int | None] | None:
+    """The finished trials (``TrialResult`` fields as a dict, in log order) and the trials asked for of an
+    evaluation stopped part-way or still running, read leniently (a torn last line is left out); None when
+    ``final_path`` exists or there is no partial log."""
     path = partial_path(final_path)
     if not path.is_file() or Path(final_path).is_file():
         return None
-    done, total = 0, None
+    trials, total = [], None
     for line in path.read_text(errors="replace").splitlines():
         try:
             doc = json.loads(line)
         except ValueError:
             continue
         if isinstance(doc, dict) and doc.get("format") == PARTIAL_FORMAT:
-            done += 1
+            trials.append(doc.get("result") or {})
             total = (doc.get("identity") or {}).get("trials", total)
-    return done, total
+    return trials, total
 
 
 def evaluated_an_older_policy(doc: dict, path: str | Path, by_file_time: bool = False) -> bool:

@@ -112,13 +112,20 @@ def test_show_eval_names_what_is_missing(tmp_path, capsys):
     assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2  # train objects: not evaluated
     err = capsys.readouterr().err
     assert "no evaluation" in err and "mean_train.json" in err and "evaluations in" in err and "mean_test" in err
-    # an evaluation stopped part-way: say how far it got and how to finish it
-    partial = eval_dir / "mean_train.partial.jsonl"
-    partial.write_text(json.dumps({"format": "deft-eval-partial", "identity": {"trials": 10}, "result": {}}) + "\n")
-    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2
-    assert "stopped after 1 of 10 trials" in capsys.readouterr().err
-    # an evaluation made before trial images were kept
+    # an evaluation stopped part-way (or a lab evaluation still running): the trials so far, and how to finish it
     doc = json.loads((eval_dir / "mean_test.json").read_text())
+    line = {"format": "deft-eval-partial", "version": 1, "identity": {"trials": 10}, "result": doc["per_trial"][0]}
+    (eval_dir / "mean_train.partial.jsonl").write_text(json.dumps(line) + "\n" + '{"format": "deft-ev')  # torn tail
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 0
+    said = capsys.readouterr().out
+    assert "not finished (1 of 10 trials" in said and "resumes it" in said and "mean_train.png" in said
+    from robot.cli_show import trial_sheet
+
+    so_far = trial_sheet({"task": "pick_cup", "policy": "mean", "objects": "train", "trials": 1, "partial_of": 10,
+                          "per_trial": [doc["per_trial"][0]]}, eval_dir / "mean_train.json")
+    assert len(so_far.tiles) == 1 and so_far.unreadable == []
+    assert np.array_equal(_pixels(eval_dir / "mean_train.png"), np.asarray(so_far.image))
+    # an evaluation made before trial images were kept
     for t in doc["per_trial"]:
         t.pop("images"), t.pop("camera")
     (eval_dir / "mean_test.json").write_text(json.dumps(doc))
