@@ -13,8 +13,9 @@ Examples::
 ``deft-robot finetune`` writes the run's sheet to ``<run>/episodes.png`` when a run finishes; ``show``
 draws it for any run, a partial one (still running, or killed) included, with another order or size.
 An evaluation's sheet goes to ``<run>/eval/<policy>_<objects>.png``, which ``deft-robot eval`` also
-writes when it finishes; an evaluation stopped part-way or still running is drawn with its trials so far. Trial images are kept since 2026-11-27: an evaluation made before has none (run
-it again — in simulation it replays the same scenes — to see its trials).
+writes when it finishes; an evaluation stopped part-way or still running is drawn with its trials so far.
+Trial images are kept since 2026-11-27: an evaluation made before has none (run it again — in simulation
+it replays the same scenes — to see its trials).
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def _show_trials(args, layout):
     partial = partial_trials(path)
     if partial is not None:  # stopped part-way, or still running (a lab evaluation): the trials so far
         trials, total = partial
+        if not trials:
+            raise CommandError(f"the {args.eval} evaluation on {args.objects} objects has started but no trial has "
+                               f"finished yet ({partial_path(path)})")
         doc = {"task": args.task, "policy": args.eval, "objects": args.objects, "per_trial": trials,
                "trials": len(trials), "successes": sum(bool(t.get("success")) for t in trials), "partial_of": total}
         print(f"the evaluation is not finished ({len(trials)} of {total or '?'} trials in {partial_path(path)}; "

@@ -112,6 +112,10 @@ def test_show_eval_names_what_is_missing(tmp_path, capsys):
     assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2  # train objects: not evaluated
     err = capsys.readouterr().err
     assert "no evaluation" in err and "mean_train.json" in err and "evaluations in" in err and "mean_test" in err
+    # an evaluation begun, no trial finished yet
+    (eval_dir / "mean_train.partial.jsonl").write_text("")
+    assert main(["show", "--task", "pick_cup", "--out", out, "--eval", "mean"]) == 2
+    assert "no trial has finished yet" in capsys.readouterr().err
     # an evaluation stopped part-way (or a lab evaluation still running): the trials so far, and how to finish it
     doc = json.loads((eval_dir / "mean_test.json").read_text())
     line = {"format": "deft-eval-partial", "version": 1, "identity": {"trials": 10}, "result": doc["per_trial"][0]}
