@@ -148,9 +148,8 @@ def contact_pixels(item) -> dict[str, tuple[float, float]]:
     episode record (``info["camera"]``: ``K`` and ``T_base_camera``, :func:`deft_core.finetune.loop.camera_of`).
     Empty without one (runs and evaluations made before 2026-11-27, the toy environment); a point behind
     the camera is left out."""
-    from deft_core.geometry import invert_transform, project_points, transform_points
-
     from deft_core.finetune.loop import camera_matrices
+    from deft_core.geometry import invert_transform, project_points, transform_points
 
     camera = item.camera if isinstance(item, Tile) else (getattr(item, "info", None) or {}).get("camera")
     matrices = camera_matrices(camera)
