@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
     parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
     parser.add_argument("--sigma", type=sigma_arg, metavar="MU,THETA,HAND",
-                        help="σ₀ of D: metres, radians, radians (Table 4: 0.02,0.2,0.05); recorded in the run")
+                        help=f"σ₀ of D: metres, radians, radians (Table 4: {_table4_sigma()}); recorded in the run")
     parser.add_argument("--seed", type=seed_arg, default=0, help="run seed: resets and CEM samples (default 0)")
     parser.add_argument("--split", choices=("train", "test"), default="train", help="objects to practise on")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
@@ -79,8 +79,15 @@ def sigma_arg(text: str) -> tuple[float, float, float]:
         values = ()
     if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
         raise argparse.ArgumentTypeError(f"must be three numbers > 0, 'MU,THETA,HAND' (metres, radians, radians; "
-                                         f"Table 4: 0.02,0.2,0.05), got {text!r}")
+                                         f"Table 4: {_table4_sigma()}), got {text!r}")
     return values
+
+
+def _table4_sigma() -> str:
+    """Table 4's σ₀ as ``--sigma`` writes it: '0.02,0.2,0.05'."""
+    from robot.runs import TABLE4_SIGMA
+
+    return ",".join(f"{v:g}" for v in TABLE4_SIGMA)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -326,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if hasattr(env, "close"):
             env.close()  # the lab robot: hand opened, wrist lifted, arm stopped, devices disconnected
-    from deft_core.finetune.episode_log import open_run, successes_recorded
+    from deft_core.finetune.episode_log import successes_recorded
     from deft_core.finetune.plots import plot_run
     from deft_core.finetune.sheet import write_sheet
 
@@ -334,8 +341,7 @@ def run(args: argparse.Namespace) -> int:
     plot_run(result.records, meta.cem_config(), rd.curve_png, title=title)
     # every attempt, void ones included (result.records holds the 'ok' ones); at most 150 tiles (Table 4's N is
     # 30): `deft-robot show` draws a longer run whole
-    _, attempts = open_run(rd.finetune_dir)
-    write_sheet(rd.finetune_dir, attempts, meta.elites, rd.sheet_png, title=title, max_tiles=150)
+    write_sheet(rd.finetune_dir, result.attempts, meta.elites, rd.sheet_png, title=title, max_tiles=150)
     rewards = result.rewards
     ok = [r for r in result.records if r.status == "ok"]
     successes = (f"successes {sum(bool(r.success) for r in ok)}/{len(ok)}" if successes_recorded(ok)

@@ -25,6 +25,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deft_core.grasp import SIGMA_HAND, SIGMA_MU, SIGMA_THETA
+
 #: the priors a run can start from (robot.sim_env.PRIORS; ``toy`` runs use the toy env's own prior)
 PRIOR_NAMES = ("affordance", "oracle", "real-world-only")
 REWARDS = ("operator", "sim", "r3m", "resnet")
@@ -32,7 +34,7 @@ REWARDS = ("operator", "sim", "r3m", "resnet")
 MAIN_REWARDS = ("sim", "operator")
 #: ``RunMeta.extra`` key of a σ₀ other than Table 4's (``deft-robot finetune --sigma``): [μ m, θ rad, hand rad]
 CEM_SIGMA = "cem_sigma"
-TABLE4_SIGMA = (0.02, 0.2, 0.05)
+TABLE4_SIGMA = (SIGMA_MU, SIGMA_THETA, SIGMA_HAND)
 META_FILE = "run_meta.json"
 META_FORMAT = "deft-robot-run"
 

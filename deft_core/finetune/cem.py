@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from deft_core.grasp import GRASP_DIM, HAND, MU, THETA, initial_sigma
+from deft_core.grasp import GRASP_DIM, HAND, MU, SIGMA_HAND, SIGMA_MU, SIGMA_THETA, THETA, initial_sigma
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ class CEMConfig:
     num_elites: int = 10
     warmup_episodes: int = 10
     total_episodes: int = 30
-    sigma_mu: float = 0.02
-    sigma_theta: float = 0.2
-    sigma_hand: float = 0.05
+    sigma_mu: float = SIGMA_MU
+    sigma_theta: float = SIGMA_THETA
+    sigma_hand: float = SIGMA_HAND
     sigma_floor_fraction: float = 0.05
 
     def __post_init__(self) -> None:

@@ -139,13 +139,15 @@ class ProgressEvent:
 
 @dataclass
 class FinetuneResult:
-    """A finished run: all 'ok' records in order, the final D, the elites Ω (best first)."""
+    """A finished run: all 'ok' records in order, the final D, the elites Ω (best first), and every attempt
+    of the log in order (``attempts``: the void ones too)."""
 
     log_dir: Path
     records: list[EpisodeRecord]
     distribution: ResidualDistribution
     elites: list[EpisodeRecord]
     resumed_episodes: int
+    attempts: list[EpisodeRecord] = field(default_factory=list)
 
     @property
     def rewards(self) -> np.ndarray:
@@ -193,7 +195,8 @@ def run_finetune(env: FinetuneEnv, reward_fn: RewardFn, config: FinetuneConfig, 
                 sigma=state.distribution.group_sigma(), refit=refit, resumed_episodes=resumed))
     ok = log.ok_records()
     return FinetuneResult(log_dir=Path(log_dir), records=ok, distribution=state.distribution,
-                          elites=[ok[i] for i in state.elites()], resumed_episodes=resumed)
+                          elites=[ok[i] for i in state.elites()], resumed_episodes=resumed,
+                          attempts=list(log.records))
 
 
 def _run_attempt(env: FinetuneEnv, reward_fn: RewardFn, config: FinetuneConfig, log: EpisodeLog,
