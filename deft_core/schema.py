@@ -12,6 +12,8 @@ One row = one grasp extracted from one video clip. Coordinates:
 - ``contact_mapping`` (since schema version 2): how the contact points were carried from the contact
   frame to v1 — ``object`` (a similarity fitted on the object's own features), ``background`` (a
   homography fitted outside the hand and object boxes) or ``identity`` (the contact frame is v1).
+- ``contact_points_source`` (since schema version 3): how the points were found at the contact frame,
+  one of :data:`CONTACT_POINT_SOURCES` (pipelines.stages.contact_points).
 
 The schema version is stored both as the ``schema_version`` column and in the Parquet schema metadata.
 Change the schema only on purpose: bump :data:`deft_core.version.SCHEMA_VERSION` and add a test. Shards of
@@ -70,6 +72,7 @@ AFFORDANCE_FIELDS: list[pa.Field] = [
     pa.field("object_score", _f32),
     pa.field("homography_inliers", pa.int32()),
     pa.field("contact_mapping", pa.string()),
+    pa.field("contact_points_source", pa.string()),
     pa.field("pipeline_version", pa.string(), nullable=False),
     pa.field("schema_version", pa.int32(), nullable=False),
 ]
@@ -79,8 +82,12 @@ CONTACT_MAPPINGS = ("object", "background", "identity")
 #: how reports name samples without a ``contact_mapping`` (version-1 shards, rows written without one)
 MAPPING_NOT_RECORDED = "not recorded"
 
+#: the values of ``contact_points_source``: the skin-colour recipe's paths, and the dataset-mask ones
+CONTACT_POINT_SOURCES = ("grasp_centre", "contour", "skin", "box", "hand_mask", "hand_mask_depth",
+                         "hand_mask_contour", "hand_mask_skin", "hand_mask_box")
+
 #: columns added after schema version 1 → the version that added them (older shards lack them)
-ADDED_IN: dict[str, int] = {"contact_mapping": 2}
+ADDED_IN: dict[str, int] = {"contact_mapping": 2, "contact_points_source": 3}
 
 AFFORDANCE_SCHEMA: pa.Schema = pa.schema(
     AFFORDANCE_FIELDS, metadata={b"deft.schema": b"affordance_sample", b"deft.schema_version": str(SCHEMA_VERSION).encode()}
@@ -143,6 +150,8 @@ def validate_row(row: Mapping[str, Any]) -> None:
         raise SchemaError("crop_jpeg is not JPEG data")
     if row.get("contact_mapping") is not None and row["contact_mapping"] not in CONTACT_MAPPINGS:
         raise SchemaError(f"contact_mapping {row['contact_mapping']!r} is not one of {CONTACT_MAPPINGS}")
+    if row.get("contact_points_source") is not None and row["contact_points_source"] not in CONTACT_POINT_SOURCES:
+        raise SchemaError(f"contact_points_source {row['contact_points_source']!r} is not one of {CONTACT_POINT_SOURCES}")
     if row["schema_version"] != SCHEMA_VERSION:
         raise SchemaError(f"schema_version {row['schema_version']} != supported {SCHEMA_VERSION}")
 

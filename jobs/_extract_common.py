@@ -285,6 +285,8 @@ def print_summary(dataset: str, manifest: dict) -> None:
     t.add_row("total errors in OUT", f"{counts['errors']} {counts['errors_by_stage']}")
     if counts.get("contact_mapping"):  # how the contact points reached v1 (docs/extraction-jobs.md)
         t.add_row("contact points mapped to v1 by", ", ".join(f"{k} {n}" for k, n in sorted(counts["contact_mapping"].items())))
+    if counts.get("contact_points_source"):  # how they were found at the contact frame
+        t.add_row("contact points found by", ", ".join(f"{k} {n}" for k, n in sorted(counts["contact_points_source"].items())))
     Console(stderr=True).print(t)
 
 

@@ -73,5 +73,9 @@ def run(a: argparse.Namespace) -> int:
                   for k, v in rep.get("contact_point_error_by_mapping", {}).items() if v.get("n")]
     if by_mapping:
         Console(stderr=True).print("contact points, median error by how they reached v1: " + "; ".join(by_mapping))
+    by_source = [f"{k} {v['median']:.1f} % (n={v['n']})" for rep in reports
+                 for k, v in rep.get("contact_point_error_by_source", {}).items() if v.get("n")]
+    if by_source:
+        Console(stderr=True).print("contact points, median error by how they were found: " + "; ".join(by_source))
     print(json.dumps({"json": str(out / "extraction_quality.json"), "png": str(png)}))
     return 0

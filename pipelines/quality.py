@@ -22,7 +22,9 @@ Metrics per dataset and hand-pose backend (:func:`evaluate`):
   predicted contact frame (so it measures the pose estimator, not the contact detector);
 - ``contact_point_error_by_mapping``: the contact-point error's statistics per dataset and per value of the
   shard's ``contact_mapping`` (how the points reached v1: ``object``, ``background``, ``identity``; "not
-  recorded" for samples without one, e.g. from schema-version-1 shards);
+  recorded" for samples without one, e.g. from schema-version-1 shards); ``contact_point_error_by_source``
+  the same per ``contact_points_source`` (skin colour's ``grasp_centre`` etc., or HOI4D's masks:
+  ``hand_mask``, ``hand_mask_depth``; "not recorded" before schema version 3);
 - ``hand_pose_error_deg``: mean over the 15 joints of the geodesic angle between predicted and true
   joint rotations; ``hand_pose_max_abs`` the largest absolute difference of the 45 values.
 """
@@ -164,6 +166,7 @@ def per_sample(row: dict, rec: dict) -> dict:
     Jt = axis_angle_to_matrix(z["hand_pose"][t].reshape(15, 3))
     out = {"sample_id": row["sample_id"], "clip_id": rec["clip_id"], "dataset": row["dataset"], "backend": row["hand_pose_source"],
            "contact_mapping": row["contact_mapping"],  # None in schema-version-1 shards (upgrade_row)
+           "contact_points_source": row.get("contact_points_source"),  # None before schema version 3
            "contact_frame_error_frames": abs(int(row["contact_frame"]) - int(rec["contact_frame"])),
            "wrist_rotation_error_deg": float(np.degrees(rotation_angle_between(Rp, Rt))),
            "hand_pose_error_deg": float(np.degrees(rotation_angle_between(Jp, Jt)).mean()),
@@ -230,11 +233,13 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
     if len(judged) >= 3 and sum(judged) < 0.5 * len(judged):  # wrong objects cropped, or other scenes
         warnings.append(f"only {sum(judged)} of {len(judged)} crops contain the true object at v1: is this the "
                         "synthesis these shards were extracted from?")
-    groups, by_mapping = defaultdict(list), defaultdict(list)
+    groups, by_mapping, by_source = defaultdict(list), defaultdict(list), defaultdict(list)
     for s in samples:
         groups[(s["dataset"], s["backend"])].append(s)
         # the headline contact-point error split by how the points reached v1 (the shard's contact_mapping)
         by_mapping[f"{s['dataset']}/{s['contact_mapping'] or MAPPING_NOT_RECORDED}"].append(s["contact_point_error_pct"])
+        # ... and by how they were found at the contact frame (skin colour, or the dataset's masks)
+        by_source[f"{s['dataset']}/{s['contact_points_source'] or MAPPING_NOT_RECORDED}"].append(s["contact_point_error_pct"])
     extracted = {r["sample_id"] for r in rows} & valid
     err_by = {e["sample_id"]: f"{e['stage']}: {e['error'][:160]}" for e in errs}
     report = {
@@ -246,6 +251,7 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
         "valid_missed": {truth[s]["clip_id"]: err_by.get(s, "no sample and no error row") for s in sorted(valid - extracted)},
         "groups": {f"{d}/{b}": {m: _stats(s[m] for s in g) for m in METRICS} for (d, b), g in groups.items()},
         "contact_point_error_by_mapping": {k: _stats(v) for k, v in sorted(by_mapping.items())},
+        "contact_point_error_by_source": {k: _stats(v) for k, v in sorted(by_source.items())},
         "warnings": warnings,
     }
     return report, samples, rows

@@ -88,32 +88,47 @@ def test_schema_round_trip_through_parquet():
     assert len(row["hand_pose"]) == 45
 
 
-def _as_version_1(table: pa.Table) -> pa.Table:
-    """The table as schema version 1 wrote it: no ``contact_mapping`` column, version 1 in the metadata."""
-    t = table.drop_columns(["contact_mapping"])
-    return t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": b"1"})
+def _as_version(table: pa.Table, version: int) -> pa.Table:
+    """The table as schema ``version`` wrote it: without the columns added later, that version in the metadata."""
+    t = table.drop_columns([c for c, added in schema.ADDED_IN.items() if added > version])
+    return t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": str(version).encode()})
 
 
-def test_version_1_shards_are_still_read_and_upgraded():
-    """Schema 2 added ``contact_mapping``; shards written before it must still be read (training, quality),
-    with the new column as null, while a version-2 shard without it, or a version-1 shard missing an older
-    column, is refused."""
-    table = schema.rows_to_table([sample_row(contact_mapping="object")])
-    assert table.column("contact_mapping").to_pylist() == ["object"] and schema.SCHEMA_VERSION == 2
-    v1 = _as_version_1(table)
-    assert schema.check_table_schema(v1.schema) == 1
-    assert schema.upgrade_row(v1.to_pylist()[0])["contact_mapping"] is None
-    assert schema.check_table_schema(table.schema) == 2
-    with pytest.raises(schema.SchemaError, match="contact_mapping"):  # a version-2 shard must have it
-        schema.check_table_schema(table.drop_columns(["contact_mapping"]).schema)
+def test_older_shards_are_still_read_and_upgraded():
+    """Schema 2 added ``contact_mapping``, schema 3 ``contact_points_source``; shards written before them
+    must still be read (training, quality), with the new columns as null, while a current shard without
+    them, or an old shard missing an older column, is refused."""
+    table = schema.rows_to_table([sample_row(contact_mapping="object", contact_points_source="hand_mask")])
+    assert table.column("contact_mapping").to_pylist() == ["object"] and schema.SCHEMA_VERSION == 3
+    assert table.column("contact_points_source").to_pylist() == ["hand_mask"]
+    v1, v2 = _as_version(table, 1), _as_version(table, 2)
+    assert schema.check_table_schema(v1.schema) == 1 and schema.check_table_schema(v2.schema) == 2
+    up1, up2 = schema.upgrade_row(v1.to_pylist()[0]), schema.upgrade_row(v2.to_pylist()[0])
+    assert up1["contact_mapping"] is None and up1["contact_points_source"] is None
+    assert up2["contact_mapping"] == "object" and up2["contact_points_source"] is None
+    assert schema.check_table_schema(table.schema) == 3
+    for col in ("contact_mapping", "contact_points_source"):  # a version-3 shard must have both
+        with pytest.raises(schema.SchemaError, match=col):
+            schema.check_table_schema(table.drop_columns([col]).schema)
+    with pytest.raises(schema.SchemaError, match="contact_mapping"):  # and a version-2 one its mapping
+        schema.check_table_schema(v2.drop_columns(["contact_mapping"]).schema)
     with pytest.raises(schema.SchemaError, match="hand_pose"):
         schema.check_table_schema(v1.drop_columns(["hand_pose"]).schema)
     # a shard written by another tool, without our metadata: its version is what its columns say
     assert schema.check_table_schema(v1.replace_schema_metadata(None).schema) == 1
-    assert schema.check_table_schema(table.replace_schema_metadata(None).schema) == 2
-    newer = table.replace_schema_metadata({**table.schema.metadata, b"deft.schema_version": b"3"})
-    with pytest.raises(schema.SchemaError, match="reads versions 1, 2"):
+    assert schema.check_table_schema(v2.replace_schema_metadata(None).schema) == 2
+    assert schema.check_table_schema(table.replace_schema_metadata(None).schema) == 3
+    newer = table.replace_schema_metadata({**table.schema.metadata, b"deft.schema_version": b"4"})
+    with pytest.raises(schema.SchemaError, match="reads versions 1, 2, 3"):
         schema.check_table_schema(newer.schema)
+
+
+def test_contact_points_source_values_are_checked():
+    for how in schema.CONTACT_POINT_SOURCES + (None,):
+        schema.validate_row({**sample_row(contact_points_source=how), "schema_version": schema.SCHEMA_VERSION,
+                             "pipeline_version": "x"})
+    with pytest.raises(schema.SchemaError, match="contact_points_source 'magic'"):
+        schema.rows_to_table([sample_row(contact_points_source="magic")])
 
 
 def test_contact_mapping_values_are_checked():

@@ -9,6 +9,9 @@ everything in one tree)::
     ROOT/[HOI4D_annotations/]<seq>/action/color.json   ({info:{duration}, events:[{event, startTime, endTime}]}
                                                         or the older {markResult:{marks:[...]}})
     ROOT/[HOI4D_annotations/]<seq>/objpose/<frame>.json
+    ROOT/[HOI4D_annotations/]<seq>/2Dseg/mask/<frame:05d>.png   (optional: hand / object masks, see
+                                                        pipelines.sources.hoi4d_masks; or refine_2Dseg/mask)
+    ROOT/[HOI4D_release/]<seq>/align_depth/depth_video.avi     (optional: depth, millimetres)
     ROOT/handpose/refinehandpose_right/<seq>/<frame>.pickle   (0-based, unpadded frame numbers)
     ROOT/camera_params/<camera>/intrin.npy             (3×3 K; color_intrin.npy also accepted)
 
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipelines.sources.base import ClipRecord, SourceError, source_error
+from pipelines.sources.hoi4d_masks import MASK_FOLDERS
 
 DEFAULT_NUM_FRAMES = 300
 SEQ_RE = re.compile(r"^(ZY\d+)/H(\d+)/C(\d+)/N(\d+)/S(\d+)/s(\d+)/T(\d+)$")
@@ -220,6 +224,8 @@ class HOI4DSource:
                 intrin = str(p)
                 break
         objpose = self._first_existing(f"{rel}/objpose", ann)
+        masks = next((p for sub in MASK_FOLDERS if (p := self._first_existing(f"{rel}/{sub}", ann)) is not None), None)
+        depth = self._first_existing(f"{rel}/align_depth/depth_video.avi", ("HOI4D_release", "", "HOI4D_annotations"))
         first = int(events[0]["start"] * fps) if events else 0
         last = min(n_frames - 1, int(events[-1]["end"] * fps)) if events else n_frames - 1
         grasp = next((e for e in events if any(w in e["event"].lower() for w in GRASP_EVENT_WORDS)), None)
@@ -230,6 +236,7 @@ class HOI4DSource:
             hand_hint="right" if hand_dir.is_dir() else ("left" if left_dir.is_dir() else None), frame_base=0,
             contact={"handpose_dir": str(hand_dir), "handpose_left_dir": str(left_dir) if left_dir.is_dir() else None,
                      "intrinsics_path": intrin, "objpose_dir": str(objpose) if objpose else None, "events": events,
+                     "mask_dir": str(masks) if masks else None, "depth_path": str(depth) if depth else None,
                      "grasp_frame": int(round(grasp["start"] * fps)) if grasp else None,
                      "category": seq.category, "task": seq.task},
         )

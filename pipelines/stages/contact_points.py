@@ -215,6 +215,64 @@ def grasp_centre_points(skin: np.ndarray, hand_box, object_box, num_points: int 
     return np.clip(cand, ob[:2] - clip_px, ob[2:] + clip_px)
 
 
+def _backproject(px: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    return np.stack([(px[:, 0] - K[0, 2]) * z / K[0, 0], (px[:, 1] - K[1, 2]) * z / K[1, 1], z], 1)
+
+
+def touch_points(hand_mask: np.ndarray, object_mask: np.ndarray, depth_m: np.ndarray, K, num_points: int = 5,
+                 num_sampling: int = 20, tolerance_m: float = 0.01, max_points: int = 50_000) -> np.ndarray | None:
+    """Where hand and object meet in 3-D: hand pixels whose back-projected point (``depth_m``, metres;
+    intrinsics ``K``) lies within ``tolerance_m`` of the nearest distance any hand pixel has to the object's
+    back-projected pixels. Farthest-point sampling to ``num_sampling``, the ``num_points`` nearest their
+    centroid; (x, y) pixels. ``None`` when either mask has no pixel with depth (0 or non-finite = none).
+    Each cloud is subsampled (evenly, deterministically) to ``max_points``."""
+    K = np.asarray(K, np.float64)
+    clouds = []
+    for m in (hand_mask, object_mask):
+        ys, xs = np.nonzero(m & np.isfinite(depth_m) & (depth_m > 0))
+        if len(xs) == 0:
+            return None
+        step = max(1, int(np.ceil(len(xs) / max_points)))
+        px = np.stack([xs[::step], ys[::step]], 1).astype(np.float64)
+        clouds.append((px, _backproject(px, depth_m[ys[::step], xs[::step]].astype(np.float64), K)))
+    from scipy.spatial import cKDTree
+
+    (hpx, hxyz), (_, oxyz) = clouds
+    d, _ = cKDTree(oxyz).query(hxyz)
+    cand = hpx[d <= d.min() + tolerance_m]
+    centre = cand.mean(0)
+    cand = farthest_point_sampling(cand[np.argsort(np.sum((cand - centre) ** 2, 1), kind="stable")], num_sampling,
+                                   seed_points=centre[None])
+    return cand[np.argsort(np.sum((cand - centre) ** 2, axis=1), kind="stable")[:num_points]]
+
+
+def contact_points_from_masks(hand_mask: np.ndarray, object_mask: np.ndarray | None, hand_box, object_box,
+                              depth_m: np.ndarray | None = None, K=None, num_points: int = 5,
+                              num_sampling: int = 20) -> tuple[np.ndarray, str]:
+    """Contact points from a dataset's own hand and object masks (HOI4D's ``2Dseg``) instead of skin colour.
+
+    ``"hand_mask"``: :func:`grasp_centre_points` on the hand mask. ``"hand_mask_depth"``, with a depth
+    frame and intrinsics: those points and as many from :func:`touch_points` (where the hand's and the
+    object's depth pixels meet), so their centroid is halfway between the two estimates: the grasp
+    centre lies under the hand, where the hidden fingers close on the object, the touch points on the
+    visible meeting line (not when ``object_mask`` is None or empty: the hand hides the whole object).
+    Measured on the synthetic HOI4D data: docs/extraction-jobs.md.
+    Falls back to :func:`contact_points_at` on the hand mask ("contour", "skin" or "box") when the hand
+    box holds fewer than ``num_points`` hand pixels."""
+    hand = np.asarray(hand_mask, bool)
+    gc = grasp_centre_points(hand, hand_box, object_box, num_points, num_sampling)
+    if gc is None:
+        pts, how = contact_points_at(np.zeros(hand.shape + (3,), np.uint8), hand_box, object_box, num_points,
+                                     num_sampling, mask=hand, mode="contour")
+        return pts, f"hand_mask_{how}"
+    if depth_m is not None and K is not None and object_mask is not None:
+        tp = touch_points(hand, np.asarray(object_mask, bool), np.asarray(depth_m), K, num_points, num_sampling)
+        if tp is not None:
+            k = min(len(gc), len(tp))  # as many of each: the centroid is the two estimates' midpoint
+            return np.vstack([gc[:k], tp[:k]]), "hand_mask_depth"
+    return gc, "hand_mask"
+
+
 @dataclass
 class Homography:
     H: np.ndarray        #: 3×3, maps contact-frame pixels to v1 pixels

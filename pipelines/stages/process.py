@@ -22,6 +22,7 @@ from pipelines.sources.base import ClipRecord
 from pipelines.stages import contact_points as cp
 from pipelines.stages.contact_mapping import map_contact_to_v1
 from pipelines.stages.contact_frame import ContactFrameDetector, make_detector
+from pipelines.stages.frame_masks import frame_masks
 from pipelines.stages.crop import crop_jpeg, square_box, to_crop_normalised
 from pipelines.stages.hand_pose import HandPoseBackend, make_hand_pose_backend
 from pipelines.stages.text import TextEncoder, make_text_encoder, normalise_narration
@@ -50,6 +51,9 @@ class ExtractConfig:
     min_homography_inliers: int = 15
     #: map the contact points to v1 on the object's own features first (contact_mapping.py), else the background
     object_mapping: bool = True
+    #: use the dataset's own hand/object masks and depth for the contact points where it has them (HOI4D's
+    #: 2Dseg, pipelines.stages.frame_masks), else skin colour
+    use_masks: bool = True
     seed: int = 0
 
     def resolved_hand_pose_backend(self) -> str:
@@ -110,7 +114,12 @@ class ClipProcessor:
         fc = v1 if contact.frame == rec.first_frame else _run("video", read_frames, rec.video_path, [rec.decode_index(contact.frame)])[0]
 
         def points() -> tuple:
-            pts, _how = cp.contact_points_at(fc, contact.hand_box, contact.object_box, c.num_points, c.num_sampling)
+            masks = frame_masks(rec, contact.frame, (w, h))[0] if c.use_masks else None
+            if masks is not None:
+                pts, source = cp.contact_points_from_masks(masks.hand, masks.object, contact.hand_box, contact.object_box,
+                                                           masks.depth_m, masks.K, c.num_points, c.num_sampling)
+            else:
+                pts, source = cp.contact_points_at(fc, contact.hand_box, contact.object_box, c.num_points, c.num_sampling)
             m = map_contact_to_v1(fc, v1, contact.hand_box, contact.object_box, contact.other_boxes or (),
                                   c.min_homography_inliers, use_object=c.object_mapping,
                                   same_frame=contact.frame == rec.first_frame)
@@ -121,9 +130,9 @@ class ClipProcessor:
             keep = cp._inside(pts1, obj1, tol=4.0)  # points on the touching edge of boxes that only touch
             if not keep.any():
                 raise cp.ContactPointsError(f"all {len(pts1)} contact points fall outside the object box in v1")
-            return pts1[keep], obj1, inliers, m.how
+            return pts1[keep], obj1, inliers, m.how, source
 
-        pts1, obj1, inliers, mapping = _run("contact_points", points)
+        pts1, obj1, inliers, mapping, source = _run("contact_points", points)
         if rec.contact.get("v1_object_boxes_error"):  # the object-box model stage failed on this clip
             raise StageFailure("object_boxes", RuntimeError(f"object-box model failed: {rec.contact['v1_object_boxes_error']}"))
         if rec.contact.get("v1_object_boxes"):  # an open-vocabulary model's boxes refine the crop's object box
@@ -147,7 +156,7 @@ class ClipProcessor:
             "hand_pose": pose.hand_pose.astype(np.float32).tolist(), "hand_pose_source": pose.source,
             "text_embedding": None, "text_encoder": None,
             "hand_score": contact.hand_score, "object_score": contact.object_score, "homography_inliers": inliers,
-            "contact_mapping": mapping, "pipeline_version": PIPELINE_VERSION, "schema_version": SCHEMA_VERSION,
+            "contact_mapping": mapping, "contact_points_source": source, "pipeline_version": PIPELINE_VERSION, "schema_version": SCHEMA_VERSION,
         }
 
     def process(self, record: ClipRecord | Mapping[str, Any]) -> ClipOutcome:

@@ -33,6 +33,10 @@ import pyarrow.parquet as pq
 from deft_core.schema import ERRORS_SCHEMA, MAPPING_NOT_RECORDED, rows_to_table, table_version
 from deft_core.version import PIPELINE_VERSION, SCHEMA_VERSION
 
+#: per-row provenance columns the manifest counts (``counts[<column>]``: value → samples; "not recorded"
+#: for shards older than the column)
+PROVENANCE_COLUMNS = ("contact_mapping", "contact_points_source")
+
 DATA_DIR, ERRORS_DIR, MANIFEST = "data", "errors", "manifest.json"
 
 
@@ -208,22 +212,22 @@ def begin_manifest(out: str | Path, config: Mapping[str, Any], source: Mapping[s
 def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict:
     """Scan ``out`` and write ``manifest.json``: counts, errors by stage, config, versions, shard index."""
     out = Path(out)
-    shards, ids, dup, mapping = [], set(), 0, Counter()
+    shards, ids, dup = [], set(), 0
+    provenance = {col: Counter() for col in PROVENANCE_COLUMNS}
     data = out / DATA_DIR
     for p in sorted(data.glob("part-*.parquet")) if data.is_dir() else ():
-        # one open per shard: the footer gives the version, one read gives the ids and the mapping column
+        # one open per shard: the footer gives the version, one read gives the ids and the provenance columns
         pf = pq.ParquetFile(p)
         schema = pf.schema_arrow
-        has_mapping = "contact_mapping" in schema.names  # schema version >= 2
-        t = pf.read(columns=["sample_id", "contact_mapping"] if has_mapping else ["sample_id"])
+        present = [c for c in PROVENANCE_COLUMNS if c in schema.names]  # added in schema versions 2 and 3
+        t = pf.read(columns=["sample_id", *present])
         chunk = t.column("sample_id").to_pylist()
         shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": table_version(schema)})
         dup += sum(1 for i in chunk if i in ids)
         ids.update(chunk)
-        if has_mapping:
-            mapping.update(MAPPING_NOT_RECORDED if v is None else str(v) for v in t.column("contact_mapping").to_pylist())
-        else:
-            mapping[MAPPING_NOT_RECORDED] += len(chunk)
+        for col, counter in provenance.items():
+            values = t.column(col).to_pylist() if col in present else [None] * len(chunk)
+            counter.update(MAPPING_NOT_RECORDED if v is None else str(v) for v in values)
     by_stage: Counter = Counter()
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():
@@ -239,7 +243,7 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
         "schema_version": SCHEMA_VERSION, "pipeline_version": PIPELINE_VERSION,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {"samples": len(ids), "errors": len(err_ids), "errors_by_stage": dict(by_stage),
-                   "duplicate_sample_rows": dup, "contact_mapping": dict(mapping)},
+                   "duplicate_sample_rows": dup, **{col: dict(c) for col, c in provenance.items()}},
         "config": dict(config or {}), "shards": shards, "error_files": error_files, **dict(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)

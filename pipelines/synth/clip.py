@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MASK_HAND, MASK_OBJECT = 1, 2  #: labels of :attr:`SynthClip.masks`
+
 
 @dataclass
 class SynthClip:
@@ -49,6 +51,9 @@ class SynthClip:
     wrist_pose_world: np.ndarray   #: (T, 4, 4) T_world_wrist
     distractors: list = field(default_factory=list)  #: names of distractor objects in view
     extra: dict = field(default_factory=dict)         #: renderer-specific extras (lighting, textures, ...)
+    #: (T, H, W) uint8 per-pixel labels from MuJoCo's segmentation render: 0 anything else, 1 the acting
+    #: hand, 2 the target object (:data:`MASK_HAND`, :data:`MASK_OBJECT`); None where the renderer has none
+    masks: np.ndarray | None = None
 
     @property
     def mano_pose_side(self) -> str:
@@ -79,6 +84,8 @@ class SynthClip:
             raise ValueError(f"SynthClip {self.clip_id}: contact_points has {len(self.contact_points)} entries for {T} frames")
         if self.depth is not None and self.depth.shape != self.frames.shape[:3]:
             raise ValueError(f"SynthClip {self.clip_id}: depth shape {self.depth.shape} != frames {self.frames.shape[:3]}")
+        if self.masks is not None and self.masks.shape != self.frames.shape[:3]:
+            raise ValueError(f"SynthClip {self.clip_id}: masks shape {self.masks.shape} != frames {self.frames.shape[:3]}")
         if not 0 <= self.action_start <= self.action_end < T:
             raise ValueError(f"SynthClip {self.clip_id}: action [{self.action_start}, {self.action_end}] outside 0..{T - 1}")
         if self.has_contact:

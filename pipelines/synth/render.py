@@ -22,7 +22,7 @@ from deft_core.geometry import (MUJOCO_TO_OPENCV_CAMERA, intrinsics_from_fovy, m
 from deft_core.tasks import get_task  # noqa: E402
 from deft_core.world.human_hand import HumanHandPoser  # noqa: E402
 from deft_core.world.objects import object_extent  # noqa: E402
-from pipelines.synth.clip import SynthClip  # noqa: E402
+from pipelines.synth.clip import MASK_HAND, MASK_OBJECT, SynthClip  # noqa: E402
 from pipelines.synth.grasps import (BODY_DIRECTION, GRASP_TYPES, TASK_GRASPS, GraspSynth, GraspType,  # noqa: E402
                                     angles_to_pose45, noisy_rotation, side_vec, wrist_rotation)
 from pipelines.synth.motion import HeadCamera, make_timeline, min_jerk, rest_pose, slerp_matrix, use_motion  # noqa: E402
@@ -194,9 +194,9 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
     cam_mocap = model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "headcam")]
     camera = HeadCamera(rng, target.pos)
     K = intrinsics_from_fovy(CAMERA_FOVY, width, height)
-    label = np.zeros(model.ngeom + 1, np.uint8)  # 1 hand, 2 target object
-    label[poser.hand_geom_ids] = 1
-    label[tgt_geoms] = 2
+    label = np.zeros(model.ngeom + 1, np.uint8)
+    label[poser.hand_geom_ids] = MASK_HAND
+    label[tgt_geoms] = MASK_OBJECT
     is_hand = np.zeros(model.ngeom, bool)
     is_hand[poser.hand_geom_ids] = True
     is_tgt = np.zeros(model.ngeom, bool)
@@ -205,6 +205,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
 
     frames = np.zeros((T, height, width, 3), np.uint8)
     depth = np.zeros((T, height, width), np.float32) if with_depth else None
+    masks = np.zeros((T, height, width), np.uint8)
     hand_boxes, obj_boxes = np.full((T, 4), np.nan), np.full((T, 4), np.nan)
     in_contact = np.zeros(T, bool)
     contact_pts = []
@@ -251,7 +252,8 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
             r.disable_segmentation_rendering()
             ids = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], model.ngeom)
             lab = label[ids]
-            hand_boxes[i], obj_boxes[i] = _box(lab == 1), _box(lab == 2)
+            masks[i] = lab
+            hand_boxes[i], obj_boxes[i] = _box(lab == MASK_HAND), _box(lab == MASK_OBJECT)
             if with_depth:
                 r.enable_depth_rendering()
                 r.update_scene(data, camera="head")
@@ -283,7 +285,7 @@ def _render_frames(clip_id, seed, fps, width, height, spec, scene, model, data, 
         other_hand_boxes=np.full((T, 4), np.nan), object_boxes=obj_boxes, in_contact=in_contact,
         contact_points=contact_pts, mano_pose=mano_pose, hand_trans=hand_trans, keypoints_2d=kps,
         camera_pose_world=cam_T, wrist_pose_world=wrist_T,
-        distractors=[o.mjcf.variant.name for o in scene.objects if o.role == "distractor"], extra=extra)
+        distractors=[o.mjcf.variant.name for o in scene.objects if o.role == "distractor"], extra=extra, masks=masks)
 
 
 def _tf(R, p) -> np.ndarray:

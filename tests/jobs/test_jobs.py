@@ -63,6 +63,10 @@ def test_job_writes_valid_shards_and_loses_no_clip(dataset, datasets, full_runs)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["samples"] == len(data) and manifest["counts"]["duplicate_sample_rows"] == 0
     assert manifest["this_run"]["samples_written"] == len(data)
+    # HOI4D's points come from its 2Dseg masks and depth, the others' from skin colour (schema version 3)
+    sources = manifest["counts"]["contact_points_source"]
+    assert sum(sources.values()) == len(data)
+    assert set(sources) == {"hand_mask_depth"} if dataset == "hoi4d" else not set(sources) & {"hand_mask", "hand_mask_depth"}
 
 
 def test_broken_inputs_have_reasons(full_runs):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from deft_core.schema import check_table_schema
+from deft_core.version import SCHEMA_VERSION
 from pipelines.formats.epic_hoa import BBox, Detections, FloatVector, HandDetection, HandSide, HandState, ObjectDetection, normalise_box, write_hand_object_pickle
 from pipelines.sources.epic_kitchens import EpicKitchensSource
 from pipelines.stages.hand_pose import HandPose
@@ -177,7 +178,8 @@ def test_interrupted_run_resumes_to_exactly_the_uninterrupted_ids(tmp_path):
     assert manifest["counts"]["duplicate_sample_rows"] == 0
     assert sum(manifest["counts"]["contact_mapping"].values()) == manifest["counts"]["samples"]
     assert set(manifest["counts"]["contact_mapping"]) <= {"object", "background", "identity"}
-    assert {s["schema_version"] for s in manifest["shards"]} == {2}
+    assert {s["schema_version"] for s in manifest["shards"]} == {SCHEMA_VERSION}
+    assert manifest["counts"]["contact_points_source"] == {"grasp_centre": manifest["counts"]["samples"]}  # EPIC: skin
     # not only the ids: every column of every sample equals the uninterrupted run's
     rows = {name: sorted(pq.read_table(d / "data").to_pylist(), key=lambda r: r["sample_id"]) for name, d in
             (("clean", clean), ("resumed", out))}
@@ -195,13 +197,14 @@ def test_manifest_counts_the_mappings_of_a_folder_resumed_across_the_schema_upgr
     recs = list(EpicKitchensSource(root).records())
     row = ClipProcessor(_config(), hand_pose=FixedPose()).process(recs[0]).row
     old = write_batch(tmp_path, [row])[0]
-    t = pq.read_table(old).drop_columns(["contact_mapping"])
+    t = pq.read_table(old).drop_columns(["contact_mapping", "contact_points_source"])
     pq.write_table(t.replace_schema_metadata({**t.schema.metadata, b"deft.schema_version": b"1"}), old)
     write_batch(tmp_path, [{**row, "sample_id": "epic_kitchens-new", "action_id": "new"},
                            {**row, "sample_id": "epic_kitchens-none", "action_id": "none", "contact_mapping": None}])
     m = write_manifest(tmp_path)
-    assert sorted(sh["schema_version"] for sh in m["shards"]) == [1, 2]
+    assert sorted(sh["schema_version"] for sh in m["shards"]) == [1, SCHEMA_VERSION]
     assert m["counts"]["contact_mapping"] == {row["contact_mapping"]: 1, "not recorded": 2}
+    assert m["counts"]["contact_points_source"] == {row["contact_points_source"]: 2, "not recorded": 1}
 
 
 def test_extract_batch_is_idempotent_for_a_retried_batch(epic, tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from deft_core.tasks import get_task
-from pipelines.synth.clip import SynthClip
+from pipelines.synth.clip import MASK_HAND, MASK_OBJECT, SynthClip
 
 _OBJ_COLOURS = {"train": [(200, 40, 40), (40, 160, 60)], "test": [(40, 60, 200), (200, 180, 40)]}
 
@@ -25,6 +25,7 @@ def fake_render_clip(*, clip_id: str, seed: int, fps: float, width: int, height:
     bg = rng.integers(90, 140, size=3)
     frames = np.empty((T, H, W, 3), np.uint8)
     frames[:] = bg.astype(np.uint8)
+    masks = np.zeros((T, H, W), np.uint8)  # what each pixel shows, as the renderer's segmentation says
     ow, oh = 0.16 * W, 0.28 * H
     ox, oy = rng.uniform(0.45, 0.6) * W, rng.uniform(0.35, 0.5) * H
     hw, hh = 0.14 * W, 0.3 * H
@@ -57,8 +58,10 @@ def fake_render_clip(*, clip_id: str, seed: int, fps: float, width: int, height:
         hand_boxes[t], obj_boxes[t] = np.clip(hb, 0, [W - 1, H - 1] * 2), np.clip(ob, 0, [W - 1, H - 1] * 2)
         x1, y1, x2, y2 = obj_boxes[t].astype(int)
         frames[t, y1:y2, x1:x2] = colour
+        masks[t, y1:y2, x1:x2] = MASK_OBJECT
         x1, y1, x2, y2 = hand_boxes[t].astype(int)
         frames[t, y1:y2, x1:x2] = (224, 172, 138)
+        masks[t, y1:y2, x1:x2] = MASK_HAND
         if in_contact[t]:
             edge = ob[0] if hand_side == "right" else ob[2]
             ys = np.linspace(ob[1] + 0.3 * oh, ob[1] + 0.7 * oh, 5)
@@ -80,7 +83,7 @@ def fake_render_clip(*, clip_id: str, seed: int, fps: float, width: int, height:
         has_contact=has_contact, action_start=action_start, action_end=action_end, contact_frame=contact,
         hand_boxes=hand_boxes, other_hand_boxes=np.full((T, 4), np.nan), object_boxes=obj_boxes,
         in_contact=in_contact, contact_points=cps, mano_pose=mano, hand_trans=trans, keypoints_2d=kps,
-        camera_pose_world=cam, wrist_pose_world=wrist, distractors=[], extra={"fake": True})
+        camera_pose_world=cam, wrist_pose_world=wrist, distractors=[], extra={"fake": True}, masks=masks)
     clip.validate()
     return clip
 

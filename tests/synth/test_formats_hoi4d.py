@@ -116,3 +116,31 @@ def test_filled_boxes_take_the_nearest_visible_frame():
     b = filled_boxes(np.array([nan, [0, 0, 2, 2], nan, nan, [5, 5, 9, 9]], float))
     assert np.array_equal(b, [[0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 2, 2], [5, 5, 9, 9], [5, 5, 9, 9]])
     assert np.isnan(filled_boxes(np.array([nan], float))).all()
+
+
+def test_2dseg_masks_colour_hand_and_object_as_hoi4d_does(hoi4d_root):
+    """``2Dseg/mask/<frame:05d>.png`` for every frame, RGB in the PASCAL VOC palette: the right hand under
+    label.csv's "Right Hand" (index 2, green), the grasped object under its part's index (Ball: 3, Drawer: 4,
+    otherwise 1); a left hand is not labelled. Read with OpenCV as HOI4D's own scripts do."""
+    import cv2
+
+    colour = {1: (128, 0, 0), 2: (0, 128, 0), 3: (128, 128, 0), 4: (0, 0, 128)}
+    part = {"pick_grape": 3, "scoop_grape": 3, "squeeze_lemon": 3, "open_drawer": 4}
+    checked = 0
+    for rec in read_clip_records(hoi4d_root):
+        folder = hoi4d_root / rec["video_id"] / "2Dseg" / "mask"
+        if rec.get("corrupt") or not folder.is_dir():
+            continue
+        z = load_clip_arrays(hoi4d_root, rec["clip_id"])
+        assert sorted(p.name for p in folder.glob("*.png")) == [f"{t:05d}.png" for t in range(rec["num_frames"])]
+        t = rec["num_frames"] // 3
+        img = cv2.imread(str(folder / f"{t:05d}.png"))[..., ::-1]
+        hb, ob = z["hand_boxes"][t].astype(int), z["object_boxes"][t].astype(int)
+        hand_px = tuple(img[(hb[1] + hb[3]) // 2, (hb[0] + hb[2]) // 2])
+        assert hand_px == (colour[2] if rec["hand_side"] == "right" else (0, 0, 0)), rec["clip_id"]
+        far = ob[2] - 1 if rec["hand_side"] == "right" else ob[0]  # the object's edge away from the hand
+        obj_px = tuple(img[(ob[1] + ob[3]) // 2, far])
+        assert obj_px == colour[part.get(rec["task"], 1)], (rec["clip_id"], rec["task"], obj_px)
+        assert set(map(tuple, img.reshape(-1, 3))) <= {(0, 0, 0), *colour.values()}
+        checked += 1
+    assert checked >= 6

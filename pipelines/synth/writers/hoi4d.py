@@ -11,7 +11,10 @@ visible, ``handpose/refinehandpose_<side>/<seq>/<frame>.pickle`` (0-based, unpad
 ``beta`` (10), ``trans`` (3, wrist position in the camera frame, metres) and ``kps2D`` (21 x 2 px,
 OpenPose order). Left-hand clips go to ``refinehandpose_left`` with the pose mirrored to the left-hand
 MANO convention (y and z of every axis-angle negated). ``camera_params/ZY2021080000<cam>/intrin.npy``
-is the 3 x 3 K shared by that camera's sequences.
+is the 3 x 3 K shared by that camera's sequences. ``2Dseg/mask/<frame:05d>.png`` (every frame) is the
+renderer's segmentation in HOI4D's motion-segmentation format (:mod:`pipelines.sources.hoi4d_masks`): the
+grasped object under its part's index of ``label.csv`` (:data:`MASK_PART`), a right hand under index 2
+("Right Hand"); a left hand stays unlabelled, as none of these categories names one.
 
 Our tasks map to the closest real HOI4D category / task ids (``definitions/task/task_definitions.csv``):
 see :data:`TASK_MAP`.
@@ -23,9 +26,11 @@ import json
 import pickle
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from pipelines.synth.clip import SynthClip
+from pipelines.sources.hoi4d_masks import RIGHT_HAND, encode_labels, load_motion_labels
+from pipelines.synth.clip import MASK_HAND, MASK_OBJECT, SynthClip
 from deft_core.video import VideoWriter, depth_to_mm, write_depth_video
 from pipelines.synth.writers.common import ClipPlan, DatasetWriter, Placement, box_xyxy_valid, filled_boxes
 
@@ -41,6 +46,8 @@ TASK_MAP = {
     "flip_bagel": (11, 4, "Pliers", "Clamp something", "Flip"),
     "squeeze_lemon": (7, 5, "Bowl", "Put the ball in the bowl", "Squeeze"),
 }
+#: our task → the part name (``label.csv``) the grasped object is labelled with; others: the category's index 1
+MASK_PART = {"open_drawer": "Drawer", "scoop_grape": "Ball", "pick_grape": "Ball", "squeeze_lemon": "Ball"}
 CAMERAS = tuple(f"ZY2021080000{i}" for i in range(1, 5))
 RELEASE_TXT = "release.txt"
 
@@ -104,6 +111,8 @@ class HOI4DWriter(DatasetWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(action, indent=1))
         self._write_objpose(base / "objpose", clip)
+        if clip.masks is not None:
+            self._write_masks(base / "2Dseg" / "mask", clip, cat)
         hp_dir = f"handpose/refinehandpose_{clip.hand_side}/{seq}"
         (self.root / hp_dir).mkdir(parents=True, exist_ok=True)
         beta = self._humans_beta[human]
@@ -121,6 +130,21 @@ class HOI4DWriter(DatasetWriter):
         return Placement(video_id=seq, video_path=f"{seq}/align_rgb/image.mp4", annotation_id=seq, frame_offset=0,
                          extra={"handpose_dir": hp_dir, "category_id": cat, "task_id": task_id, "camera": cam,
                                 "depth_path": f"{seq}/align_depth/depth_video.avi"})
+
+    def _write_masks(self, folder: Path, clip: SynthClip, category: int) -> None:
+        """``2Dseg/mask/<frame:05d>.png`` for every frame (see the module doc)."""
+        names = load_motion_labels()[category]
+        part = MASK_PART.get(clip.task)
+        obj_index = names.index(part) + 1 if part else 1
+        lut = np.zeros(256, np.uint8)
+        lut[MASK_OBJECT] = obj_index
+        if clip.hand_side == "right":
+            lut[MASK_HAND] = names.index(RIGHT_HAND) + 1
+        folder.mkdir(parents=True, exist_ok=True)
+        for t in range(clip.num_frames):
+            img = encode_labels(lut[clip.masks[t]])
+            if not cv2.imwrite(str(self._track(folder / f"{t:05d}.png")), img[..., ::-1]):
+                raise OSError(f"could not write {folder / f'{t:05d}.png'}")
 
     def _write_objpose(self, folder: Path, clip: SynthClip) -> None:
         """``objpose/<frame>.json`` in HOI4D's layout (``dataList`` of ``{label, center{x,y,z} (m, camera

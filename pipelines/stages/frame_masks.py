@@ -1,0 +1,71 @@
+"""A dataset's own hand and object masks (and depth) at the contact frame, for the contact-point stage.
+
+Only HOI4D ships them: ``2Dseg/mask`` (:mod:`pipelines.sources.hoi4d_masks`) and the aligned depth video
+``align_depth/depth_video.avi`` (millimetres), which the HOI4D source puts on the record as
+``contact["mask_dir"]``, ``contact["depth_path"]`` (with ``intrinsics_path`` and ``category``). Other
+datasets, or a sequence without masks, get ``None`` and the skin-colour recipe
+(:func:`pipelines.stages.contact_points.contact_points_at`).
+
+A mask that is missing for the frame, unreadable or holds no hand or object does not fail the clip: the
+stage falls back to the skin recipe, and the row's ``contact_points_source`` says which was used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.sources.base import ClipRecord
+from pipelines.sources.hoi4d_masks import MaskError, hand_and_object_masks, load_motion_labels, mask_path, read_mask
+
+
+@dataclass
+class FrameMasks:
+    hand: np.ndarray                #: (H, W) bool, the right hand
+    object: np.ndarray | None       #: (H, W) bool, the part the hand touches; None when none is visible
+    depth_m: np.ndarray | None      #: (H, W) metres (0 = no depth), or None
+    K: np.ndarray | None            #: 3 × 3 intrinsics of the frame, or None
+    note: str = ""                  #: why depth is missing, if it is
+
+
+_LABELS: dict[int, list[str]] | None = None
+
+
+def _labels() -> dict[int, list[str]]:
+    global _LABELS
+    if _LABELS is None:
+        _LABELS = load_motion_labels()
+    return _LABELS
+
+
+def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[FrameMasks | None, str]:
+    """(masks of ``frame`` resized to ``size`` = (width, height), "") or (None, why not)."""
+    c = record.contact
+    if not c.get("mask_dir"):
+        return None, "no masks for this clip"
+    path = mask_path(c["mask_dir"], frame)
+    if path is None:
+        return None, f"no mask for frame {frame} in {c['mask_dir']}"
+    names = _labels().get(int(c.get("category") or -1))
+    if not names:
+        return None, f"category {c.get('category')!r} has no motion-segmentation labels"
+    try:
+        hand, obj = hand_and_object_masks(read_mask(path, size), names)
+    except MaskError as exc:
+        return None, f"{path}: {exc}"
+    depth = K = None
+    note = ""
+    if c.get("depth_path") and c.get("intrinsics_path"):
+        try:
+            from deft_core.video import read_video
+
+            d = read_video(c["depth_path"], indices=[record.decode_index(frame)], gray16=True)[0]
+            if (d.shape[1], d.shape[0]) != tuple(size):
+                raise ValueError(f"depth frame is {d.shape[1]}x{d.shape[0]}, the video {size[0]}x{size[1]}")
+            depth, K = d.astype(np.float32) / 1000.0, np.load(c["intrinsics_path"])
+        except Exception as exc:  # noqa: BLE001 - a broken depth video costs the depth cue, not the clip
+            depth, note = None, f"depth unusable: {type(exc).__name__}: {exc}"
+    else:
+        note = "no depth video or intrinsics"
+    return FrameMasks(hand, obj, depth, K, note), ""
