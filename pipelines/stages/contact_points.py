@@ -6,6 +6,8 @@ midpoint of the hand's skin centroid and the object centre. The HOI-Forecast / V
 egocentric view the hand covers the object and the true contacts lie under the fingers, inside the
 silhouette: on the synthetic data the outline recipe is 13–20 % of the crop side off, the grasp centre
 5–8 % (docs/extraction-jobs.md). The recipe stays available as ``mode="contour"`` and is the fallback.
+Where the dataset has its own hand and object masks (HOI4D's ``2Dseg``) and depth,
+:func:`contact_points_from_masks` replaces skin colour (:mod:`pipelines.stages.frame_masks`).
 
 The recipe, at the contact frame (RGB uint8, pixels x right / y down):
 

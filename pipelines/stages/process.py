@@ -10,6 +10,7 @@ caught and becomes an errors-table row naming the stage: ``video``, ``contact_fr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -28,6 +29,8 @@ from pipelines.stages.hand_pose import HandPoseBackend, make_hand_pose_backend
 from pipelines.stages.text import TextEncoder, make_text_encoder, normalise_narration
 from pipelines.stages.video import read_frames
 from pipelines.stages.writer import error_row, write_batch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -114,7 +117,9 @@ class ClipProcessor:
         fc = v1 if contact.frame == rec.first_frame else _run("video", read_frames, rec.video_path, [rec.decode_index(contact.frame)])[0]
 
         def points() -> tuple:
-            masks = frame_masks(rec, contact.frame, (w, h))[0] if c.use_masks else None
+            masks, why_not = frame_masks(rec, contact.frame, (w, h)) if c.use_masks else (None, "")
+            if masks is None and rec.contact.get("mask_dir") and c.use_masks:  # it has masks, this frame's failed
+                log.warning("%s: contact points from skin colour, not the dataset's mask: %s", rec.sample_id, why_not)
             if masks is not None:
                 pts, source = cp.contact_points_from_masks(masks.hand, masks.object, contact.hand_box, contact.object_box,
                                                            masks.depth_m, masks.K, c.num_points, c.num_sampling)

@@ -117,7 +117,7 @@ def hoi4d_fake(tmp_path_factory):
     return root
 
 
-def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip(hoi4d_fake, tmp_path):
+def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip(hoi4d_fake, tmp_path, caplog):
     """With 2Dseg masks and depth the points come from both (``hand_mask_depth``); without the depth video,
     from the hand mask alone; with the contact frame's mask damaged, from skin colour, as for other datasets;
     ``use_masks=False`` ignores the masks. No clip is lost on the way."""
@@ -138,5 +138,6 @@ def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip
     (Path(recs[1].contact["mask_dir"]) / f"{frame:05d}.png").write_bytes(b"not a png")
     again = [proc.process(r) for r in HOI4DSource(root).records() if r.hand_hint == "right"]
     assert [o.row["contact_points_source"] for o in again[:2]] == ["hand_mask", "grasp_centre"], [o.error for o in again]
+    assert f"{frame:05d}.png: not a readable image" in caplog.text  # the fallback is named, with its reason
     plain = ClipProcessor(ExtractConfig(dataset="hoi4d", use_masks=False)).process(recs[2] if len(recs) > 2 else recs[0])
     assert plain.row["contact_points_source"] == "grasp_centre"
