@@ -13,7 +13,7 @@ One row = one grasp extracted from one video clip. Coordinates:
   frame to v1 — ``object`` (a similarity fitted on the object's own features), ``background`` (a
   homography fitted outside the hand and object boxes) or ``identity`` (the contact frame is v1).
 - ``contact_points_source`` (since schema version 3): how the points were found at the contact frame,
-  one of :data:`CONTACT_POINT_SOURCES` (pipelines.stages.contact_points).
+  one of :data:`CONTACT_POINT_SOURCES` (the paths of pipelines.stages.contact_points).
 
 The schema version is stored both as the ``schema_version`` column and in the Parquet schema metadata.
 Change the schema only on purpose: bump :data:`deft_core.version.SCHEMA_VERSION` and add a test. Shards of

@@ -67,6 +67,10 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
                         "arrived); by default a re-run skips finished and failed clips. A clip that now succeeds "
                         "is no longer counted as an error; one that fails again gets its new reason")
     p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    if dataset == "hoi4d":
+        p.add_argument("--no-masks", action="store_true",
+                       help="find the contact points by skin colour, as before pipeline 0.2.0, instead of from the "
+                            "sequences' 2Dseg masks and depth (docs/extraction-jobs.md)")
     return p
 
 
@@ -96,7 +100,8 @@ def make_config(dataset: str, a: argparse.Namespace) -> ExtractConfig:
                                       "weights": str(Path(weights).resolve())}
     cfg = ExtractConfig(dataset=dataset, hand_pose_backend=a.hand_pose, hand_pose_options=_options(a.hand_pose_option),
                         text_encoder=text, text_encoder_options=text_options, seed=a.seed,
-                        contact_detector="model" if a.hand_object_model else None)
+                        contact_detector="model" if a.hand_object_model else None,
+                        use_masks=not getattr(a, "no_masks", False))
     # fail in the driver, before Ray starts and every actor dies on it: the backend's name, its import, the
     # option names it takes, and the text encoder's name
     _check_constructor("--hand-pose", hand_pose_target(cfg.resolved_hand_pose_backend()), cfg.hand_pose_options,

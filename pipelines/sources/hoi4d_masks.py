@@ -5,8 +5,9 @@ Each pixel's colour is a label index in the PASCAL VOC palette (index 0 black = 
 the object category: ``definitions/motion segmentation/label.csv`` (shipped as
 ``data/hoi4d_motion_segmentation_labels.csv``) names index ``i`` of each category, and index 2 is always
 "Right Hand" (e.g. C2 Mug: 1 Mug, 2 Right Hand, 3 Mug — the second mug of a pouring task; C7 Bowl: 1 Bowl,
-2 Right Hand, 3 Ball). Some releases put the folder at ``refine_2Dseg/mask`` instead
-(:data:`MASK_FOLDERS`).
+2 Right Hand, 3 Ball). HOI4D's 4-D segmentation script looks for a ``refine_2Dseg`` folder; a
+``refine_2Dseg/mask`` is accepted where ``2Dseg/mask`` is missing (:data:`MASK_FOLDERS`; not checked against
+the real release).
 
 Which object the hand grasps is not annotated per frame: at the contact frame, :func:`hand_and_object_masks`
 takes the labelled part with most pixels next to the hand's.

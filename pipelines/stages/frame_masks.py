@@ -44,6 +44,8 @@ def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[
     c = record.contact
     if not c.get("mask_dir"):
         return None, "no masks for this clip"
+    if record.hand_hint == "left":  # the masks label the right hand (few categories name a left one)
+        return None, "a left-hand clip: the masks label the right hand"
     path = mask_path(c["mask_dir"], frame)
     if path is None:
         return None, f"no mask for frame {frame} in {c['mask_dir']}"

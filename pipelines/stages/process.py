@@ -120,6 +120,8 @@ class ClipProcessor:
             masks, why_not = frame_masks(rec, contact.frame, (w, h)) if c.use_masks else (None, "")
             if masks is None and rec.contact.get("mask_dir") and c.use_masks:  # it has masks, this frame's failed
                 log.warning("%s: contact points from skin colour, not the dataset's mask: %s", rec.sample_id, why_not)
+            elif masks is not None and masks.depth_m is None and rec.contact.get("depth_path"):  # it has depth, unusable
+                log.warning("%s: contact points from the hand mask without depth: %s", rec.sample_id, masks.note)
             if masks is not None:
                 pts, source = cp.contact_points_from_masks(masks.hand, masks.object, contact.hand_box, contact.object_box,
                                                            masks.depth_m, masks.K, c.num_points, c.num_sampling)

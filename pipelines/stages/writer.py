@@ -165,7 +165,8 @@ LOCAL_OPTIONS = frozenset({"device", "checkout", "model_path", "weights", "sam_w
 def _comparable(config: Mapping[str, Any]) -> dict:
     """An extraction config as the manifest stores it, less what does not change the samples: options
     naming a path or device (:data:`LOCAL_OPTIONS`); the hand-pose backend resolved (HOI4D's default
-    named or not); fields an older manifest lacks taken at their defaults."""
+    named or not); fields an older manifest lacks taken at their defaults, except ``use_masks``: a HOI4D
+    manifest without it was made with skin colour (``False``)."""
     from pipelines.stages.process import ExtractConfig
 
     c = json.loads(json.dumps(dict(config), default=str))
@@ -174,6 +175,10 @@ def _comparable(config: Mapping[str, Any]) -> dict:
     except TypeError:
         defaults = {}
     c = {**defaults, **c}
+    if "use_masks" not in config:  # a manifest from before pipeline 0.2.0: its HOI4D points came from skin colour
+        c["use_masks"] = False
+    if c.get("dataset") != "hoi4d":  # only HOI4D has masks: the setting changes no other dataset's samples
+        c.pop("use_masks", None)
     for key in ("hand_pose_options", "text_encoder_options", "detector_options"):
         c[key] = {k: v for k, v in (c.get(key) or {}).items() if k not in LOCAL_OPTIONS}
     if c.get("hand_pose_backend") is None and c.get("dataset") == "hoi4d":

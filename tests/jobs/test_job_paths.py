@@ -159,6 +159,8 @@ out["decode_threads"], out["use_gpu"] = seen.get("decode_threads"), seen.get("us
 out["precision_default"] = seen["overrides"]["train"]["precision"]
 train.main(["--shards", "s", "--out", "o", "--precision", "bf16"])
 out["precision"] = seen["overrides"]["train"]["precision"]
+hoi = lambda argv: common.make_config("hoi4d", common.build_parser("hoi4d").parse_args(["--root", "r", "--out", "o"] + argv))
+out["masks"], out["no_masks"] = hoi([]).use_masks, hoi(["--no-masks"]).use_masks
 print(json.dumps(out))
 """
 
@@ -168,11 +170,12 @@ def test_gpu_and_cluster_options_reach_what_uses_them():
     the CPU (a backend's device 'auto' took a GPU it had not reserved),
     with a note when --num-gpus was given instead; a GPU reserved for the text stage is used by its
     encoder; --no-cpu-check reaches training (an autoscaling cluster's live nodes count 0 CPUs); so does
-    --decode-threads (the GPU worker's read-ahead) and --precision."""
+    --decode-threads (the GPU worker's read-ahead) and --precision; HOI4D's --no-masks."""
     res = subprocess.run([sys.executable, "-c", _GPU_PROBE.format(repo=str(REPO))], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["masks"] is True and out["no_masks"] is False  # HOI4D's --no-masks reaches the config
     assert [s["options"].get("device") for s in out["cpu"]] == ["cpu", "cpu"]
     assert "--model-num-gpus, 0 here: they run on the CPU" in res.stderr
     assert out["gpu"][0]["options"].get("device") is None and "num_gpus" in out["gpu"][0]["kw"]

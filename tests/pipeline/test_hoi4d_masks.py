@@ -118,8 +118,8 @@ def hoi4d_fake(tmp_path_factory):
 
 
 def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip(hoi4d_fake, tmp_path, caplog):
-    """With 2Dseg masks and depth the points come from both (``hand_mask_depth``); without the depth video,
-    from the hand mask alone; with the contact frame's mask damaged, from skin colour, as for other datasets;
+    """With 2Dseg masks and depth the points come from both (``hand_mask_depth``); with a depth video that does
+    not fit the RGB, from the hand mask alone; with the contact frame's mask damaged, from skin colour, as for other datasets;
     ``use_masks=False`` ignores the masks. No clip is lost on the way."""
     import shutil
 
@@ -133,11 +133,26 @@ def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip
     proc = ClipProcessor(ExtractConfig(dataset="hoi4d"))
     first = [proc.process(r) for r in recs]
     assert [o.row["contact_points_source"] for o in first] == ["hand_mask_depth"] * len(recs), [o.error for o in first]
-    (Path(recs[0].contact["depth_path"])).unlink()
+    from deft_core.video import write_depth_video
+
+    n = len(list(Path(recs[0].contact["mask_dir"]).glob("*.png")))  # a depth video of another size than the RGB
+    write_depth_video(recs[0].contact["depth_path"], np.full((n, 48, 64), 600, np.uint16), 15.0)
     frame = first[1].row["contact_frame"]
     (Path(recs[1].contact["mask_dir"]) / f"{frame:05d}.png").write_bytes(b"not a png")
     again = [proc.process(r) for r in HOI4DSource(root).records() if r.hand_hint == "right"]
     assert [o.row["contact_points_source"] for o in again[:2]] == ["hand_mask", "grasp_centre"], [o.error for o in again]
-    assert f"{frame:05d}.png: not a readable image" in caplog.text  # the fallback is named, with its reason
+    assert f"{frame:05d}.png: not a readable image" in caplog.text  # each fallback is named, with its reason
+    assert "without depth: depth unusable: ValueError: depth frame is 64x48, the video 192x112" in caplog.text
     plain = ClipProcessor(ExtractConfig(dataset="hoi4d", use_masks=False)).process(recs[2] if len(recs) > 2 else recs[0])
     assert plain.row["contact_points_source"] == "grasp_centre"
+
+
+def test_left_hand_clips_do_not_take_the_right_hand_from_the_masks(hoi4d_fake):
+    from pipelines.sources.hoi4d import HOI4DSource
+    from pipelines.stages.frame_masks import frame_masks
+
+    rec = next(r for r in HOI4DSource(hoi4d_fake).records() if r.hand_hint == "right")
+    assert frame_masks(rec, 3, (192, 112))[0] is not None
+    rec.hand_hint = "left"
+    masks, why = frame_masks(rec, 3, (192, 112))
+    assert masks is None and "left-hand" in why

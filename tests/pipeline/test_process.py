@@ -262,3 +262,15 @@ def test_resume_checks_compare_what_changes_the_samples(tmp_path):
     del manifest["config"]["object_mapping"]   # written before that field existed
     (epic / "manifest.json").write_text(json.dumps(manifest))
     check_resumable(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="frankmocap").as_dict(), {})
+    # use_masks: absent from manifests before pipeline 0.2.0, whose HOI4D points came from skin colour; it
+    # changes only HOI4D's samples
+    del manifest["config"]["use_masks"]
+    (epic / "manifest.json").write_text(json.dumps(manifest))
+    check_resumable(epic, ExtractConfig(dataset="epic_kitchens", hand_pose_backend="frankmocap").as_dict(), {})
+    old_hoi = json.loads((out / "manifest.json").read_text())
+    del old_hoi["config"]["use_masks"]
+    (out / "manifest.json").write_text(json.dumps(old_hoi))
+    same = {"synthetic": {"dataset": "hoi4d", "seed": 2, "num_clips": 4}}
+    with pytest.raises(ValueError, match="use_masks: False there, True now"):
+        check_resumable(out, hoi.as_dict(), same)
+    check_resumable(out, ExtractConfig(dataset="hoi4d", use_masks=False).as_dict(), same)  # the job's --no-masks
