@@ -16,6 +16,7 @@ takes the labelled part with most pixels next to the hand's.
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,10 @@ def voc_palette(n: int = 256) -> np.ndarray:
     return cmap
 
 
+@functools.lru_cache(maxsize=4)
 def load_motion_labels(path: str | Path = LABELS_CSV) -> dict[int, list[str]]:
-    """``label.csv`` → {category id: [name of index 1, name of index 2, ...]} (empty cells dropped at the end)."""
+    """``label.csv`` → {category id: [name of index 1, name of index 2, ...]} (empty cells dropped at the end).
+    Read once per path and shared: callers must not change it."""
     out: dict[int, list[str]] = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):

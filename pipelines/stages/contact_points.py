@@ -217,10 +217,6 @@ def grasp_centre_points(skin: np.ndarray, hand_box, object_box, num_points: int 
     return np.clip(cand, ob[:2] - clip_px, ob[2:] + clip_px)
 
 
-def _backproject(px: np.ndarray, z: np.ndarray, K: np.ndarray) -> np.ndarray:
-    return np.stack([(px[:, 0] - K[0, 2]) * z / K[0, 0], (px[:, 1] - K[1, 2]) * z / K[1, 1], z], 1)
-
-
 def touch_points(hand_mask: np.ndarray, object_mask: np.ndarray, depth_m: np.ndarray, K, num_points: int = 5,
                  num_sampling: int = 20, tolerance_m: float = 0.01, max_points: int = 50_000) -> np.ndarray | None:
     """Where hand and object meet in 3-D: hand pixels whose back-projected point (``depth_m``, metres;
@@ -228,6 +224,8 @@ def touch_points(hand_mask: np.ndarray, object_mask: np.ndarray, depth_m: np.nda
     back-projected pixels. Farthest-point sampling to ``num_sampling``, the ``num_points`` nearest their
     centroid; (x, y) pixels. ``None`` when either mask has no pixel with depth (0 or non-finite = none).
     Each cloud is subsampled (evenly, deterministically) to ``max_points``."""
+    from deft_core.geometry import deproject_pixel
+
     K = np.asarray(K, np.float64)
     clouds = []
     for m in (hand_mask, object_mask):
@@ -236,7 +234,7 @@ def touch_points(hand_mask: np.ndarray, object_mask: np.ndarray, depth_m: np.nda
             return None
         step = max(1, int(np.ceil(len(xs) / max_points)))
         px = np.stack([xs[::step], ys[::step]], 1).astype(np.float64)
-        clouds.append((px, _backproject(px, depth_m[ys[::step], xs[::step]].astype(np.float64), K)))
+        clouds.append((px, deproject_pixel(px, depth_m[ys[::step], xs[::step]], K)))
     from scipy.spatial import cKDTree
 
     (hpx, hxyz), (_, oxyz) = clouds

@@ -29,16 +29,6 @@ class FrameMasks:
     note: str = ""                  #: why depth is missing, if it is
 
 
-_LABELS: dict[int, list[str]] | None = None
-
-
-def _labels() -> dict[int, list[str]]:
-    global _LABELS
-    if _LABELS is None:
-        _LABELS = load_motion_labels()
-    return _LABELS
-
-
 def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[FrameMasks | None, str]:
     """(masks of ``frame`` resized to ``size`` = (width, height), "") or (None, why not)."""
     c = record.contact
@@ -49,7 +39,7 @@ def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[
     path = mask_path(c["mask_dir"], frame)
     if path is None:
         return None, f"no mask for frame {frame} in {c['mask_dir']}"
-    names = _labels().get(int(c.get("category") or -1))
+    names = load_motion_labels().get(int(c.get("category") or -1))
     if not names:
         return None, f"category {c.get('category')!r} has no motion-segmentation labels"
     try:
