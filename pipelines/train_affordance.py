@@ -182,12 +182,7 @@ def _ray_train_loop(config: dict) -> None:
     import tempfile
 
     import ray.train
-    import ray.train.torch
-    from ray.train import Checkpoint
-
     import torch
-
-    from deft_core.affordance.train_loop import train_func
 
     # the worker's torch threads = its CPUs (Ray sets OMP_NUM_THREADS, but torch may have been imported first)
     torch.set_num_threads(max(1, int(config.get("torch_threads", 1))))
@@ -200,15 +195,30 @@ def _ray_train_loop(config: dict) -> None:
         logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
     except ImportError:
         pass
+    ckpt = ray.train.get_checkpoint()
+    # a retried worker group gets Ray's latest checkpoint; a re-submitted job gets the newest one on disk.
+    # Ray's copy (~150 MB for the default model) is ours to delete: left behind, every retry leaked one in /tmp.
+    copied = tempfile.mkdtemp(prefix="deft-resume-") if ckpt else None
+    try:
+        _train_worker(config, ckpt.to_directory(copied) if ckpt else config.get("resume_dir"), ckpt is not None)
+    finally:
+        if copied:
+            shutil.rmtree(copied, ignore_errors=True)
+
+
+def _train_worker(config: dict, resume: str | None, from_ray: bool) -> None:
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    from deft_core.affordance.train_loop import train_func
+
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     bs = int(config["train"]["batch_size"])
-    ckpt = ray.train.get_checkpoint()
-    # a retried worker group gets Ray's latest checkpoint; a re-submitted job gets the newest one on disk
-    resume = ckpt.to_directory(tempfile.mkdtemp(prefix="deft-resume-")) if ckpt else config.get("resume_dir")
     fail_at, marker = config.get("simulate_failure_at_epoch"), config.get("failure_marker")
-    if marker and ckpt is not None and rank == 0:  # test instrumentation: this attempt got Ray's checkpoint
-        Path(marker + ".resumed").write_text(json.dumps({"epoch": load_train_state_epoch(resume)}))
+    if marker and from_ray and rank == 0:  # test instrumentation: this attempt got Ray's checkpoint
+        Path(marker + ".resumed").write_text(json.dumps({"epoch": load_train_state_epoch(resume), "dir": resume}))
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)

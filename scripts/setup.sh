@@ -28,13 +28,27 @@ stamp=.venv/.deft-install-stamp
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing deft[all] with pinned constraints (first run takes a few minutes)"
+  # The environment is about 7.5 GB, most of it torch's CUDA libraries (the pinned torch 2.14.1 wheel is the
+  # CUDA build; it runs on the CPU too). Say so up front rather than die half-installed.
+  need_gb=8
+  free_gb=$(df -Pk .venv | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "${free_gb:-0}" -lt "$need_gb" ]; then
+    echo "[setup] warning: $free_gb GB free where .venv/ lives; a full install needs about $need_gb GB" >&2
+  fi
   # torch/torchvision first and explicitly: the pinned CPU-usable wheels come from the local wheel cache.
+  # --no-cache-dir: pip's download cache would hold a second copy (~0.5 GB) of everything fetched from PyPI.
   log=.venv/pip-install.log
-  if ! { .venv/bin/pip install -c constraints.txt torch torchvision &&
-         .venv/bin/pip install -c constraints.txt -e '.[all]' &&
+  PIP=(.venv/bin/pip install --no-cache-dir -c constraints.txt)
+  if ! { "${PIP[@]}" torch torchvision &&
+         "${PIP[@]}" -e '.[all]' &&
          # mediapipe without its opencv-contrib-python dependency (it would replace our headless cv2)
-         .venv/bin/pip install -c constraints.txt --no-deps mediapipe; } >"$log" 2>&1; then
-    tail -40 "$log"; echo "[setup] pip install failed; full log: $log" >&2; exit 1
+         "${PIP[@]}" --no-deps mediapipe; } >"$log" 2>&1; then
+    tail -40 "$log"
+    if grep -q "No space left on device" "$log"; then
+      echo "[setup] the disk filled up during the install ($(df -Ph .venv | awk 'NR==2 {print $4}') free now);" \
+           "free about $need_gb GB and run the command again (it resumes where it stopped)" >&2
+    fi
+    echo "[setup] pip install failed; full log: $log" >&2; exit 1
   fi
   echo "$want" > "$stamp"
 fi
