@@ -257,11 +257,22 @@ def evaluate(shards: str | Path, truth_root: str | Path) -> tuple[dict, list[dic
     return report, samples, rows
 
 
+def gmm_ellipses(means, variances, width: int, height: int, n_sigma: float = 1.0) -> list[tuple]:
+    """``(centre_px, width_px, height_px)`` of each GMM component's ``n_sigma`` ellipse in a crop of
+    ``width`` × ``height`` pixels; the shards store diagonal variances in crop-normalised units."""
+    m = np.asarray(means, float).reshape(-1, 2)
+    sd = np.sqrt(np.clip(np.asarray(variances, float).reshape(-1, 2), 0.0, None))
+    scale = np.array([width, height], float)
+    return [(tuple(mu * scale), 2 * n_sigma * s[0] * width, 2 * n_sigma * s[1] * height) for mu, s in zip(m, sd)]
+
+
 def draw_examples(rows: list[dict], samples: list[dict], path: str | Path, max_items: int = 8) -> Path:
-    """PNG grid: crops with predicted contact points (red), GMM means (blue) and true points (green)."""
+    """PNG grid: crops with predicted contact points (red), GMM means with their 1-σ ellipses (blue) and
+    true points (green); each title names how the points were found (``contact_points_source``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
     from PIL import Image
 
     by_id = {r["sample_id"]: r for r in rows}
@@ -278,12 +289,17 @@ def draw_examples(rows: list[dict], samples: list[dict], path: str | Path, max_i
         ax.imshow(img)
         cp, gm = np.asarray(r["contact_points"]).reshape(-1, 2), np.asarray(r["gmm_means"]).reshape(-1, 2)
         ax.scatter(cp[:, 0] * w, cp[:, 1] * h, c="red", s=18, label="predicted")
-        ax.scatter(gm[:, 0] * w, gm[:, 1] * h, c="blue", marker="x", s=30, label="GMM means")
+        ax.scatter(gm[:, 0] * w, gm[:, 1] * h, c="blue", marker="x", s=30, label="GMM means (1 σ)")
+        if r.get("gmm_vars") is not None:
+            for centre, ew, eh in gmm_ellipses(r["gmm_means"], r["gmm_vars"], w, h):
+                ax.add_patch(Ellipse(centre, max(ew, 1.0), max(eh, 1.0), fill=False, ec="blue", lw=0.8))
         if s.get("_true_px_in_crop"):
             tp = np.asarray(s["_true_px_in_crop"])
             ax.scatter(tp[:, 0] * w, tp[:, 1] * h, c="lime", s=10, label="true")
         err = s["contact_point_error_pct"]
-        ax.set_title(f"{s['clip_id']} {r['text'][:18]}\nerr {err:.1f}%" if err is not None else s["clip_id"], fontsize=8)
+        how = f" · {r['contact_points_source']}" if r.get("contact_points_source") else ""
+        ax.set_title(f"{s['clip_id']} {r['text'][:18]}\nerr {err:.1f}%{how}" if err is not None
+                     else f"{s['clip_id']}{how}", fontsize=8)
     axes.ravel()[0].legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     path = Path(path)

@@ -170,3 +170,13 @@ def test_a_truth_from_another_synthesis_is_refused_and_so_is_resuming_with_other
     with pytest.raises(ValueError, match="num_points: 5 there, 7 now"):
         run_local(open_source("epic_kitchens", str(root)), out, changed, processor=ClipProcessor(changed, hand_pose=FixedHandPose()))
     assert json.loads((out / "manifest.json").read_text()) == before
+
+
+def test_gmm_ellipses_are_the_one_sigma_extent_in_crop_pixels():
+    from pipelines.quality import gmm_ellipses
+
+    (c0, w0, h0), (c1, w1, h1) = gmm_ellipses([[0.5, 0.25], [0.1, 0.9]], [[0.01, 0.04], [0.0, 0.0025]], 200, 100)
+    assert c0 == pytest.approx((100.0, 25.0)) and (w0, h0) == pytest.approx((2 * 0.1 * 200, 2 * 0.2 * 100))
+    assert c1 == pytest.approx((20.0, 90.0)) and (w1, h1) == pytest.approx((0.0, 2 * 0.05 * 100))
+    (_, w2, _), = gmm_ellipses([[0.5, 0.5]], [[0.01, 0.01]], 100, 100, n_sigma=2)
+    assert w2 == pytest.approx(40.0)
