@@ -82,7 +82,9 @@ CONTACT_MAPPINGS = ("object", "background", "identity")
 #: how reports name samples without a ``contact_mapping`` (version-1 shards, rows written without one)
 MAPPING_NOT_RECORDED = "not recorded"
 
-#: the values of ``contact_points_source``: the skin-colour recipe's paths, and the dataset-mask ones
+#: the values of ``contact_points_source``: the skin-colour recipe's paths, and the dataset-mask ones.
+#: ``hand_mask_{contour,skin,box}`` were written only by the first schema-3 extraction (2026-11-27), when a
+#: mask's hand missed the hand box; such clips now take the skin recipe on the frame. Still valid to read.
 CONTACT_POINT_SOURCES = ("grasp_centre", "contour", "skin", "box", "hand_mask", "hand_mask_depth",
                          "hand_mask_contour", "hand_mask_skin", "hand_mask_box")
 

@@ -28,7 +28,7 @@ MASK_FOLDERS = ("2Dseg/mask", "refine_2Dseg/mask")
 
 
 class MaskError(ValueError):
-    """A 2Dseg mask cannot be used (unreadable, unknown colours, no hand or object)."""
+    """A 2Dseg mask cannot be used (unreadable, unknown colours, no right hand)."""
 
 
 def voc_palette(n: int = 256) -> np.ndarray:

@@ -6,8 +6,11 @@ Only HOI4D ships them: ``2Dseg/mask`` (:mod:`pipelines.sources.hoi4d_masks`) and
 datasets, or a sequence without masks, get ``None`` and the skin-colour recipe
 (:func:`pipelines.stages.contact_points.contact_points_at`).
 
-A mask that is missing for the frame, unreadable or holds no hand or object does not fail the clip: the
-stage falls back to the skin recipe, and the row's ``contact_points_source`` says which was used.
+A mask that is missing for the frame, unreadable or holds no right hand does not fail the clip: the
+stage falls back to the skin recipe, and the row's ``contact_points_source`` says which was used. A mask
+whose object is hidden (by the hand) keeps the hand (``object`` None, and no depth is read).
+Masks are named by the decoded video's frame index (HOI4D's ``utils/decode.py`` numbers the frames
+it extracts from 0), as is the depth video.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[
         return None, "no masks for this clip"
     if record.hand_hint == "left":  # the masks label the right hand (few categories name a left one)
         return None, "a left-hand clip: the masks label the right hand"
-    path = mask_path(c["mask_dir"], frame)
+    index = record.decode_index(frame)
+    path = mask_path(c["mask_dir"], index)
     if path is None:
-        return None, f"no mask for frame {frame} in {c['mask_dir']}"
+        return None, f"no mask for frame {index} in {c['mask_dir']}"
     names = load_motion_labels().get(int(c.get("category") or -1))
     if not names:
         return None, f"category {c.get('category')!r} has no motion-segmentation labels"
@@ -48,11 +52,13 @@ def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[
         return None, f"{path}: {exc}"
     depth = K = None
     note = ""
-    if c.get("depth_path") and c.get("intrinsics_path"):
+    if obj is None:  # the hand hides the object: depth would not be used
+        note = "no object pixels in the mask"
+    elif c.get("depth_path") and c.get("intrinsics_path"):
         try:
             from deft_core.video import read_video
 
-            d = read_video(c["depth_path"], indices=[record.decode_index(frame)], gray16=True)[0]
+            d = read_video(c["depth_path"], indices=[index], gray16=True)[0]
             if (d.shape[1], d.shape[0]) != tuple(size):
                 raise ValueError(f"depth frame is {d.shape[1]}x{d.shape[0]}, the video {size[0]}x{size[1]}")
             depth, K = d.astype(np.float32) / 1000.0, np.load(c["intrinsics_path"])

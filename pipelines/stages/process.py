@@ -120,12 +120,16 @@ class ClipProcessor:
             masks, why_not = frame_masks(rec, contact.frame, (w, h)) if c.use_masks else (None, "")
             if masks is None and rec.contact.get("mask_dir") and c.use_masks:  # it has masks, this frame's failed
                 log.warning("%s: contact points from skin colour, not the dataset's mask: %s", rec.sample_id, why_not)
-            elif masks is not None and masks.depth_m is None and rec.contact.get("depth_path"):  # it has depth, unusable
+            elif (masks is not None and masks.object is not None and masks.depth_m is None
+                  and rec.contact.get("depth_path")):  # it has depth, unusable
                 log.warning("%s: contact points from the hand mask without depth: %s", rec.sample_id, masks.note)
+            pts = None
             if masks is not None:
                 pts, source = cp.contact_points_from_masks(masks.hand, masks.object, contact.hand_box, contact.object_box,
                                                            masks.depth_m, masks.K, c.num_points, c.num_sampling)
-            else:
+                if pts is None:
+                    log.warning("%s: contact points from skin colour, not the dataset's mask: %s", rec.sample_id, source)
+            if pts is None:
                 pts, source = cp.contact_points_at(fc, contact.hand_box, contact.object_box, c.num_points, c.num_sampling)
             m = map_contact_to_v1(fc, v1, contact.hand_box, contact.object_box, contact.other_boxes or (),
                                   c.min_homography_inliers, use_object=c.object_mapping,

@@ -102,9 +102,22 @@ def test_contact_points_from_masks_with_and_without_depth():
     assert how == "hand_mask_depth" and len(both) == 10
     assert np.allclose(both.mean(0), (pts.mean(0) + touch.mean(0)) / 2)  # halfway between the two estimates
     few = np.zeros_like(hand)
-    few[12, 12:15] = True  # 3 hand pixels: the outline recipe's fallbacks, named as from the mask
-    assert cp.contact_points_from_masks(few, obj, hb, ob)[1].startswith("hand_mask_")
+    few[12, 12:15] = True  # 3 hand pixels in the hand box: mask and box disagree, the caller uses skin colour
+    pts, why = cp.contact_points_from_masks(few, obj, hb, ob, depth, K)
+    assert pts is None and "fewer than 5" in why
     assert cp.contact_points_from_masks(hand, None, hb, ob, depth, K)[1] == "hand_mask"  # no object visible
+
+
+def test_one_touch_pixel_is_repeated_so_the_centroid_stays_the_midpoint():
+    hand, obj, depth, K = _scene()
+    hb, ob = [10, 10, 30, 30], [30, 10, 50, 30]
+    lone = depth.copy()
+    lone[hand] = 0
+    lone[15, 29] = depth[15, 29]  # one hand pixel with depth, next to the object
+    gc = cp.grasp_centre_points(hand, hb, ob)
+    pts, how = cp.contact_points_from_masks(hand, obj, hb, ob, lone, K)
+    assert how == "hand_mask_depth" and len(pts) == 2 * len(gc)
+    assert np.allclose(pts.mean(0), (gc.mean(0) + [29, 15]) / 2)
 
 
 @pytest.fixture(scope="module")
