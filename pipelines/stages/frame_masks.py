@@ -59,11 +59,24 @@ def frame_masks(record: ClipRecord, frame: int, size: tuple[int, int]) -> tuple[
             from deft_core.video import read_video
 
             d = read_video(c["depth_path"], indices=[index], gray16=True)[0]
-            if (d.shape[1], d.shape[0]) != tuple(size):
-                raise ValueError(f"depth frame is {d.shape[1]}x{d.shape[0]}, the video {size[0]}x{size[1]}")
+            d = _fit_depth(d, size)
             depth, K = d.astype(np.float32) / 1000.0, np.load(c["intrinsics_path"])
         except Exception as exc:  # noqa: BLE001 - a broken depth video costs the depth cue, not the clip
             depth, note = None, f"depth unusable: {type(exc).__name__}: {exc}"
     else:
         note = "no depth video or intrinsics"
     return FrameMasks(hand, obj, depth, K, note), ""
+
+
+def _fit_depth(d: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A depth frame at the RGB's ``size`` = (width, height): as is, or resized (nearest: no depths are
+    invented across edges) when it has the same aspect ratio at another resolution, e.g. a sensor aligned
+    to the colour camera at a lower one. Another aspect ratio is not the same view: ValueError."""
+    h, w = d.shape[:2]
+    if (w, h) == tuple(size):
+        return d
+    if abs(w / h - size[0] / size[1]) > 0.01 * size[0] / size[1]:
+        raise ValueError(f"depth frame is {w}x{h}, the video {size[0]}x{size[1]} (another aspect ratio)")
+    import cv2
+
+    return cv2.resize(d, tuple(int(v) for v in size), interpolation=cv2.INTER_NEAREST)

@@ -156,6 +156,12 @@ def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip
     assert [o.row["contact_points_source"] for o in again[:2]] == ["hand_mask", "grasp_centre"], [o.error for o in again]
     assert f"{frame:05d}.png: not a readable image" in caplog.text  # each fallback is named, with its reason
     assert "without depth: depth unusable: ValueError: depth frame is 64x48, the video 192x112" in caplog.text
+    # the same view at half the resolution is resized to the RGB's (nearest), not refused
+    write_depth_video(recs[0].contact["depth_path"], np.full((n, 56, 96), 600, np.uint16), 15.0)
+    from pipelines.stages.frame_masks import frame_masks
+
+    masks, _ = frame_masks(recs[0], first[0].row["contact_frame"], (192, 112))
+    assert masks.depth_m.shape == (112, 192) and np.all(masks.depth_m == 0.6)
     plain = ClipProcessor(ExtractConfig(dataset="hoi4d", use_masks=False)).process(recs[2] if len(recs) > 2 else recs[0])
     assert plain.row["contact_points_source"] == "grasp_centre"
 
