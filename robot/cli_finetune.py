@@ -10,7 +10,7 @@ Examples::
     deft-robot finetune --task pick_cup --checkpoint runs/affordance/model \
         --robot robot/configs/lab_xarm6.yaml --out runs/lab                         # the lab robot
 
-The run goes to ``--out/<task>/<prior>[-<reward>]/`` (or ``--run DIR``): ``run_meta.json``, the episode
+The run goes to ``--out/<task>/<prior>[-<reward>][-<split>-split]/`` (or ``--run DIR``): ``run_meta.json``, the episode
 log ``finetune/``, ``finetune.png`` (curves) and ``episodes.png`` (every episode's images, reward and
 outcome; ``deft-robot show``). Re-running the same command resumes the log: no episode is lost
 or repeated; different settings on an existing run are refused. Priors: ``--checkpoint DIR`` (the
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trajectory", help="post-grasp τ .npz from the task's human demo ('deft data trajectory'); "
                                              "copied into the run, and evaluation uses it too (default: the task's scripted τ)")
     parser.add_argument("--episodes", type=int, default=30, help="N, total episodes (Table 4: 30)")
-    parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes before the first refit (10)")
+    parser.add_argument("--warmup", type=int, default=10, help="M, warm-up episodes (10): as in Algorithm 1, D is first refitted after episode M + 1")
     parser.add_argument("--elites", type=int, default=10, help="E, elites per refit (10)")
     parser.add_argument("--sigma", type=sigma_arg, metavar="MU,THETA,HAND",
                         help=f"σ₀ of D: metres, radians, radians (Table 4: {_table4_sigma()}); recorded in the run")
@@ -157,11 +157,12 @@ def build_meta(args):
     if args.robot == "toy" and args.trajectory:
         raise CommandError("--trajectory: the toy environment has no arm to move; use --robot sim or a robot YAML")
     tau = load_trajectory_arg(args.trajectory, args.task) if args.trajectory else None
-    if args.warmup >= args.episodes:
-        print(f"warning: --warmup {args.warmup} >= --episodes {args.episodes}: D is never refitted, every episode "
-              "samples the initial σ₀ (Algorithm 1 refits after the M warm-up episodes)", file=sys.stderr, flush=True)
-    if args.elites > args.episodes:
-        print(f"warning: --elites {args.elites} > --episodes {args.episodes}: every episode is an elite",
+    if args.warmup >= args.episodes - 1:
+        print(f"warning: --warmup {args.warmup} with --episodes {args.episodes}: no episode samples a refitted D, "
+              "every one draws from the initial σ₀ (Algorithm 1 refits after each episode k > M, for the next)",
+              file=sys.stderr, flush=True)
+    if args.elites >= args.episodes:
+        print(f"warning: --elites {args.elites} >= --episodes {args.episodes}: every episode is an elite",
               file=sys.stderr, flush=True)
     if checkpoint is not None:  # which export: one exported again into the same folder is another prior
         extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(checkpoint)}

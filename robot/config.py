@@ -341,9 +341,9 @@ def update_robot_config(path: str | os.PathLike, keys: tuple[str, ...], value: A
         kept = False
     if not kept:
         new_text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new_text)
-    os.replace(tmp, path)
+    from deft_core.finetune.episode_log import write_durable
+
+    write_durable(path, new_text.encode("utf-8"))  # calibration and safety limits: never a half-written file
 
 
 def _node_end(node) -> int:

@@ -385,9 +385,8 @@ def open_env(meta, objects: str | None = None, runner=None, real: dict | None = 
         if real is None:
             raise NotImplementedError(
                 f"robot {meta.robot!r}: the lab robot needs operator callbacks (scene reset, object box, outcome); "
-                "'deft-robot finetune --robot CONFIG.yaml' supplies them, 'deft-robot eval' on a lab robot is not "
-                "wired yet: evaluate in sim (--robot sim), or call robot.real_env.RealFinetuneEnv with an Operator "
-                "whose judge() asks for each trial's outcome")
+                "'deft-robot finetune' and 'deft-robot eval' supply them from the terminal; a caller of "
+                "robot.evaluation.evaluate must pass real= (see robot/cli_eval.py), or evaluate in sim")
         from robot.config import check_geometry, load_robot_config
         from robot.real_env import RealFinetuneEnv
 

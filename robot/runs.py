@@ -21,7 +21,6 @@ One run = one fine-tuning of one task with one prior and one reward source::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -250,14 +249,14 @@ def check_checkpoint(meta: RunMeta, run: str | Path, now: str | None = None) -> 
 
 
 def write_json(path: str | Path, data) -> Path:
-    """Write JSON atomically (temp file + rename), creating parent directories."""
+    """Write JSON atomically and durably (temp file, fsync, rename, fsync of the directory), creating parent
+    directories: an evaluation's result is written just before its partial log is deleted, so a power
+    loss in between must not leave an empty file with the trials gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    from deft_core.finetune.episode_log import json_default
+    from deft_core.finetune.episode_log import json_default, write_durable
 
-    tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
-    os.replace(tmp, path)
+    write_durable(path, (json.dumps(data, indent=2, default=json_default) + "\n").encode("utf-8"))
     return path
 
 

@@ -116,7 +116,10 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_durable(path: Path, data: bytes) -> None:
+def write_durable(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash or power loss leaves the old file or the new one, never
+    an empty or partial one: temporary file, fsync, rename, fsync of the directory."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -137,7 +140,7 @@ def write_png(path: Path, image: np.ndarray, what: str = "image") -> None:
     if not ok:
         raise RuntimeError(f"could not encode the {what} as PNG")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _write_durable(Path(path), png.tobytes())
+    write_durable(Path(path), png.tobytes())
 
 
 def successes_recorded(records) -> bool:
@@ -149,9 +152,10 @@ def successes_recorded(records) -> bool:
 def read_jsonl(path: Path, parse, error: type[Exception], what: str) -> tuple[list, int, int]:
     """The durable JSON-lines logs' reader (the episode log here, ``deft-robot eval``'s partial log):
     ``parse(obj)`` each line's JSON (raising ValueError/TypeError when it is not a ``what``). Returns
-    (parsed items, bytes of the good lines, bytes of a torn tail — a half-written or garbage last line left
-    by a killed writer, 0 when the file ends cleanly). A malformed line elsewhere raises ``error``
-    naming ``path:line``."""
+    (parsed items, bytes of the good lines, bytes of a torn tail — a half-written last line, or a last line
+    that is not JSON, left by a killed writer; 0 when the file ends cleanly). A line that is not JSON
+    elsewhere, or any JSON line that ``parse`` rejects (the last one included: it was written whole),
+    raises ``error`` naming ``path:line``."""
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     tail = lines.pop()  # bytes after the last newline: b"" when the file ends cleanly
@@ -160,13 +164,18 @@ def read_jsonl(path: Path, parse, error: type[Exception], what: str) -> tuple[li
     torn = bool(tail.strip(b"\x00 \t\r"))
     for lineno, line in enumerate(lines, start=1):
         try:
-            items.append(parse(json.loads(line.decode("utf-8"))))
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            doc = json.loads(line.decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             if lineno == len(lines) and not torn:
-                torn = True  # the last line is garbage (e.g. zero-filled after a crash): treat as torn
+                torn = True  # the last line is not JSON (e.g. zero-filled after a crash): treat as torn
                 break
             raise error(f"{path}:{lineno}: malformed {what} ({exc}): the log is damaged at that line (only a "
                         "half-written last line is dropped by itself); restore it from a copy or fix the line by hand") from None
+        try:  # a whole JSON line that is not a valid record was written so, not torn: never dropped silently
+            items.append(parse(doc))
+        except (ValueError, TypeError) as exc:
+            raise error(f"{path}:{lineno}: not a valid {what} ({exc}): the log was written by another version "
+                        "or edited; fix the line by hand or move the log aside") from None
         good_bytes += len(line) + 1
     return items, good_bytes, (len(raw) - good_bytes) if torn or good_bytes != len(raw) else 0
 
@@ -238,7 +247,7 @@ class EpisodeLog:
                 raise EpisodeLogError(f"{run_file} belongs to a different run ({details}); "
                                       "use a new log directory or the same settings")
         else:
-            _write_durable(run_file, (json.dumps(self.run_meta, indent=2) + "\n").encode())
+            write_durable(run_file, (json.dumps(self.run_meta, indent=2) + "\n").encode())
         self.path = self.dir / EPISODES_FILE
         self.records: list[EpisodeRecord] = read_records(self.path, repair=True)
 

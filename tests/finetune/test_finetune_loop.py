@@ -112,6 +112,21 @@ def test_corrupt_middle_line_is_an_error(reference, tmp_path):
         read_records(path)
 
 
+def test_a_whole_last_line_that_is_no_valid_record_is_an_error_not_dropped(reference, tmp_path, toy_env_cls):
+    """A last line that is JSON and ends in a newline was written whole: failing the record's checks (another
+    version, a missing field) it is reported, never truncated away as if a crash had torn it."""
+    path = tmp_path / "ref" / "episodes.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    last["version"] = 99
+    path.write_text("".join(lines[:-1]) + json.dumps(last) + "\n")
+    before = path.read_bytes()
+    env = toy_env_cls()
+    with pytest.raises(EpisodeLogError, match=rf"episodes.jsonl:{len(lines)}: not a valid episode record"):
+        run_finetune(env, env.reward, CFG, tmp_path / "ref")
+    assert path.read_bytes() == before and env.calls["execute"] == 0
+
+
 def test_duplicate_episode_in_log_is_an_error(reference, tmp_path):
     path = tmp_path / "ref" / "episodes.jsonl"
     lines = path.read_text().splitlines(keepends=True)

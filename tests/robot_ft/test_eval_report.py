@@ -959,3 +959,19 @@ def test_sigma_must_be_three_positive_numbers(value, capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--task", "pick_cup", "--robot", "toy", f"--sigma={value}"])
     assert "--sigma: must be three numbers > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("episodes, warmup, elites, warned", [
+    (3, 2, 1, ["no episode samples a refitted D"]),   # the only refit follows the last episode
+    (3, 1, 3, ["every episode is an elite"]),
+    (3, 1, 1, []),                                    # episode 3 samples the D refitted after episode 2
+])
+def test_settings_under_which_cem_never_acts_are_warned(tmp_path, capsys, episodes, warmup, elites, warned):
+    toy = ["finetune", "--task", "pick_cup", "--robot", "toy", "--size", "32x24", "--no-live", "--episodes",
+           str(episodes), "--warmup", str(warmup), "--elites", str(elites), "--out", str(tmp_path)]
+    assert main(toy) == 0
+    err = capsys.readouterr().err
+    assert all(w in err for w in warned) and ("warning: --" in err) == bool(warned)
+    lines = (tmp_path / "pick_cup" / "toy" / "finetune" / "episodes.jsonl").read_text().splitlines()
+    stds = [json.loads(line)["distribution"]["std"][0] for line in lines]
+    assert (stds[-1] != stds[0]) == (not warned or elites >= episodes and warmup < episodes - 1)
