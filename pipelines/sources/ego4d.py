@@ -39,9 +39,15 @@ def _iter_videos(path: Path) -> Iterator[dict]:
     except ImportError:
         ijson = None
     if ijson is not None:
+        n = 0
         with path.open("rb") as f:
             try:
-                yield from ijson.items(f, "videos.item", use_float=True)
+                for n, video in enumerate(ijson.items(f, "videos.item", use_float=True), start=1):
+                    yield video
+                if n == 0:  # nothing listed: an empty 'videos' list, or another file (a clips JSON, say)
+                    f.seek(0)
+                    if not any(p == "" and e == "map_key" and v == "videos" for p, e, v in ijson.parse(f)):
+                        raise SourceError(f"{path}: no top-level 'videos' list (is this fho_main.json?)")
             except ijson.JSONError as exc:  # IncompleteJSONError: the file ends mid-way
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # yajl adds a multi-line pointer
                 raise SourceError(f"{path}: truncated or malformed JSON ({reason})") from None

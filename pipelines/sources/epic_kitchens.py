@@ -212,6 +212,17 @@ class EpicKitchensSource:
                                                    "start_s": t0, "stop_s": t1},
         )
 
+    def _bad_line_recorder(self, path: Path, header: list[str]):
+        """pandas' ``on_bad_lines`` callback: a line with more fields than the header goes to
+        :attr:`bad_rows` (one damaged line must not end the listing of every clip) and is skipped."""
+        def record(fields: list[str]) -> None:
+            get = dict(zip(header, fields)).get
+            self.bad_rows.append(source_error(self.dataset, str(get("video_id")), str(get("narration_id")),
+                                              f"{path.name} row {get('narration_id')!r}: {len(fields)} fields, "
+                                              f"the header has {len(header)}"))
+            return None
+        return record
+
     def numbering_rates(self) -> dict[str, float]:
         """Per video, the numbering rate of the (start, stop) times and frames of all its rows
         (:class:`RateEvidence`): one pass over the CSVs reading five columns; memory grows with the distinct
@@ -225,7 +236,9 @@ class EpicKitchensSource:
             cols = [c for c in ("video_id", "start_timestamp", "stop_timestamp", "start_frame", "stop_frame") if c in head]
             if "start_frame" not in cols or "stop_frame" not in cols or "video_id" not in cols:
                 continue
-            for chunk in _chunks(pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str}), path):
+            reader = pd.read_csv(path, usecols=cols, chunksize=max(self.chunksize, 50_000), dtype={"video_id": str},
+                                 engine="python", on_bad_lines=lambda line: None)  # the listing reports them
+            for chunk in _chunks(reader, path):
                 for vid, a, b, f0, f1 in zip(chunk["video_id"], chunk["start_timestamp"], chunk["stop_timestamp"],
                                              chunk["start_frame"], chunk["stop_frame"]):
                     vid = str(vid)
@@ -245,7 +258,9 @@ class EpicKitchensSource:
             self.video_rates = self.numbering_rates()
         for path in self.csv_paths:
             try:
-                reader = pd.read_csv(path, chunksize=self.chunksize, dtype={"video_id": str, "narration_id": str})
+                header = list(pd.read_csv(path, nrows=0).columns)
+                reader = pd.read_csv(path, chunksize=self.chunksize, dtype={"video_id": str, "narration_id": str},
+                                     engine="python", on_bad_lines=self._bad_line_recorder(path, header))
             except FileNotFoundError:
                 raise SourceError(f"EPIC narration CSV not found: {path}") from None
             except _CSV_ERRORS as exc:

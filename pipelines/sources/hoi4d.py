@@ -10,7 +10,7 @@ everything in one tree)::
                                                         or the older {markResult:{marks:[...]}})
     ROOT/[HOI4D_annotations/]<seq>/objpose/<frame>.json
     ROOT/[HOI4D_annotations/]<seq>/2Dseg/mask/<frame:05d>.png   (optional: hand / object masks, see
-                                                        pipelines.sources.hoi4d_masks; or refine_2Dseg/mask)
+                                                        pipelines.sources.hoi4d_masks; or refine_2Dseg/mask, 2Dseg/shift_mask)
     ROOT/[HOI4D_release/]<seq>/align_depth/depth_video.avi     (optional: depth, millimetres)
     ROOT/handpose/refinehandpose_right/<seq>/<frame>.pickle   (0-based, unpadded frame numbers)
     ROOT/camera_params/<camera>/intrin.npy             (3×3 K; color_intrin.npy also accepted)
@@ -113,7 +113,8 @@ def read_events(path: Path) -> tuple[list[dict], float | None]:
             raise ValueError(f"{path}: event {e!r} has no start/end time")
         events.append({"event": str(e.get("event", e.get("name", ""))), "start": float(start), "end": float(end)})
     events.sort(key=lambda e: e["start"])
-    duration = (data.get("info") or {}).get("duration")
+    info = data.get("info") or {}
+    duration = info.get("duration", info.get("Duration"))  # 'Duration' in some markResult-era files
     return events, float(duration) if duration else None
 
 

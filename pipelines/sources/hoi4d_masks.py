@@ -6,8 +6,9 @@ the object category: ``definitions/motion segmentation/label.csv`` (shipped as
 ``data/hoi4d_motion_segmentation_labels.csv``) names index ``i`` of each category, and index 2 is always
 "Right Hand" (e.g. C2 Mug: 1 Mug, 2 Right Hand, 3 Mug — the second mug of a pouring task; C7 Bowl: 1 Bowl,
 2 Right Hand, 3 Ball). HOI4D's 4-D segmentation script looks for a ``refine_2Dseg`` folder; a
-``refine_2Dseg/mask`` is accepted where ``2Dseg/mask`` is missing (:data:`MASK_FOLDERS`; not checked against
-the real release).
+``refine_2Dseg/mask`` is accepted where ``2Dseg/mask`` is missing, and then ``2Dseg/shift_mask``, which
+public HOI4D loaders fall back to for sequences of cameras that ship only that folder (:data:`MASK_FOLDERS`;
+neither checked against the real release).
 
 Which object the hand grasps is not annotated per frame: at the contact frame, :func:`hand_and_object_masks`
 takes the labelled part with most pixels next to the hand's.
@@ -24,7 +25,7 @@ import numpy as np
 LABELS_CSV = Path(__file__).with_name("data") / "hoi4d_motion_segmentation_labels.csv"
 RIGHT_HAND, LEFT_HAND = "Right Hand", "Left Hand"
 #: where a sequence's masks may be, relative to its folder (first found wins)
-MASK_FOLDERS = ("2Dseg/mask", "refine_2Dseg/mask")
+MASK_FOLDERS = ("2Dseg/mask", "refine_2Dseg/mask", "2Dseg/shift_mask")
 
 
 class MaskError(ValueError):

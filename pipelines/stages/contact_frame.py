@@ -21,7 +21,9 @@ model-based detector for raw video can be added under a new name with the same i
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,14 +116,12 @@ class EpicDetectionsContact:
         """Contact = the hand's state (as HOI-Forecast's ``compute_contact``); the object box comes from the
         contact frame or, when the object is not detected there (occluded by the hand), from the nearest
         frame of the same contact run that has one."""
-        from pipelines.formats.epic_hoa import read_hand_object_pickle
-
         path = record.contact.get("detections_path")
         if not path:
             raise ContactError("record has no detections_path")
         if not Path(path).exists():
             raise FileNotFoundError(f"hand-object pickle not found: {path}")
-        dets = aligned_detections(read_hand_object_pickle(path), path, record.first_frame, record.last_frame)
+        dets = aligned_detections(load_detections(path), path, record.first_frame, record.last_frame)
         lo, hi = record.first_frame, min(record.last_frame, len(dets))  # 1-based frame numbers
         if hi < lo:
             raise ContactError(f"{path}: {len(dets)} frames of detections, clip starts at frame {lo}")
@@ -154,6 +154,23 @@ class EpicDetectionsContact:
         others = [to_px(x.bbox) for x in dets[lo + candidates[0] - 1].hands if x is not hand]
         return ContactResult(lo + start, to_px(hand.bbox), to_px(obj.bbox), float(hand.score), float(obj.score),
                              other_boxes=others)
+
+
+def load_detections(path: str | Path) -> list:
+    """A video's hand-object pickle, parsed (:func:`pipelines.formats.epic_hoa.read_hand_object_pickle`),
+    cached per process for the last two files: a video holds many clips, listed one after another, and a
+    long video's pickle (100k+ frames) took ~0.25 s to parse for every one of them. Keyed by path, size and
+    modification time, so a replaced file is read again; a failed read is not cached. Callers must not
+    modify the returned list or its messages."""
+    st = os.stat(path)
+    return _parsed_detections(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _parsed_detections(path: str, size: int, mtime_ns: int) -> list:
+    from pipelines.formats.epic_hoa import read_hand_object_pickle
+
+    return read_hand_object_pickle(path)
 
 
 def aligned_detections(dets: list, path: str, lo: int, hi: int) -> list:

@@ -175,3 +175,22 @@ def test_left_hand_clips_do_not_take_the_right_hand_from_the_masks(hoi4d_fake):
     rec.hand_hint = "left"
     masks, why = frame_masks(rec, 3, (192, 112))
     assert masks is None and "left-hand" in why
+
+
+def test_masks_are_found_in_the_alternative_folders_in_order(hoi4d_fake, tmp_path):
+    import shutil
+
+    from pipelines.sources.hoi4d import HOI4DSource
+
+    root = tmp_path / "ds"
+    shutil.copytree(hoi4d_fake, root)
+    rec = next(iter(HOI4DSource(root).records()))
+    mask_dir = Path(rec.contact["mask_dir"])
+    seq = mask_dir.parent.parent
+    assert mask_dir == seq / "2Dseg" / "mask"
+    for sub in ("refine_2Dseg/mask", "2Dseg/shift_mask"):
+        (seq / sub).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(mask_dir), str(seq / sub))
+        again = next(r for r in HOI4DSource(root).records() if r.sample_id == rec.sample_id)
+        assert Path(again.contact["mask_dir"]) == seq / sub
+        mask_dir = seq / sub

@@ -75,6 +75,23 @@ def test_epic_malformed_rows_become_source_errors(tmp_path):
     assert read_video_info(tmp_path / "info.csv")["P01_101"]["width"] == 1920
 
 
+def test_epic_line_with_extra_fields_is_one_bad_row_not_the_end_of_the_listing(tmp_path):
+    """A damaged line (a stray comma: more fields than the header) in the middle of the CSV: that row goes
+    to bad_rows and every other row is still listed, in both passes (numbering rates, then the listing)."""
+    (tmp_path / "info.csv").write_text("video_id,duration,fps,resolution\nP01_101,100.0,50.0,1920x1080\n")
+    head = ("narration_id,participant_id,video_id,narration_timestamp,start_timestamp,stop_timestamp,start_frame,"
+            "stop_frame,narration,verb,verb_class,noun,noun_class,all_nouns,all_noun_classes\n")
+    row = "P01_101_{i},P01,P01_101,00:00:{s:02d}.000,00:00:{s:02d}.00,00:00:{e:02d}.00,{f0},{f1},take cup,take,0,cup,1,['cup'],[1]\n"
+    lines = [row.format(i=i, s=2 * i + 1, e=2 * i + 2, f0=(2 * i + 1) * 50 + 1, f1=(2 * i + 2) * 50 + 1) for i in range(6)]
+    lines[3] = lines[3].replace("take cup", "take, cup")  # unquoted comma: 16 fields
+    (tmp_path / "ann.csv").write_text(head + "".join(lines))
+    src = EpicKitchensSource(tmp_path, csv=tmp_path / "ann.csv", video_info=tmp_path / "info.csv")
+    recs = list(src.records())
+    assert [r.action_id for r in recs] == [f"P01_101_{i}" for i in (0, 1, 2, 4, 5)]
+    assert len(src.bad_rows) == 1 and "P01_101_3" in src.bad_rows[0]["error"] and "16 fields" in src.bad_rows[0]["error"]
+    assert src.bad_rows[0]["video_id"] == "P01_101"
+
+
 @pytest.mark.parametrize("text", ["", "a,b\n1,2,3,4\n\"unterminated\n", "\xff\xfe\x00garbage"])
 def test_epic_unreadable_csvs_name_the_file(tmp_path, text):
     """An empty, malformed or binary annotation or video-info CSV: a SourceError naming the file, not pandas'
@@ -131,7 +148,7 @@ def _hoi4d_tree(root: Path, old_format: bool = False) -> str:
     act = root / "HOI4D_annotations" / rel / "action"
     act.mkdir(parents=True)
     events = [{"event": "reach", "startTime": 0.5, "endTime": 2.0}, {"event": "grasp", "startTime": 2.0, "endTime": 4.0}]
-    data = {"info": {"duration": 10.0}}
+    data = {"info": {"Duration" if old_format else "duration": 10.0}}  # markResult-era files capitalise it
     if old_format:
         data["markResult"] = {"marks": [{"event": e["event"], "hdTimeStart": e["startTime"], "hdTimeEnd": e["endTime"]} for e in events]}
     else:
@@ -248,6 +265,16 @@ def test_truncated_ego4d_annotations_are_a_source_error_naming_the_file(tmp_path
     with pytest.raises(SourceError, match=r"fho_main\.json: truncated or malformed JSON") as exc:
         list(open_source("ego4d", str(tmp_path)).records())
     assert "\n" not in str(exc.value)  # one line
+
+
+def test_ego4d_file_without_a_videos_list_is_a_source_error_not_an_empty_dataset(tmp_path):
+    path = tmp_path / "v2" / "annotations" / "fho_main.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": "2", "clips": [{"clip_uid": "c1", "videos": []}]}))  # 'videos' nested only
+    with pytest.raises(SourceError, match=r"fho_main\.json: no top-level 'videos' list"):
+        list(open_source("ego4d", str(tmp_path)).records())
+    path.write_text(json.dumps({"version": "2", "videos": []}))  # a real, empty listing
+    assert list(open_source("ego4d", str(tmp_path)).records()) == []
 
 
 @pytest.mark.parametrize("layout", ["empty", "ego4d", "camera-folder-only", "empty-release"])

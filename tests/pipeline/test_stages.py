@@ -377,3 +377,26 @@ def test_epic_detections_out_of_frame_order_are_reindexed_or_refused(tmp_path):
     gap.write_bytes(pickle.dumps([d.SerializeToString() for d in dets[:3] + dets[4:]]))  # frame 4 lost
     with pytest.raises(ContactError, match="not in frame order and frame 4 of the clip has none"):
         EpicDetectionsContact().detect(_epic_record(gap), (W, H))
+
+
+def test_epic_pickle_is_parsed_once_for_the_clips_of_a_video_and_again_when_replaced(tmp_path, monkeypatch):
+    from pipelines.formats import epic_hoa
+    from pipelines.stages import contact_frame
+
+    calls = []
+    real = epic_hoa.read_hand_object_pickle
+    monkeypatch.setattr(epic_hoa, "read_hand_object_pickle", lambda p: calls.append(p) or real(p))
+    contact_frame._parsed_detections.cache_clear()
+    path = tmp_path / "P01_01.pkl"
+    _dets(path, contact_frames={6, 7, 8, 9, 10, 11})
+    det = EpicDetectionsContact()
+    assert det.detect(_epic_record(path), (W, H)).frame == 6
+    assert det.detect(_epic_record(path, first=2), (W, H)).frame == 6  # another clip of the same video
+    assert len(calls) == 1
+    import os
+    import time
+
+    time.sleep(0.01)
+    _dets(path, contact_frames={8, 9, 10, 11})  # the file replaced: read again, not served stale
+    os.utime(path, ns=(time.time_ns(), time.time_ns()))
+    assert det.detect(_epic_record(path), (W, H)).frame == 8 and len(calls) == 2
