@@ -80,7 +80,9 @@ def summarise_data(files: list[str], val_fraction: float, hand_label_weights: di
     were ever trained on (:meth:`deft_core.affordance.AffordancePredictor.hand_text_support`)."""
     first = pq.read_schema(files[0]) if files else None
     has_source = first is not None and "hand_pose_source" in first.names
-    cols = ["dataset", "video_id", "text"] + (["hand_pose_source"] if has_source else [])
+    has_frames = first is not None and {"frame_width", "frame_height"} <= set(first.names)
+    cols = (["dataset", "video_id", "text"] + (["hand_pose_source"] if has_source else [])
+            + (["frame_width", "frame_height"] if has_frames else []))
     t = pa.concat_tables([pq.read_table(f, columns=cols) for f in files])
     ds, vid, texts = t.column("dataset").to_pylist(), t.column("video_id").to_pylist(), t.column("text").to_pylist()
     sources = t.column("hand_pose_source").to_pylist() if has_source else [None] * len(ds)
@@ -93,12 +95,33 @@ def summarise_data(files: list[str], val_fraction: float, hand_label_weights: di
     for text, src, is_val in zip(texts, sources, val):
         if not is_val and hand_label_weight(weights, src) > 0:
             hand_texts[text] = hand_texts.get(text, 0) + 1
+    # the crops' padding relative to their frames, for the robot to frame its crops alike (deft_core.crop)
+    crop = None
+    if has_frames and len(ds):
+        pads = {f: _crop_pad_px(f) for f in files}
+        short = np.minimum(t.column("frame_width").to_numpy(), t.column("frame_height").to_numpy()).astype(np.float64)
+        row_pad = np.concatenate([np.full(pq.ParquetFile(f).metadata.num_rows, pads[f]) for f in files])
+        crop = {"square": True, "pad_fraction_of_short_side": round(float(np.median(row_pad / np.maximum(short, 1))), 6),
+                "pad_px": sorted(set(pads.values())), "frame_short_side_px": sorted({int(v) for v in short})[:8]}
     return {"files": len(files), "rows": len(ds), "train_rows": len(ds) - sum(val), "val_rows": sum(val),
             "train_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if not x}),
             "val_videos": len({(d, v) for d, v, x in zip(ds, vid, val) if x}), "rows_per_dataset": per_ds,
             "distinct_texts": len(set(texts)), "val_fraction": val_fraction,
             "split": "sha1(salt, dataset, video_id) < val_fraction",
-            "hand_label_texts": dict(sorted(hand_texts.items()))}
+            "hand_label_texts": dict(sorted(hand_texts.items())), "crop": crop}
+
+
+def _crop_pad_px(shard_file: str) -> float:
+    """``crop_pad_px`` of the extraction that wrote ``shard_file`` (its output folder's manifest, one or two
+    levels up: OUT/data/*.parquet); 20 px, the extraction default (VRB's), where no manifest says."""
+    for d in list(Path(shard_file).parents)[:2]:
+        m = d / "manifest.json"
+        if m.is_file():
+            try:
+                return float(json.loads(m.read_text())["config"]["crop_pad_px"])
+            except (ValueError, KeyError, TypeError):
+                break
+    return 20.0
 
 
 def choose_data_mode(files: list[str], mode: str = "auto", in_worker_max_mb: float = IN_WORKER_MAX_MB) -> str:

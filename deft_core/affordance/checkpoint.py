@@ -165,11 +165,12 @@ def load_train_state(directory: str | Path, optimizer: torch.optim.Optimizer) ->
     return raw
 
 
-def load_affordance(directory: str | Path, device: str = "cpu", text_encoder=None):
+def load_affordance(directory: str | Path, device: str = "cpu", text_encoder=None, framing: str = "box"):
     """Load an exported checkpoint as an :class:`~deft_core.affordance.predictor.AffordancePredictor`.
 
-    ``text_encoder``: an already-built encoder with the checkpoint's id (else built from the id)."""
+    ``text_encoder``: an already-built encoder with the checkpoint's id (else built from the id);
+    ``framing``: how the object box becomes the model's crop (:attr:`AffordancePredictor.FRAMINGS`)."""
     from deft_core.affordance.predictor import AffordancePredictor
 
     model, raw = load_model(directory, device=device)
-    return AffordancePredictor(model, raw, text_encoder=text_encoder, device=device)
+    return AffordancePredictor(model, raw, text_encoder=text_encoder, device=device, framing=framing)

@@ -17,7 +17,8 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = AffordanceModel(tiny_config(64).model).eval()
     d = tmp_path_factory.mktemp("ckpt")
-    save_export(d, model, {"rows": 3}, {"note": "test"}, {"final": {"val_contact_px": 1.0}})
+    save_export(d, model, {"rows": 3, "crop": {"square": True, "pad_fraction_of_short_side": 0.1}}, {"note": "test"},
+                {"final": {"val_contact_px": 1.0}})
     return model, d
 
 
@@ -42,6 +43,34 @@ def test_round_trip_gives_identical_outputs(exported):
     np.testing.assert_allclose(res.contact_points, np.array([40, 20]) + res.points_normalised * 64)
     assert res.gmm_means.shape == (3, 2) and res.gmm_vars.shape == (3, 2) and res.hand_pose.shape == (45,)
     assert np.all((res.contact_mean >= [40, 20]) & (res.contact_mean <= [104, 84]))
+
+
+def test_crop_framings_and_the_training_framing_follows_extraction(exported, tmp_path):
+    """framing="training" pads the tight object box (the same fraction of the short side as the training
+    frames') and squares it inside the image, as pipelines.stages.crop frames v1; exports that do not record
+    the padding get extraction's 20 px of a 256-px short side. The default crops the box as given."""
+    from deft_core.affordance.predictor import DEFAULT_CROP_PAD_FRACTION
+    from pipelines.stages.crop import square_box
+
+    model, d = exported
+    pred = load_affordance(d, framing="training")
+    frame = np.random.default_rng(1).integers(0, 256, (256, 456, 3), dtype=np.uint8)
+    for tight in [(300, 100, 340, 180), (420, 10, 456, 40), (0, 200, 30, 256)]:  # tall, at the corners
+        crop, box = pred.crop(frame, tight)
+        assert np.array_equal(box, square_box(tight, (456, 256), pad=0.1 * 256)) and box[2] - box[0] == box[3] - box[1]
+        assert crop.shape == (64, 64, 3)
+    assert np.array_equal(load_affordance(d).crop(frame, (300, 100, 340, 180))[1], [300, 100, 340, 180])  # default: as given
+    assert np.array_equal(load_affordance(d, framing="square").crop(frame, (300, 100, 340, 180))[1], [280, 100, 360, 180])
+    with pytest.raises(ValueError, match="framing 'padded' is not one of"):
+        load_affordance(d, framing="padded")
+    old = _copy(d, tmp_path / "old")
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["training"]["data"]["crop"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    legacy = load_affordance(old, framing="training")
+    assert legacy.crop_pad_fraction == DEFAULT_CROP_PAD_FRACTION
+    _, box = legacy.crop(frame, (300, 100, 340, 180))
+    assert np.array_equal(box, square_box((300, 100, 340, 180), (456, 256), pad=20))  # extraction's own crop
 
 
 def test_predictor_rejects_bad_input(exported):

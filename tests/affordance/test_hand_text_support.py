@@ -42,6 +42,24 @@ def test_summary_without_source_column_counts_every_training_text(tmp_path):
     assert s["hand_label_texts"] == {"open the drawer": 10}
 
 
+def test_summary_records_the_crops_padding_relative_to_the_frames(tmp_path):
+    """The export tells the robot how the training crops were framed: the extraction's crop_pad_px (its
+    manifest; 20 px where there is none) over the frames' short side, the median over rows."""
+    import json
+
+    out = tmp_path / "shards"
+    (out / "data").mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"config": {"crop_pad_px": 30.0}}))
+    row = {"dataset": "ego4d", "text": "open the drawer", "frame_width": 456, "frame_height": 256}
+    a = _shard(out / "data" / "a.parquet", [{**row, "video_id": f"v{i}"} for i in range(5)])
+    b = _shard(tmp_path / "b.parquet", [{**row, "video_id": f"w{i}", "frame_width": 1920, "frame_height": 1080}
+                                        for i in range(2)])  # no manifest: 20 px
+    crop = summarise_data([a, b], 0.0)["crop"]
+    assert crop["pad_fraction_of_short_side"] == pytest.approx(30 / 256, abs=1e-6)  # 5 of 7 rows
+    assert crop["pad_px"] == [20.0, 30.0] and crop["frame_short_side_px"] == [256, 1080]
+    assert summarise_data([b], 0.0)["crop"]["pad_fraction_of_short_side"] == pytest.approx(20 / 1080, abs=1e-6)
+
+
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
     torch.manual_seed(0)
