@@ -32,7 +32,7 @@ from deft_core.cli_util import int_at_least
 from jobs._extract_models import add_model_args, add_model_stages, model_options, model_settings
 from pipelines.sources.base import open_source
 from pipelines.sources.filters import FilterConfig, FilterStats, apply_filters
-from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig
+from pipelines.stages.process import ClipProcessor, ExtractBatch, ExtractConfig, embed_rows
 from pipelines.stages.hand_pose import hand_pose_target
 from pipelines.stages.text import TEXT_ENCODERS, make_text_encoder
 from pipelines.stages.writer import (begin_manifest, check_resumable, done_ids, error_row, pending, source_identity, write_batch,
@@ -166,13 +166,8 @@ class EmbedAndWrite:
         rows = [r for k, r in items if k == "ok"]
         errors = [r for k, r in items if k == "error"]
         if rows:
-            try:
-                emb = self.encoder.encode([r["text"] for r in rows])
-                for r, e in zip(rows, emb):
-                    r["text_embedding"], r["text_encoder"] = [float(x) for x in e], self.encoder.encoder_id
-            except Exception as exc:  # the whole batch fails its text stage, visibly
-                errors += [error_row(r["sample_id"], r["dataset"], r["video_id"], "text", f"embedding: {exc}") for r in rows]
-                rows = []
+            rows, failed = embed_rows(self.encoder, rows)
+            errors += failed
         write_batch(self.out, rows, errors, self.max_rows)
         return {"sample_id": [r["sample_id"] for r in rows] + [e["sample_id"] for e in errors],
                 "status": ["ok"] * len(rows) + ["error"] * len(errors),

@@ -330,9 +330,11 @@ class HOI4DGeometryContact:
         start = first_run_start(smooth_contact(np.array(series)))
         if start is None:
             raise ContactError(f"no fingertip-object contact in frames {record.first_frame}-{record.last_frame}")
-        k = next(i for i in range(start, len(series)) if series[i])
+        # the run's first frame and its own boxes; smoothing can start a run on a frame that failed the test
+        # (its boxes are still that frame's) or that has no fit at all (then the run's first frame with one)
+        k = start if boxes[start] is not None else next(i for i in range(start, len(series)) if series[i])
         hand_box, obj_box = boxes[k]
-        return ContactResult(frames[start], hand_box, obj_box, None, None, other_boxes=[])
+        return ContactResult(frames[k], hand_box, obj_box, None, None, other_boxes=[])
 
 
 #: dataset name → "module:Class" of its default detector

@@ -95,6 +95,35 @@ def _run(stage: str, fn: Callable, *args, **kwargs):
         raise StageFailure(stage, exc) from exc
 
 
+def embed_rows(encoder, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Set ``text_embedding``/``text_encoder`` on ``rows`` from ``encoder``, in one call; when that call fails
+    (a transient out-of-memory, one bad text) each row is tried alone, so only the rows that fail alone
+    become ``text`` errors. Returns (embedded rows, error rows)."""
+    def encode(batch: list[dict]) -> np.ndarray:
+        emb = np.asarray(encoder.encode([r["text"] for r in batch]))
+        if len(emb) != len(batch):
+            raise ValueError(f"the encoder returned {len(emb)} embeddings for {len(batch)} texts")
+        return emb
+
+    try:
+        pairs = list(zip(rows, encode(rows)))
+    except Exception:  # noqa: BLE001 - narrowed down row by row below
+        pairs, failed = [], []
+        for r in rows:
+            try:
+                pairs.append((r, encode([r])[0]))
+            except Exception as exc:  # noqa: BLE001 - the clip's error row says why
+                failed.append(error_row(r["sample_id"], r["dataset"], r["video_id"], "text", f"embedding: {exc}"))
+        if failed:
+            log.warning("text embedding failed for %d of %d clips (first: %s)", len(failed), len(rows), failed[0]["error"])
+    else:
+        failed = []
+    for r, e in pairs:
+        r["text_embedding"] = np.asarray(e, np.float32).tolist()
+        r["text_encoder"] = encoder.encoder_id
+    return [r for r, _ in pairs], failed
+
+
 class ClipProcessor:
     """Holds the per-worker models (detector, hand-pose backend, text encoder): load once, call many."""
 
@@ -187,15 +216,10 @@ class ClipProcessor:
             o = self.process(r)
             (rows.append(o.row) if o.row is not None else errors.append(o.error))
         if self.text_encoder is not None and rows:
-            try:
-                emb = self.text_encoder.encode([r["text"] for r in rows])
-            except Exception as exc:
-                errors += [error_row(r["sample_id"], r["dataset"], r["video_id"], "text", f"embedding: {exc}") for r in rows]
-                return [], errors
-            for r, e in zip(rows, emb):
-                r["text_embedding"] = e.astype(np.float32).tolist()
-                r["text_encoder"] = self.text_encoder.encoder_id
+            rows, failed = embed_rows(self.text_encoder, rows)
+            errors += failed
         return rows, errors
+
 
 
 def process_clip(record: ClipRecord | Mapping[str, Any], config: ExtractConfig) -> ClipOutcome:

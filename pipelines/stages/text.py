@@ -23,7 +23,9 @@ import numpy as np
 
 from deft_core.registry import load_class
 
-_PREFIX = re.compile(r"^\s*#\s*[cC]\s+[cC]\b\s*|^\s*#\s*[cC]\b\s*|^\s*[cC]\s+(?=[a-z])")
+# "#C C picks" → "picks"; "#C C's hand" keeps "C's" (the camera wearer as the possessive subject: "c's
+# right hand holds the knife"); "#O ..." (another person) is left for the source's camera-wearer filter
+_PREFIX = re.compile(r"^\s*#\s*[cC]\s+[cC](?=\s|$)\s*|^\s*#\s*[cC](?=\s|$)\s*|^\s*[cC]\s+(?=[a-z])")
 _TAGS = re.compile(r"#\s*unsure|#\s*summary", re.IGNORECASE)
 _IRREGULAR = {"has": "have", "is": "be", "does": "do", "goes": "go", "was": "be", "are": "be"}
 _KEEP_S = ("ss", "us", "is", "ous")
@@ -40,6 +42,8 @@ def lemmatise_verb(word: str) -> str:
         return w[:-3] + "y"
     if w.endswith(("sses", "shes", "ches", "xes", "zzes")):
         return w[:-2]
+    if w.endswith("uses") and len(w) > 5:  # focuses → focus (not "focuse"); uses/causes keep their e below
+        return w[:-2] if w.endswith("cuses") else w[:-1]
     if w.endswith("oes"):
         return w[:-2]
     if w.endswith("s"):

@@ -8,9 +8,13 @@ Output layout::
 
 Idempotence and resume — designed so that many Ray Data workers can write concurrently:
 
-- every file is named by a hash of the sample ids it holds and written atomically (temporary file +
-  ``os.replace``), so a batch that is written twice (a retried task) overwrites itself, and a killed
-  writer never leaves a partial file behind;
+- every file is named by a hash of *all* the sample ids of the batch that wrote it (samples and failures
+  alike) and written atomically and durably (temporary file, fsync, ``os.replace``, fsync of the folder),
+  so a batch that is written twice (a retried task) replaces its own files even when the retry's
+  outcome differs (a clip that succeeded once and failed the second time is not left in both), and a
+  killed writer or a power loss never leaves a partial file behind;
+- a shard that cannot be read anyway (a disk that lost it) is renamed ``*.unreadable`` with a warning, so
+  its clips count as not done and a re-run redoes them;
 - :func:`done_ids` lists the sample ids already in ``data/`` and ``errors/``; :func:`pending` filters a
   record stream down to the unfinished ones, so a re-run completes a half-done run without duplicates;
 - :func:`write_manifest` rescans the folder (it does not trust any one writer's memory) and reports
@@ -45,10 +49,25 @@ def _ids_hash(ids: Iterable[str]) -> str:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
+    from deft_core.finetune.episode_log import fsync_dir
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _quarantine(path: Path, exc: Exception) -> None:
+    """Move an unreadable shard aside (``<name>.unreadable``): its clips are then not done, and redone."""
+    import logging
+
+    bad = path.with_name(path.name + ".unreadable")
+    logging.getLogger(__name__).warning("%s is not a readable Parquet shard (%s: %s); moved to %s, its clips "
+                                        "will be extracted again", path, type(exc).__name__, exc, bad.name)
+    os.replace(path, bad)
 
 
 def error_shards(out: str | Path) -> list[Path]:
@@ -61,7 +80,12 @@ def _read_ids(folder: Path) -> Iterator[tuple[Path, list[str]]]:
     if not folder.is_dir():
         return
     for p in sorted(folder.glob("part-*.parquet")):
-        yield p, pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()
+        try:
+            ids = pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()
+        except (OSError, pa.ArrowException) as exc:  # e.g. zero bytes after a power loss
+            _quarantine(p, exc)
+            continue
+        yield p, ids
 
 
 def done_ids(out: str | Path, include_errors: bool = True) -> set[str]:
@@ -79,6 +103,7 @@ def pending(records: Iterable, out: str | Path, retry_errors: bool = False) -> I
     for r in records:
         sid = r["sample_id"] if isinstance(r, Mapping) else r.sample_id
         if sid not in finished:
+            finished.add(sid)  # a source that lists a clip twice still gets it extracted once
             yield r
 
 
@@ -97,17 +122,23 @@ def write_batch(out: str | Path, rows: list[Mapping[str, Any]], errors: list[Map
     out = Path(out)
     written = []
     rows = sorted(rows, key=lambda r: r["sample_id"])
-    for i in range(0, len(rows), max_rows_per_shard):
+    key = _ids_hash([r["sample_id"] for r in rows] + [e["sample_id"] for e in errors])  # the whole batch
+    for n, i in enumerate(range(0, len(rows), max_rows_per_shard)):
         chunk = rows[i:i + max_rows_per_shard]
-        path = out / DATA_DIR / f"part-{_ids_hash(r['sample_id'] for r in chunk)}.parquet"
+        path = out / DATA_DIR / f"part-{key}-{n:04d}.parquet"
         _atomic_write_table(rows_to_table(chunk), path)
         written.append(path)
     if errors:
         errs = sorted(({**{"pipeline_version": PIPELINE_VERSION}, **dict(e)} for e in errors), key=lambda e: e["sample_id"])
         errs = [{f.name: str(e.get(f.name, "")) for f in ERRORS_SCHEMA} for e in errs]
-        path = out / ERRORS_DIR / f"part-{_ids_hash(e['sample_id'] for e in errs)}.parquet"
+        path = out / ERRORS_DIR / f"part-{key}.parquet"
         _atomic_write_table(pa.Table.from_pylist(errs, schema=ERRORS_SCHEMA), path)
         written.append(path)
+    # an earlier attempt at this very batch (a retried task) with another outcome: its other files go
+    for folder in (out / DATA_DIR, out / ERRORS_DIR):
+        for stale in folder.glob(f"part-{key}*.parquet") if folder.is_dir() else ():
+            if stale not in written:
+                stale.unlink(missing_ok=True)
     return written
 
 
@@ -222,10 +253,14 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     data = out / DATA_DIR
     for p in sorted(data.glob("part-*.parquet")) if data.is_dir() else ():
         # one open per shard: the footer gives the version, one read gives the ids and the provenance columns
-        pf = pq.ParquetFile(p)
-        schema = pf.schema_arrow
-        present = [c for c in PROVENANCE_COLUMNS if c in schema.names]  # added in schema versions 2 and 3
-        t = pf.read(columns=["sample_id", *present])
+        try:
+            pf = pq.ParquetFile(p)
+            schema = pf.schema_arrow
+            present = [c for c in PROVENANCE_COLUMNS if c in schema.names]  # added in schema versions 2 and 3
+            t = pf.read(columns=["sample_id", *present])
+        except (OSError, pa.ArrowException) as exc:
+            _quarantine(p, exc)
+            continue
         chunk = t.column("sample_id").to_pylist()
         shards.append({"file": f"{DATA_DIR}/{p.name}", "rows": len(chunk), "schema_version": table_version(schema)})
         dup += sum(1 for i in chunk if i in ids)
@@ -237,7 +272,11 @@ def write_manifest(out: str | Path, config: Mapping[str, Any] | None = None, ext
     error_files, err_ids = [], set()
     if (out / ERRORS_DIR).is_dir():
         for p in reversed(error_shards(out)):  # newest first: the first row seen of a clip is its latest
-            t = pq.read_table(p, columns=["sample_id", "stage"])
+            try:
+                t = pq.read_table(p, columns=["sample_id", "stage"])
+            except (OSError, pa.ArrowException) as exc:
+                _quarantine(p, exc)
+                continue
             error_files.append({"file": f"{ERRORS_DIR}/{p.name}", "rows": t.num_rows})
             for sid, stage in zip(t.column("sample_id").to_pylist(), t.column("stage").to_pylist()):
                 if sid not in err_ids and sid not in ids:  # a retried clip that now succeeded is not an error

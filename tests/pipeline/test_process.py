@@ -218,6 +218,39 @@ def test_extract_batch_is_idempotent_for_a_retried_batch(epic, tmp_path):
     assert len(_ids(out)) == 3 and len(list((out / "data").glob("*.parquet"))) == 1
 
 
+def test_a_retried_batch_with_another_outcome_replaces_its_files(epic, tmp_path):
+    """A Ray task that wrote its batch, died before returning and was retried: when a clip fails on the
+    retry (a transient error), the first attempt's sample of it must not survive beside the error row."""
+    from pipelines.stages.writer import error_row, write_batch, write_manifest
+
+    root, _ = epic
+    proc = ClipProcessor(_config(), hand_pose=FixedPose())
+    rows = [o.row for o in map(proc.process, EpicKitchensSource(root).records()) if o.row is not None]
+    assert len(rows) == 3
+    write_batch(tmp_path, rows, max_rows_per_shard=2)                      # attempt 1: all three succeed (2 shards)
+    last = rows[-1]
+    write_batch(tmp_path, rows[:-1], [error_row(last["sample_id"], "epic_kitchens", last["video_id"], "video",
+                                                "MemoryError")], max_rows_per_shard=2)  # attempt 2
+    m = write_manifest(tmp_path)
+    assert m["counts"]["samples"] == 2 and m["counts"]["errors"] == 1 and m["counts"]["duplicate_sample_rows"] == 0
+    assert len(list((tmp_path / "data").glob("*.parquet"))) == 1
+
+
+def test_an_unreadable_shard_is_moved_aside_and_its_clips_redone(epic, tmp_path, caplog):
+    from pipelines.stages.writer import done_ids, write_batch, write_manifest
+
+    root, _ = epic
+    proc = ClipProcessor(_config(), hand_pose=FixedPose())
+    rows = [o.row for o in map(proc.process, EpicKitchensSource(root).records()) if o.row is not None]
+    assert len(rows) == 3
+    first = write_batch(tmp_path, rows[:1])[0]
+    write_batch(tmp_path, rows[1:])
+    first.write_bytes(b"")  # what a power loss can leave of a file whose data never reached the disk
+    assert done_ids(tmp_path) == {r["sample_id"] for r in rows[1:]}
+    assert "not a readable Parquet shard" in caplog.text and first.with_name(first.name + ".unreadable").exists()
+    assert write_manifest(tmp_path)["counts"]["samples"] == 2
+
+
 def test_a_clip_that_fails_again_on_retry_counts_with_its_latest_reason(tmp_path):
     """--retry-errors appends a new error row for a clip that fails again: the manifest and the quality
     report take the newest file's stage and reason, and count the clip once."""

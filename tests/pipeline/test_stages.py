@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -122,6 +123,8 @@ def test_crop_larger_than_image_is_clipped_and_jpeg_decodes():
     ("#C C presses the button", "press the button"), ("#C C carries a bag", "carry a bag"),
     ("#C C closes the drawer", "close the drawer"), ("take plate", "take plate"), ("  Open   Fridge ", "open fridge"),
     ("#C C", ""), ("#C C opens the tap #unsure", "open the tap"),
+    ("#C C's right hand holds the knife", "c's right hand holds the knife"),  # not "'s right hand ..."
+    ("#C Cuts the bread", "cut the bread"), ("#C C focuses on the pan", "focus on the pan"),
 ])
 def test_narration_normalisation(text, expect):
     assert normalise_narration(text) == expect
@@ -130,6 +133,30 @@ def test_narration_normalisation(text, expect):
 def test_lemmatiser_rules():
     assert [lemmatise_verb(w) for w in ("picks", "fixes", "tries", "goes", "has", "press", "put")] == \
         ["pick", "fix", "try", "go", "have", "press", "put"]
+    assert [lemmatise_verb(w) for w in ("focuses", "uses", "causes", "pauses")] == ["focus", "use", "cause", "pause"]
+
+
+def test_a_failed_embedding_batch_costs_only_the_rows_that_fail_alone():
+    from pipelines.stages.process import embed_rows
+
+    class Flaky:
+        encoder_id = "flaky"
+
+        def encode(self, texts):
+            if len(texts) > 1 or texts[0] == "bad":  # the batch call fails (say out of memory); one text always does
+                raise RuntimeError("CUDA out of memory" if len(texts) > 1 else "cannot encode")
+            return np.ones((1, 4))
+
+    class Short(Flaky):
+        def encode(self, texts):
+            return np.ones((len(texts) - 1, 4))  # one embedding missing: never zipped silently
+
+    rows = [{"sample_id": s, "dataset": "ego4d", "video_id": "v", "text": t} for s, t in (("a", "x"), ("b", "bad"), ("c", "y"))]
+    ok, failed = embed_rows(Flaky(), [dict(r) for r in rows])
+    assert [r["sample_id"] for r in ok] == ["a", "c"] and ok[0]["text_embedding"] == [1.0] * 4
+    assert [(e["sample_id"], e["stage"]) for e in failed] == [("b", "text")] and "cannot encode" in failed[0]["error"]
+    ok, failed = embed_rows(Short(), [dict(r) for r in rows])
+    assert ok == [] and len(failed) == 3 and "returned 0 embeddings for 1 texts" in failed[0]["error"]
 
 
 def test_clip_encoder_names_the_missing_weight_file(tmp_path):
@@ -264,6 +291,24 @@ def test_hoi4d_geometry_contact_and_pose(tmp_path):
     pose = make_hand_pose_backend("hoi4d").estimate(rec, None, res)
     assert pose.source == "hoi4d"
     assert np.allclose(pose.wrist_rotation, [0.1, -0.2, 0.3]) and np.allclose(pose.hand_pose, 0.05)
+
+
+def test_hoi4d_contact_frame_and_its_boxes_come_from_the_same_frame(tmp_path):
+    """Fingertips touch in frame 4, leave in 5, touch from 6 on: smoothing starts the run at frame 5, whose
+    own boxes (the hand back at x ≤ 140) go with it, not frame 6's; with frame 5's fit missing, the run's
+    first frame with one (6) is the contact frame, so the hand-pose stage has a fit for it."""
+    rec = _hoi4d_frames(tmp_path, touch_from=6)
+    hp = Path(rec.contact["handpose_dir"])
+    with open(hp / "6.pickle", "rb") as fh:
+        touching = pickle.load(fh)
+    with open(hp / "4.pickle", "wb") as fh:
+        pickle.dump(touching, fh)
+    res = HOI4DGeometryContact(use_grasp_event=False).detect(rec, (W, H))
+    assert res.frame == 5 and res.hand_box[2] < 185
+    (hp / "5.pickle").unlink()
+    res = HOI4DGeometryContact(use_grasp_event=False).detect(rec, (W, H))
+    assert res.frame == 6 and res.hand_box[2] > 185
+    assert make_hand_pose_backend("hoi4d").estimate(rec, None, res).source == "hoi4d"
 
 
 def test_hoi4d_contact_prefers_the_annotated_grasp_event(tmp_path):
