@@ -57,6 +57,10 @@ def build_parser(dataset: str, doc: str | None = None) -> argparse.ArgumentParse
                    help="clips per map_batches batch (one shard write each); 4 measured fastest on 2 cores "
                         "(docs/extraction-jobs.md, Throughput)")
     p.add_argument("--max-rows-per-shard", type=int, default=256)
+    p.add_argument("--max-batch-retries", type=int_at_least(0), default=2,
+                   help="times a batch is retried when its worker process dies (a native crash in a decoder, "
+                        "out of memory) before its clips are given up as 'worker' errors (default 2; Ray Data's "
+                        "own default retries forever, so one clip that crashes its worker never let a job end)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--ray-num-cpus", type=int, default=None,
                    help="start a fresh local Ray with this many CPUs (ignored with --address / RAY_ADDRESS)")
@@ -227,23 +231,36 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
         pool = ray.data.ActorPoolStrategy(size=a.concurrency)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = not a.no_progress
+        # a batch whose worker died on every attempt is dropped, not the job: its clips get error rows below
+        ctx.max_errored_blocks = -1
+        retries = {"max_task_retries": a.max_batch_retries}
         # one block per batch: each task/actor call gets exactly one block, no re-batching between operators
         ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // a.batch_size))
         ds = add_model_stages(ds, a, str(out.resolve()))  # --hand-object-model / --object-boxes actor pools
         if config.text_encoder is None:  # every per-clip stage fused: decoded frames never leave the actor
             ds = ds.map_batches(ExtractBatch, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
                                 batch_size=a.batch_size, batch_format="pandas", compute=pool,
-                                num_cpus=a.num_cpus, num_gpus=a.num_gpus)
+                                num_cpus=a.num_cpus, num_gpus=a.num_gpus, **retries)
         else:
             ds = ds.map_batches(ProcessRows, fn_constructor_args=(config,), batch_size=a.batch_size, batch_format="pandas",
-                                compute=pool, num_cpus=a.num_cpus, num_gpus=a.num_gpus)
+                                compute=pool, num_cpus=a.num_cpus, num_gpus=a.num_gpus, **retries)
             ds = ds.map_batches(EmbedAndWrite, fn_constructor_args=(config, str(out.resolve()), a.max_rows_per_shard),
                                 batch_size=a.batch_size, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
-                                num_cpus=1, num_gpus=a.text_num_gpus)
+                                num_cpus=1, num_gpus=a.text_num_gpus, **retries)
         for row in ds.iter_rows():
             statuses[row["status"]] += 1
             if row["stage"]:
                 stages[row["stage"]] += 1
+        lost = [r for r in todo if r["sample_id"] not in done_ids(out)]
+        if lost:  # their batch's worker died on every attempt: recorded, so the job ends and says so
+            why = (f"the extraction worker died on all {1 + a.max_batch_retries} attempts at the batch holding this "
+                   f"clip ({a.batch_size} clips per batch): a crash in native code (a video decoder) or out of "
+                   "memory; re-run with --retry-errors --batch-size 1 to find the clip")
+            write_batch(out, [], [error_row(r["sample_id"], r["dataset"], r["video_id"], "worker", why) for r in lost])
+            statuses["error"] += len(lost)
+            stages["worker"] += len(lost)
+            print(f"warning: {len(lost)} clips lost their worker on every attempt (stage 'worker' in the errors table)",
+                  file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - t0
     finished = done_ids(out)
     bad = [e for e in getattr(source, "bad_rows", []) if e["sample_id"] not in finished]

@@ -11,6 +11,7 @@ caught and becomes an errors-table row naming the stage: ``video``, ``contact_fr
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -239,6 +240,9 @@ class ExtractBatch:
         import pandas as pd
 
         df = batch if isinstance(batch, pd.DataFrame) else pd.DataFrame(batch)
+        crash = os.environ.get("DEFT_TEST_CRASH_ON_SAMPLE")  # test instrumentation: a native crash on this clip
+        if crash and crash in set(df["sample_id"]):
+            os._exit(134)
         rows, errors = self.processor.process_many(df.to_dict("records"))
         write_batch(self.out, rows, errors, self.max_rows)
         return {"sample_id": [r["sample_id"] for r in rows] + [e["sample_id"] for e in errors],

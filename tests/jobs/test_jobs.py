@@ -20,10 +20,10 @@ from tests.jobs.conftest import CORRUPT, REPO, hand_pose_args, job_env
 pytestmark = pytest.mark.slow
 
 
-def _job(dataset: str, root: Path, out: Path, *extra: str, timeout: int = 240) -> dict:
+def _job(dataset: str, root: Path, out: Path, *extra: str, timeout: int = 240, env: dict | None = None) -> dict:
     cmd = [sys.executable, str(REPO / "jobs" / f"extract_{dataset}.py"), "--root", str(root), "--out", str(out),
            "--ray-num-cpus", "2", "--concurrency", "2", "--batch-size", "2", "--no-progress", *hand_pose_args(dataset), *extra]
-    res = subprocess.run(cmd, env=job_env(), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    res = subprocess.run(cmd, env={**job_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -86,6 +86,24 @@ def test_interrupted_then_resumed_equals_uninterrupted(datasets, full_runs, tmp_
     assert sorted(e["sample_id"] for e in _errors(out)) == sorted(e["sample_id"] for e in _errors(clean_out))
     third = _job("epic_kitchens", datasets["epic_kitchens"], out)  # nothing left to do
     assert third["this_run"]["clips_pending"] == 0
+
+
+def test_a_clip_that_kills_its_worker_every_time_ends_as_errors_not_an_endless_job(datasets, full_runs, tmp_path):
+    """A clip whose processing kills the worker process (as a crash in a video decoder would): Ray Data's
+    default retries it forever. Bounded by --max-batch-retries, its batch is given up as 'worker' errors, the
+    job ends, every other clip is extracted, and --retry-errors (the crash gone) completes the output."""
+    clean_out, _ = full_runs["epic_kitchens"]
+    victim = _ids(clean_out, "data")[0]
+    out = tmp_path / "crash"
+    summary = _job("epic_kitchens", datasets["epic_kitchens"], out, "--max-batch-retries", "1",
+                   env={"DEFT_TEST_CRASH_ON_SAMPLE": victim})
+    worker = {e["sample_id"]: e["error"] for e in _errors(out) if e["stage"] == "worker"}
+    assert victim in worker and 1 <= len(worker) <= 2 and "died on all 2 attempts" in worker[victim]  # its batch of 2
+    assert summary["this_run"]["errors_by_stage"]["worker"] == len(worker)
+    assert set(_ids(out, "data")) == set(_ids(clean_out, "data")) - set(worker)
+    _job("epic_kitchens", datasets["epic_kitchens"], out, "--retry-errors")
+    assert _ids(out, "data") == _ids(clean_out, "data")
+    assert json.loads((out / "manifest.json").read_text())["counts"]["errors_by_stage"].get("worker") is None
 
 
 def test_job_through_ray_job_submit(datasets, full_runs, tmp_path):
