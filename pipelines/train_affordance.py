@@ -72,6 +72,11 @@ def select_split(batch: "pa.Table", split: str, val_fraction: float) -> "pa.Tabl
     return batch.filter(pa.array(keep, pa.bool_()))
 
 
+#: training settings a resumed run must keep (TrainConfig fields); ``epochs`` may grow, ``precision`` change
+RESUME_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "lambda_mu", "lambda_theta", "lambda_pose",
+               "val_fraction", "max_targets", "augment", "seed", "hand_label_weights")
+
+
 def summarise_data(files: list[str], val_fraction: float, hand_label_weights: dict | None = None) -> dict[str, Any]:
     """Row / video counts per split and per dataset (reads only the identity columns), and
     ``hand_label_texts``: for every text, how many training rows supervise the wrist and pose heads with it
@@ -374,6 +379,16 @@ def run(shards: list[str], out: str, preset: str = "tiny", overrides: dict | Non
             prev = {}
         if prev.get("model") != json.loads(json.dumps(config["model"])):  # compare in JSON form (tuples → lists)
             raise ValueError(f"{out_dir} holds a run with a different model config; use a new --out to start afresh")
+        # what defines the data split, the batches and the schedule the checkpoint continues (more --epochs may
+        # continue a run; another --val-fraction would validate on videos it trained on)
+        now = json.loads(json.dumps(config["train"]))
+        changed = [f"{k}: {prev.get('train', {}).get(k)!r} -> {now.get(k)!r}" for k in RESUME_KEYS
+                   if k in prev.get("train", {}) and prev["train"][k] != now.get(k)]
+        if prev.get("num_workers") is not None and prev["num_workers"] != num_workers:
+            changed.append(f"num_workers: {prev['num_workers']} -> {num_workers} (the global batch)")
+        if changed:
+            raise ValueError(f"{out_dir} holds a run trained with other settings ({'; '.join(changed)}); resume it "
+                             "with the same ones, or use a new --out to start afresh")
     run_json.write_text(json.dumps(config | {"shards": [str(s) for s in shards], "num_workers": num_workers}, indent=2))
     if not ray.is_initialized():
         # under `ray job submit` (RAY_ADDRESS set) this joins the cluster; otherwise a local Ray

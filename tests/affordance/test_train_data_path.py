@@ -277,3 +277,35 @@ def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_corr
     (ckpt / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="holds a run with a different model config"):
         ta.run([str(Path(table[1][0]).parent)], str(out), "tiny", {"model": {"text_encoder": "hash:32", "text_dim": 32}})
+
+
+def test_a_resume_with_other_training_settings_is_refused(table, tmp_path, monkeypatch):
+    """More --epochs continue a run; another --val-fraction (it would validate on videos the checkpoint
+    trained on), seed, batch size or worker count is refused, naming the change."""
+    import json
+
+    import pipelines.train_affordance as ta
+
+    class ReachedRay(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise ReachedRay
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
+    monkeypatch.setattr(ta, "init_local_ray", stop)
+    out, shards = tmp_path / "run", [str(Path(table[1][0]).parent)]
+    model = {"model": {"text_encoder": "hash:64", "text_dim": 64}}
+    with pytest.raises(ReachedRay):
+        ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 2, "val_fraction": 0.2}})
+    ckpt = out / "ray" / ta.RUN_NAME / "checkpoint_000000"
+    ckpt.mkdir(parents=True)
+    (ckpt / "train_state.json").write_text(json.dumps({"epoch": 1}))
+    (ckpt / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ReachedRay):  # more epochs: continues
+        ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.2}})
+    with pytest.raises(ValueError, match=r"other settings \(val_fraction: 0.2 -> 0.3\)"):
+        ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.3}})
+    with pytest.raises(ValueError, match=r"num_workers: 1 -> 2"):
+        ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.2}}, num_workers=2)
