@@ -323,6 +323,14 @@ def build_datasets(files: list[str], model_cfg: dict, train_cfg: dict, decode_co
 
     named = "num_cpus" in inspect.signature(ray.data.read_parquet).parameters
     remote = {"num_cpus": read_cpus} if named else {"ray_remote_args": {"num_cpus": read_cpus}}
+    # the files in another order every epoch (reseeded per execution; the 4-batch local shuffle buffer
+    # alone left each epoch's batches in the shards' order, e.g. grouped by video)
+    try:
+        from ray.data import FileShuffleConfig
+
+        remote["shuffle"] = FileShuffleConfig(seed=int(train_cfg["seed"]), reseed_after_execution=True)
+    except ImportError:  # older Ray: unseeded
+        remote["shuffle"] = "files"
     raw = ray.data.read_parquet(files, **remote).select_columns(list(READ_COLUMNS))
     out = {}
     for split in ("train", "val"):

@@ -92,6 +92,10 @@ def read_config(directory: str | Path) -> tuple[dict, ModelConfig]:
                               f"{type(raw).__name__}, not an object)")
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{d / 'config.json'}: format {raw.get('format')!r} is not {FORMAT!r}")
+    version = raw.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(f"{d / 'config.json'}: format_version {version!r} is not one this code reads "
+                              f"(1..{FORMAT_VERSION}); a newer deft wrote it: upgrade deft to load it")
     if raw.get("schema_version") not in READABLE_SCHEMA_VERSIONS:  # a model reads no column added since 1
         raise CheckpointError(f"{d / 'config.json'}: schema_version {raw.get('schema_version')!r} does not match "
                               f"this code's affordance schema versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")

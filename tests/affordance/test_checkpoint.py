@@ -113,6 +113,15 @@ def test_wrong_schema_version_is_refused(exported, tmp_path):
         load_affordance(d)
 
 
+def test_a_newer_checkpoint_format_is_refused_naming_it(exported, tmp_path):
+    d = _copy(exported[1], tmp_path / "c")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["format_version"] = 2
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="format_version 2 is not one this code reads.*upgrade deft"):
+        load_affordance(d)
+
+
 def test_checkpoint_trained_on_version_1_shards_still_loads(exported, tmp_path):
     """Schema 2 only added a provenance column no model reads: a model exported before it must load."""
     d = _copy(exported[1], tmp_path / "c")

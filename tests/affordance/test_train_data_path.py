@@ -309,3 +309,25 @@ def test_a_resume_with_other_training_settings_is_refused(table, tmp_path, monke
         ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.3}})
     with pytest.raises(ValueError, match=r"num_workers: 1 -> 2"):
         ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.2}}, num_workers=2)
+
+
+def test_the_ray_data_path_reads_the_files_in_a_new_seeded_order_each_epoch(monkeypatch):
+    import ray.data
+
+    from pipelines.train_affordance import build_datasets, resolve_config
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_read(files, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(ray.data, "read_parquet", fake_read)
+    cfg = resolve_config("tiny", {"model": {"text_encoder": "hash:64", "text_dim": 64}, "train": {"seed": 7}})
+    with pytest.raises(Stop):
+        build_datasets(["a.parquet"], cfg["model"], cfg["train"])
+    shuffle = seen["shuffle"]
+    assert shuffle == "files" or (shuffle.seed == 7 and shuffle.reseed_after_execution)
