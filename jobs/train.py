@@ -1,4 +1,5 @@
-"""Train the DEFT affordance model on affordance shards with Ray Train, fed by Ray Data.
+"""Train the DEFT affordance model on affordance shards with Ray Train (each worker reads its rows of the
+shards itself, or, with --data-mode ray_data or shard sets over --in-worker-max-mb, from Ray Data).
 
     ray job submit --working-dir . -- python jobs/train.py --shards /data/shards --out /data/ckpt/affordance --preset paper --num-workers 4 --use-gpu --cpus-per-worker 8 --decode-threads 8
     python jobs/train.py --shards data/shards --out runs/affordance --preset tiny          # local Ray
@@ -26,7 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run directory (checkpoints, TensorBoard, export); reuse it to resume")
     p.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int,
+                   help="per worker: the global batch is this times --num-workers (preset tiny 32, paper 224)")
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float, help="fraction of videos held out for validation")

@@ -265,8 +265,9 @@ class RealFinetuneEnv:
         try:
             report = GraspExecutor(self.arm, self.hand, self.executor_config, self.clock).execute(grasp, traj).to_dict()
         except ControllerError as exc:  # the driver already stopped the arm: a failed grasp, not a void one
+            # the hand stays as it is: it may hold the object, and the next reset warns the operator
+            # ("the hand will open; support the object") before opening it
             error, self._fault = str(exc), str(exc)
-            self.hand.open()
         final = None
         try:
             final = self.camera.read().rgb

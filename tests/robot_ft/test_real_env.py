@@ -180,10 +180,14 @@ def test_controller_error_is_a_failed_episode_and_is_cleared_at_reset(tmp_path):
     try:
         obs = env.reset(1, 5)
         env.arm.inject_error(31, "collision caused abnormal current")
+        opened, real_open = [], env.hand.open
+        env.hand.open = lambda: opened.append(len(script.messages)) or real_open()
         out = env.execute(env.prior(obs))
         assert out.success is False and "collision" in out.info["error"]
-        assert np.allclose(env.hand._target, 0.0)
+        assert len(opened) == 1                # the executor's open before the approach; not again unannounced
         env.reset(2, 6)                        # the operator is told; home() re-enables motion
+        assert len(opened) == 2 and "the hand will open" in script.messages[opened[1] - 1]
+        assert np.allclose(env.hand._target, 0.0)
         assert script.messages[-2].endswith("the hand will open; support the object if it is held, keep clear, press Enter")
         assert "controller error" in script.messages[-1] and env.arm.motion_enabled
         assert env.arm._pose.position[2] == pytest.approx(env.arm.config.home_position[2])  # homed
