@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExtractConfig:
-    """Resolved extraction settings (written to the manifest). Pixel units are decoded-frame pixels."""
+    """Extraction settings, written to the manifest as given: ``None`` for ``contact_detector`` and
+    ``hand_pose_backend`` means the dataset's default (:meth:`resolved_hand_pose_backend`; resume checks
+    compare the resolved names). Pixel units are decoded-frame pixels."""
 
     dataset: str
     detector_options: dict = field(default_factory=dict)
