@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 from robot.evaluation import evaluated_an_older_policy, load_eval, partial_progress
-from robot.runs import MAIN_REWARDS, TABLE4_SIGMA, RunDir, RunMeta, discover_runs, write_json
+from robot.runs import CHECKPOINT_DIGEST, MAIN_REWARDS, TABLE4_SIGMA, RunDir, RunMeta, discover_runs, write_json
 
 SPLITS = ("train", "test")
 TABLE2_METHODS = ("affordance", "real-world-only", "deft")
@@ -86,11 +86,20 @@ def pattern(row: dict, alpha: float = 0.05) -> dict:
     return out
 
 
-def _fmt_pattern(p: dict) -> str:
+def fmt_p(p: float) -> str:
+    """A p-value for a table: two significant digits, never a misleading 0.00 (``< 0.001``)."""
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def _fmt_pattern(p: dict, trial_p: bool = True) -> str:
+    """The verdict cell; ``trial_p=False`` (the pooled table) leaves out the trial-level p-values, which
+    treat the scenes repeated across runs as independent: the pooled table gives the across-runs test."""
     if any(p[s]["above"] is None for s in SPLITS):
         return MISSING
     if p["holds"]:
-        return "yes" + (" (p < 0.05 on both)" if p["significant"] else f" (p = {p['train']['p']:.2f}, {p['test']['p']:.2f})")
+        if not trial_p:
+            return "yes"
+        return "yes" + (" (p < 0.05 on both)" if p["significant"] else f" (p = {fmt_p(p['train']['p'])}, {fmt_p(p['test']['p'])})")
     return "no (not on " + ", ".join(s for s in SPLITS if not p[s]["above"]) + ")"
 
 
@@ -240,7 +249,8 @@ def collect(root: str | Path) -> dict:
         task_curves = (_curve(r, m, logs) for r, m in mains + ([rwo] if rwo else []))
         curves[task] = {"runs": [c for c in task_curves if c]}
         for run, meta in mains:
-            row = {"task": task, "prior": meta.prior, "run": str(run.path), "reward_source": meta.reward}
+            row = {"task": task, "prior": meta.prior, "run": str(run.path), "reward_source": meta.reward,
+                   "run_seed": meta.seed, "checkpoint_digest": (meta.extra or {}).get(CHECKPOINT_DIGEST)}
             for method in TABLE2_METHODS:
                 src = rwo[0] if method == "real-world-only" and rwo else (None if method == "real-world-only" else run)
                 for split in SPLITS:
@@ -304,10 +314,16 @@ def collect(root: str | Path) -> dict:
 
 def _table2_summary(table2: list[dict], flags: tuple[str, ...]) -> dict:
     """``tasks``: how many tasks have every Table 2 cell on disk; per flag of the rows' ``pattern`` (holds,
-    significant, …), the sorted tasks among those where it is true."""
+    significant, …), the sorted tasks where it is true. Table 2 is DEFT from the affordance model: a task
+    with affordance-prior rows is judged on those alone (an oracle-prior run beside it does not make the
+    task count), and on all of its rows (each must hold) where it has none (toy or oracle-only reports)."""
     judged = [r for r in table2 if all(r["pattern"][s]["above"] is not None for s in SPLITS)]
-    return {"tasks": len({r["task"] for r in judged}),
-            **{f: sorted({r["task"] for r in judged if r["pattern"][f]}) for f in flags}}
+    by_task: dict[str, list[dict]] = {}
+    for r in judged:
+        by_task.setdefault(r["task"], []).append(r)
+    chosen = {t: [r for r in rows if r["prior"] == "affordance"] or rows for t, rows in by_task.items()}
+    return {"tasks": len(chosen),
+            **{f: sorted(t for t, rows in chosen.items() if all(r["pattern"][f] for r in rows)) for f in flags}}
 
 
 def _pick(candidates: list[tuple[RunDir, RunMeta]]) -> tuple[RunDir, RunMeta] | None:
@@ -578,7 +594,8 @@ def _sign_flip_p(diffs: list[float]) -> float:
     """One-sided p-value that the mean of ``diffs`` (one per run) is above 0: the exact sign-flip
     (paired permutation) test — under no effect each run's difference is as likely negative as positive —
     so the run, not the trial, is the unit and scenes repeated across runs do not inflate it. Exact up to
-    16 runs, else 200 000 seeded random sign assignments."""
+    16 runs; above that a Monte Carlo estimate from 200 000 seeded random sign assignments, with the
+    (count + 1) / (draws + 1) correction so it is never 0 nor below what the exact test could give."""
     import numpy as np
 
     d = np.asarray(diffs, dtype=np.float64)
@@ -587,6 +604,7 @@ def _sign_flip_p(diffs: list[float]) -> float:
         signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
     else:
         signs = np.random.default_rng(0).choice([-1, 1], size=(200_000, len(d)))
+        return float((np.sum(signs @ d >= observed - 1e-12) + 1) / (len(signs) + 1))
     return float(np.mean(signs @ d >= observed - 1e-12))
 
 
@@ -637,6 +655,12 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
             keyed.setdefault((row["task"], row["prior"], row["reward_source"], name), []).append(row)
     table2 = []
     for (task, prior, reward, _), all_rows in keyed.items():
+        seeds = [r.get("run_seed") for r in all_rows if r.get("run_seed") is not None]
+        twice = sorted({x for x in seeds if seeds.count(x) > 1})
+        if twice:  # a copied root, or two made with the same --seed: one run would count twice
+            raise ValueError(f"{task} ({prior} prior): the runs roots hold runs with the same seed {twice} "
+                             f"({', '.join(r['run'] for r in all_rows if r.get('run_seed') in twice)}); pool runs of "
+                             "different --seed only")
         # a root whose evaluations of this row are incomplete (a cut run) is left out of it, and said so
         rows = [r for r in all_rows if all(r[f"{m}_{s}"] is not None for m in TABLE2_METHODS for s in SPLITS)] or all_rows
         prow = {"task": task, "prior": prior, "reward_source": reward, "run": None,
@@ -656,6 +680,10 @@ def pool(reports: list[dict], roots: list[str]) -> dict:
         prow["finetune_rwo"] = _pool_finetune([r.get("finetune_rwo") for r in rows])
         prow["why_not"] = why_not(prow)
         warnings = sorted({r["warning"] for r in rows if r.get("warning")})
+        digests = sorted({r["checkpoint_digest"] for r in rows if r.get("checkpoint_digest")})
+        if len(digests) > 1:
+            warnings.append(f"the pooled runs started from {len(digests)} different affordance models "
+                            f"({', '.join(d[:8] for d in digests)}): the pooled cells mix priors")
         if warnings:
             prow["warning"] = "; ".join(warnings)
         table2.append(prow)
@@ -688,10 +716,11 @@ def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
 
     def p_runs(r):
         ps = [r["pattern"][s].get("p_runs") for s in SPLITS]
-        return MISSING if None in ps else ", ".join(f"{p:.3f}" for p in ps)
+        return MISSING if None in ps else ", ".join(fmt_p(p) for p in ps)
 
     rows = [[r["task"], r["prior"] or MISSING] + [fmt_cell(r[f"{m}_{s}"]) for m in TABLE2_METHODS for s in SPLITS]
-            + [_fmt_pattern(r["pattern"]), p_runs(r), f"{r['holds_in_runs']} of {r['runs_pooled']}"] for r in report["table2"]]
+            + [_fmt_pattern(r["pattern"], trial_p=False), p_runs(r), f"{r['holds_in_runs']} of {r['runs_pooled']}"]
+            for r in report["table2"]]
     sm = report["table2_summary"]
     per_root = [f"{len(p['table2_summary']['holds'])} of {p['table2_summary']['tasks']}" for p in report["per_root"]]
     out += [_md_table(header, rows) if rows else "_no runs_", "",
@@ -702,9 +731,10 @@ def pooled_markdown(report: dict, sub_reports: list[str]) -> str:
             + (f" ({', '.join(sm['significant_across_runs'])})" if sm["significant_across_runs"] else "")
             + ": `p across runs` is the exact one-sided sign-flip test on DEFT's success rate minus each baseline's, one "
             f"difference per runs root, the larger of the two (with n roots it cannot go below 0.5^n: {0.5 ** k:.3g} for "
-            f"all {k}). The "
-            "p-values in the pooled column are the trial-level tests of a single report on the pooled trials; they treat "
-            "each (run, scene) pair as independent although the scenes repeat from run to run, so they flatter.", ""]
+            f"all {k}" + ("; above 16 roots a Monte Carlo estimate" if k > 16 else "") + "). The "
+            "JSON also holds the trial-level tests of a single report on the pooled trials (`pattern.<split>.p`); they "
+            "treat each (run, scene) pair as independent although the scenes repeat from run to run, so they flatter "
+            "and the table leaves them out.", ""]
     left = [r for r in report["table2"] if r.get("runs_left_out")]
     if left:
         out += [f"Left out of **{r['task']}** ({r['prior']} prior), evaluations incomplete: "

@@ -252,12 +252,12 @@ def test_eval_argument_errors(tmp_path, capsys):
 
 
 def _fake_run(root: Path, task: str, name: str, prior: str, reward: str = "sim", evals: dict | None = None,
-              meta: bool = True) -> RunDir:
+              meta: bool = True, seed: int = 0, extra: dict | None = None) -> RunDir:
     """Evaluation files with ``evals[(policy, split)] = (successes, trials)`` in a run (and its meta unless
     ``meta`` is False: a run that ``deft-robot finetune`` already made)."""
     rd = RunDir(root / task / name)
     if meta:
-        rd.write_or_check_meta(RunMeta(task=task, prior=prior, reward=reward))
+        rd.write_or_check_meta(RunMeta(task=task, prior=prior, reward=reward, seed=seed, extra=extra or {}))
     for (policy, split), (succ, n) in (evals or {}).items():
         trials = [TrialResult(trial=i + 1, seed=i, success=i < succ, reward=1.0 if i < succ else 0.25, xi=[0.0] * 22,
                               executed=[0.0] * 22) for i in range(n)]
@@ -630,14 +630,19 @@ def test_pattern_p_value_is_the_larger_against_either_baseline():
 
 # ------------------------------------------------------------------ Table 2 pooled over several runs roots
 
-def _table2_root(root: Path, cells: dict) -> None:
-    """``cells[task] = (affordance, real-world-only, deft)``, each ``(train successes, test successes)`` of 10."""
+def _table2_root(root: Path, cells: dict, seed: int | None = None, extra: dict | None = None) -> None:
+    """``cells[task] = (affordance, real-world-only, deft)``, each ``(train successes, test successes)`` of 10;
+    the run seed defaults to one per root (the roots of a pooled report are runs of different --seed)."""
+    seed = seed if seed is not None else _table2_root.seeds.setdefault(str(root), len(_table2_root.seeds))
     for task, (aff, rwo, deft) in cells.items():
-        _fake_run(root, task, "affordance", "affordance", evals={
+        _fake_run(root, task, "affordance", "affordance", seed=seed, extra=extra, evals={
             ("affordance", "train"): (aff[0], 10), ("affordance", "test"): (aff[1], 10),
             ("deft", "train"): (deft[0], 10), ("deft", "test"): (deft[1], 10)})
-        _fake_run(root, task, "real-world-only", "real-world-only", evals={
+        _fake_run(root, task, "real-world-only", "real-world-only", seed=seed, evals={
             ("real-world-only", "train"): (rwo[0], 10), ("real-world-only", "test"): (rwo[1], 10)})
+
+
+_table2_root.seeds = {}
 
 
 def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
@@ -672,7 +677,7 @@ def test_report_pools_table2_over_several_runs_roots(tmp_path, capsys):
     assert doc["table2_summary"]["holds"] == ["pick_cup"]
     md = (out / "report.md").read_text()
     assert "| pick_cup | affordance | 60 % (12/20) | 60 % (12/20) | 5 % (1/20) | 0 % (0/20) | 65 % (13/20) | 70 % (14/20) |" in md
-    assert "| 0.500, 0.250 | 1 of 2 |" in md and "cannot go below 0.5^n: 0.25 for all 2" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1 of 2, 1 of 2" in md
+    assert "| 0.5, 0.25 | 1 of 2 |" in md and "cannot go below 0.5^n: 0.25 for all 2" in md and "holds on **1 of 2** task(s) (pick_cup)" in md and "in the roots alone on 1 of 2, 1 of 2" in md
     for i, root in enumerate((a, b), 1):                     # each root's own, unpooled report beside it
         own = json.loads((out / f"root{i}" / "report.json").read_text())
         assert own["runs_root"] == str(root.resolve()) and "pooled" not in own
@@ -975,3 +980,42 @@ def test_settings_under_which_cem_never_acts_are_warned(tmp_path, capsys, episod
     lines = (tmp_path / "pick_cup" / "toy" / "finetune" / "episodes.jsonl").read_text().splitlines()
     stds = [json.loads(line)["distribution"]["std"][0] for line in lines]
     assert (stds[-1] != stds[0]) == (not warned or elites >= episodes and warmup < episodes - 1)
+
+
+def test_pooling_refuses_one_run_twice_and_names_mixed_models(tmp_path):
+    """A copied root (or two made with the same --seed) would count one run twice and shrink every p;
+    roots whose DEFT runs started from different affordance exports are pooled with a warning."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _table2_root(a, {"pick_cup": ((6, 6), (1, 0), (8, 7))}, seed=3)
+    _table2_root(b, {"pick_cup": ((6, 6), (1, 0), (8, 7))}, seed=3)
+    with pytest.raises(ValueError, match=r"pick_cup \(affordance prior\): the runs roots hold runs with the same seed \[3\]"):
+        write_report([a, b], tmp_path / "rep")
+    c, d = tmp_path / "c", tmp_path / "d"
+    _table2_root(c, {"pick_cup": ((6, 6), (1, 0), (8, 7))}, seed=1, extra={"checkpoint_digest": "aaaaaaaa1111"})
+    _table2_root(d, {"pick_cup": ((6, 6), (1, 0), (8, 7))}, seed=2, extra={"checkpoint_digest": "bbbbbbbb2222"})
+    write_report([c, d], tmp_path / "rep2")
+    row = json.loads((tmp_path / "rep2" / "report.json").read_text())["table2"][0]
+    assert "started from 2 different affordance models (aaaaaaaa, bbbbbbbb)" in row["warning"]
+
+
+def test_the_headline_judges_a_task_on_its_affordance_prior_runs(tmp_path):
+    """An oracle-prior run that holds beside an affordance-prior run that does not: the task does not count."""
+    _fake_run(tmp_path, "pick_cup", "affordance", "affordance", evals={
+        ("affordance", "train"): (6, 10), ("affordance", "test"): (6, 10), ("deft", "train"): (5, 10), ("deft", "test"): (5, 10)})
+    _fake_run(tmp_path, "pick_cup", "oracle", "oracle", evals={
+        ("affordance", "train"): (2, 10), ("affordance", "test"): (2, 10), ("deft", "train"): (9, 10), ("deft", "test"): (9, 10)})
+    _fake_run(tmp_path, "pick_cup", "real-world-only", "real-world-only", evals={
+        ("real-world-only", "train"): (0, 10), ("real-world-only", "test"): (0, 10)})
+    doc = collect(tmp_path)
+    assert {r["prior"]: r["pattern"]["holds"] for r in doc["table2"]} == {"affordance": False, "oracle": True}
+    assert doc["table2_summary"]["tasks"] == 1 and doc["table2_summary"]["holds"] == []
+
+
+def test_p_values_are_printed_without_a_misleading_zero_and_the_monte_carlo_path_is_corrected():
+    from robot.reporting import _sign_flip_p, fmt_p
+
+    assert [fmt_p(p) for p in (0.5, 0.03125, 0.0005, 1.0)] == ["0.5", "0.031", "< 0.001", "1"]
+    exact = 0.5 ** 16
+    assert _sign_flip_p([1.0] * 16) == pytest.approx(exact)
+    mc = _sign_flip_p([1.0] * 17)  # Monte Carlo: (count + 1) / (draws + 1), never below what is attainable
+    assert mc > 0 and mc >= 1 / 200_001
