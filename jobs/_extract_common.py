@@ -253,9 +253,10 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
                 stages[row["stage"]] += 1
         lost = [r for r in todo if r["sample_id"] not in done_ids(out)]
         if lost:  # their batch's worker died on every attempt: recorded, so the job ends and says so
-            why = (f"the extraction worker died on all {1 + a.max_batch_retries} attempts at the batch holding this "
-                   f"clip ({a.batch_size} clips per batch): a crash in native code (a video decoder) or out of "
-                   "memory; re-run with --retry-errors --batch-size 1 to find the clip")
+            why = (f"the extraction worker died on all {1 + a.max_batch_retries} attempts while it held the batch of "
+                   f"this clip ({a.batch_size} clips per batch; a batch queued on a dying worker loses an attempt too): "
+                   "a crash in native code (a video decoder) or out of memory; re-run with --retry-errors "
+                   "--batch-size 1 to find the clip")
             write_batch(out, [], [error_row(r["sample_id"], r["dataset"], r["video_id"], "worker", why) for r in lost])
             statuses["error"] += len(lost)
             stages["worker"] += len(lost)

@@ -98,7 +98,10 @@ def test_a_clip_that_kills_its_worker_every_time_ends_as_errors_not_an_endless_j
     summary = _job("epic_kitchens", datasets["epic_kitchens"], out, "--max-batch-retries", "1",
                    env={"DEFT_TEST_CRASH_ON_SAMPLE": victim})
     worker = {e["sample_id"]: e["error"] for e in _errors(out) if e["stage"] == "worker"}
-    assert victim in worker and 1 <= len(worker) <= 2 and "died on all 2 attempts" in worker[victim]  # its batch of 2
+    # its batch of 2, and any batch queued on the same actor when it died (Ray Data keeps two in flight per
+    # actor, and a queued task loses an attempt with the actor): a few batches at most, never the whole job
+    assert victim in worker and "died on all 2 attempts" in worker[victim]
+    assert len(worker) <= 8 and set(worker) < set(_ids(clean_out, "data")) | {e["sample_id"] for e in _errors(clean_out)}
     assert summary["this_run"]["errors_by_stage"]["worker"] == len(worker)
     assert set(_ids(out, "data")) == set(_ids(clean_out, "data")) - set(worker)
     _job("epic_kitchens", datasets["epic_kitchens"], out, "--retry-errors")
