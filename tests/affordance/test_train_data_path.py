@@ -249,60 +249,66 @@ def test_training_settings_are_checked_before_anything_is_written_or_started(tmp
     assert resolve_config("tiny", {"model": {"text_encoder": "hash:64", "text_dim": 64}})["model"]["text_dim"] == 64
 
 
-def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_corrected_command(table, tmp_path, monkeypatch):
+class _ReachedRay(Exception):
+    """Raised where run() would start Ray: every check before it has passed."""
+
+
+@pytest.fixture
+def stop_at_ray(monkeypatch):
+    """run() goes through its checks and stops where it would start a local Ray (raising _ReachedRay)."""
+    import pipelines.train_affordance as ta
+
+    def stop(*a, **k):
+        raise _ReachedRay
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
+    monkeypatch.setattr(ta, "init_local_ray", stop)
+    return _ReachedRay
+
+
+def _fake_checkpoint(out):
+    """A checkpoint on disk for run() to find (its contents are never read before Ray starts)."""
+    import json
+
+    from pipelines.train_affordance import RUN_NAME
+
+    ckpt = out / "ray" / RUN_NAME / "checkpoint_000000"
+    ckpt.mkdir(parents=True)
+    (ckpt / "train_state.json").write_text(json.dumps({"epoch": 1}))
+    (ckpt / "model.safetensors").write_bytes(b"")
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_does_not_block_the_corrected_command(table, tmp_path, stop_at_ray):
     """OUT/run.json from a start that died in the workers (no checkpoint) is replaced by the next command;
     with a checkpoint to resume, another model config is still refused."""
     import json
 
     import pipelines.train_affordance as ta
 
-    class ReachedRay(Exception):
-        pass
-
-    def stop(*a, **k):
-        raise ReachedRay
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr("ray.is_initialized", lambda: False)
-    monkeypatch.setattr(ta, "init_local_ray", stop)
+    ReachedRay = stop_at_ray
     out = tmp_path / "run"
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"model": {"text_encoder": "something else"}}))
     with pytest.raises(ReachedRay):   # past the run.json check: nothing to resume, so nothing to protect
         ta.run([str(Path(table[1][0]).parent)], str(out), "tiny", {"model": {"text_encoder": "hash:64", "text_dim": 64}})
     assert json.loads((out / "run.json").read_text())["model"]["text_encoder"] == "hash:64"
-    ckpt = out / "ray" / ta.RUN_NAME / "checkpoint_000000"
-    ckpt.mkdir(parents=True)
-    (ckpt / "train_state.json").write_text(json.dumps({"epoch": 1}))
-    (ckpt / "model.safetensors").write_bytes(b"")
+    _fake_checkpoint(out)
     with pytest.raises(ValueError, match="holds a run with a different model config"):
         ta.run([str(Path(table[1][0]).parent)], str(out), "tiny", {"model": {"text_encoder": "hash:32", "text_dim": 32}})
 
 
-def test_a_resume_with_other_training_settings_is_refused(table, tmp_path, monkeypatch):
+def test_a_resume_with_other_training_settings_is_refused(table, tmp_path, stop_at_ray):
     """More --epochs continue a run; another --val-fraction (it would validate on videos the checkpoint
     trained on), seed, batch size or worker count is refused, naming the change."""
-    import json
-
     import pipelines.train_affordance as ta
 
-    class ReachedRay(Exception):
-        pass
-
-    def stop(*a, **k):
-        raise ReachedRay
-
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr("ray.is_initialized", lambda: False)
-    monkeypatch.setattr(ta, "init_local_ray", stop)
+    ReachedRay = stop_at_ray
     out, shards = tmp_path / "run", [str(Path(table[1][0]).parent)]
     model = {"model": {"text_encoder": "hash:64", "text_dim": 64}}
     with pytest.raises(ReachedRay):
         ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 2, "val_fraction": 0.2}})
-    ckpt = out / "ray" / ta.RUN_NAME / "checkpoint_000000"
-    ckpt.mkdir(parents=True)
-    (ckpt / "train_state.json").write_text(json.dumps({"epoch": 1}))
-    (ckpt / "model.safetensors").write_bytes(b"")
+    _fake_checkpoint(out)
     with pytest.raises(ReachedRay):  # more epochs: continues
         ta.run(shards, str(out), "tiny", {**model, "train": {"epochs": 4, "val_fraction": 0.2}})
     with pytest.raises(ValueError, match=r"other settings \(val_fraction: 0.2 -> 0.3\)"):
