@@ -251,7 +251,8 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
             statuses[row["status"]] += 1
             if row["stage"]:
                 stages[row["stage"]] += 1
-        lost = [r for r in todo if r["sample_id"] not in done_ids(out)]
+        written = done_ids(out)  # one scan of OUT, not one per clip
+        lost = [r for r in todo if r["sample_id"] not in written]
         if lost:  # their batch's worker died on every attempt: recorded, so the job ends and says so
             why = (f"the extraction worker died on all {1 + a.max_batch_retries} attempts while it held the batch of "
                    f"this clip ({a.batch_size} clips per batch; a batch queued on a dying worker loses an attempt too): "

@@ -88,7 +88,8 @@ def summarise_data(files: list[str], val_fraction: float, hand_label_weights: di
     has_frames = first is not None and {"frame_width", "frame_height"} <= set(first.names)
     cols = (["dataset", "video_id", "text"] + (["hand_pose_source"] if has_source else [])
             + (["frame_width", "frame_height"] if has_frames else []))
-    t = pa.concat_tables([pq.read_table(f, columns=cols) for f in files])
+    tables = [pq.read_table(f, columns=cols) for f in files]
+    t = pa.concat_tables(tables)
     ds, vid, texts = t.column("dataset").to_pylist(), t.column("video_id").to_pylist(), t.column("text").to_pylist()
     sources = t.column("hand_pose_source").to_pylist() if has_source else [None] * len(ds)
     weights = {str(k): float(v) for k, v in (hand_label_weights or {}).items()}
@@ -105,7 +106,7 @@ def summarise_data(files: list[str], val_fraction: float, hand_label_weights: di
     if has_frames and len(ds):
         pads = {f: _crop_pad_px(f) for f in files}
         short = np.minimum(t.column("frame_width").to_numpy(), t.column("frame_height").to_numpy()).astype(np.float64)
-        row_pad = np.concatenate([np.full(pq.ParquetFile(f).metadata.num_rows, pads[f]) for f in files])
+        row_pad = np.concatenate([np.full(tb.num_rows, pads[f]) for f, tb in zip(files, tables)])
         crop = {"square": True, "pad_fraction_of_short_side": round(float(np.median(row_pad / np.maximum(short, 1))), 6),
                 "pad_px": sorted(set(pads.values())), "frame_short_side_px": sorted({int(v) for v in short})[:8]}
     return {"files": len(files), "rows": len(ds), "train_rows": len(ds) - sum(val), "val_rows": sum(val),
