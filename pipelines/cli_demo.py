@@ -159,6 +159,9 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
     budget = ["--episodes", "12", "--warmup", "4", "--elites", "4"] if quick else []
     trials = ["--trials", "3" if quick else "10"]
     per_seed, roots = [], []
+    # every command that opens an affordance run names the model: a demo folder moved elsewhere resumes
+    # (the runs record the model's path at the time; the model's digest is what is checked)
+    model = ["--checkpoint", str(checkpoint)]
     for seed in range(seeds):
         runs = out / "runs" if seed == 0 else out / f"runs_seed{seed}"
         roots.append(runs)
@@ -170,7 +173,7 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
             common = ["--task", task, "--out", str(runs)]
             steps += [
                 Step(f"{task}: fine-tune from the affordance model (Algorithm 1){tag}",
-                     [robot, "finetune", *common, "--checkpoint", str(checkpoint), "--no-live", *budget, *run_seed],
+                     [robot, "finetune", *common, *model, "--no-live", *budget, *run_seed],
                      f"{runs / task / 'affordance'}/finetune.png (reward, elite mean, σ per episode) and "
                      "episodes.png (every episode's images and outcome)"),
                 Step(f"{task}: real-world-only baseline (same CEM budget){tag}",
@@ -182,10 +185,10 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                 Step(f"{task}: distil the baseline's policy{tag}",
                      [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft", *run_seed],
                      f"{runs / task / 'real-world-only'}/policies/"),
-                Step(f"{task}: evaluate DEFT{tag}", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", "--objects", "both", *trials],
+                Step(f"{task}: evaluate DEFT{tag}", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", *model, "--objects", "both", *trials],
                      f"{runs / task / 'affordance'}/eval/ (results as JSON, each trial's images in deft_*.png)"),
                 Step(f"{task}: evaluate the affordance model alone{tag}",
-                     [robot, "eval", *common, "--policy", "affordance", "--checkpoint", str(checkpoint), "--objects", "both", *trials],
+                     [robot, "eval", *common, "--policy", "affordance", *model, "--objects", "both", *trials],
                      f"{runs / task}/*/eval/"),
                 Step(f"{task}: evaluate real-world-only{tag}",
                      [robot, "eval", *common, "--policy", "real-world-only", "--objects", "both", *trials],
@@ -197,7 +200,7 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                            [robot, "distill", *common, "--prior", "affordance", "--kind", kind, *run_seed],
                            f"{runs / task / 'affordance'}/policies/{kind}/") for kind in TABLE3_KINDS]
             steps += [Step(f"{task}: evaluate the {kind} policy{tag}",
-                           [robot, "eval", *common, "--policy", kind, "--prior", "affordance", "--objects", "both", *trials],
+                           [robot, "eval", *common, "--policy", kind, "--prior", "affordance", *model, "--objects", "both", *trials],
                            f"{runs / task / 'affordance'}/eval/") for kind in TABLE3_KINDS]
         per_seed.append([replace(s, seed=seed) for s in steps])
     if seeds == 1:

@@ -28,6 +28,10 @@ same command resumes after the last finished trial — no trial is run (or judge
 the same as an uninterrupted run's; the partial log is deleted once the result is written (with ``--objects
 both``, once both results are written, so a finished split is not run again either). A partial log of
 a different evaluation (other --eval-seed, --zero-latent, --trials, or a re-distilled policy) is refused.
+
+A run records the absolute path of the affordance model it was made from. After moving or copying runs
+together with their model (another machine, a renamed data folder), pass ``--checkpoint`` with the model's
+new folder: it is used when its digest equals the one the run recorded, and refused otherwise.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, choices=EVAL_POLICIES, help="what to evaluate (see above)")
     parser.add_argument("--objects", default="train", choices=("train", "test", "both"), help="object split")
     parser.add_argument("--trials", type=int, default=10, help="trials per split (default 10)")
-    parser.add_argument("--checkpoint", help="affordance model directory (policy 'affordance' without a run)")
+    parser.add_argument("--checkpoint", help="affordance model directory: policy 'affordance' without a run; for an existing run, where "
+                             "its model is now if the run was moved or copied (the same model: its digest is checked)")
     parser.add_argument("--prior", help="the run's name under OUT/<task>/ (e.g. oracle), or the prior for 'affordance'")
     parser.add_argument("--run", help="run directory (default: found under --out from --policy / --prior)")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
@@ -75,7 +80,8 @@ def _resolve(args, tau=None):
     unreachable robot leaves nothing behind that would refuse the corrected command."""
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import parse_size
-    from robot.runs import CHECKPOINT_DIGEST, RunDir, RunError, RunMeta, checkpoint_digest, resolve_run
+    from robot.runs import (CHECKPOINT_DIGEST, RunDir, RunError, RunMeta, checkpoint_digest, relocate_checkpoint,
+                            resolve_run)
 
     try:
         if args.policy == "affordance":
@@ -92,10 +98,8 @@ def _resolve(args, tau=None):
                 if ckpt and not Path(ckpt, "config.json").is_file():
                     raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
                 rd = RunDir(args.run or Path(args.out) / args.task / prior)
-                if rd.has_meta():
-                    meta = rd.read_meta()
-                    if meta.checkpoint != ckpt:
-                        raise CommandError(f"{rd.path} was made with checkpoint {meta.checkpoint}, not {ckpt}; pass --run")
+                if rd.has_meta():  # the same model, possibly moved since (its digest is checked)
+                    meta = relocate_checkpoint(rd.read_meta(), rd.path, ckpt)
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 if ckpt is not None:  # which export: one exported again into the same folder is another prior
                     extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(ckpt)}
@@ -104,11 +108,11 @@ def _resolve(args, tau=None):
                                trajectory=tau.digest() if tau is not None else None, extra=extra)
                 return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
-            meta = rd.read_meta()
+            meta = relocate_checkpoint(rd.read_meta(), rd.path)
             return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
         if args.policy == "real-world-only":
             rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
-            meta = rd.read_meta()
+            meta = relocate_checkpoint(rd.read_meta(), rd.path, args.checkpoint)
             if meta.prior not in ("real-world-only", "toy"):
                 raise CommandError(f"{rd.path} is a {meta.prior!r} run; policy 'real-world-only' needs the "
                                    "real-world-only run (deft-robot finetune --prior real-world-only)")
@@ -116,7 +120,7 @@ def _resolve(args, tau=None):
                                   f"distilled from {meta.episodes} CEM episodes from that prior")
         else:
             rd = resolve_run(args.out, args.task, args.run, args.prior)
-            meta = rd.read_meta()
+            meta = relocate_checkpoint(rd.read_meta(), rd.path, args.checkpoint)
             kind, what = args.policy, f"the {meta.prior} prior ξ + δ̂ of the '{args.policy}' policy distilled from {rd.path.name}"
     except RunError as exc:
         raise CommandError(str(exc)) from None

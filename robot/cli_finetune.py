@@ -281,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from deft_core.cli_util import CommandError
-    from robot.runs import CHECKPOINT_DIGEST, RunDir, RunError, check_checkpoint, run_name
+    from robot.runs import CHECKPOINT_DIGEST, RunDir, RunError, check_checkpoint, relocate_checkpoint, run_name
 
     meta, tau = build_meta(args)
     limit_threads(args.threads)
@@ -292,15 +292,21 @@ def run(args: argparse.Namespace) -> int:
         # e.g. --run pointed at a model export: the run's files would land among the model's
         raise CommandError(f"{rd.path} exists and is not a fine-tuning run (no run_meta.json); give a new folder")
     on_robot = meta.robot not in ("sim", "toy")
+    recorded = meta  # what run_meta.json holds: a moved run keeps the model path it was made with
     try:
         if rd.has_meta():
             stored = rd.read_meta()
-            # the export it was made from, changed since: refused by name (build_meta hashed it already)
-            check_checkpoint(stored, rd.path, now=meta.extra.get(CHECKPOINT_DIGEST)
-                             if meta.checkpoint == stored.checkpoint else None)
+            # the run and its model moved since (another machine, a renamed folder): the same model, by digest,
+            # resumes from where it is now; the stored meta keeps the path it was made with
+            moved = bool(stored.checkpoint and meta.checkpoint and stored.checkpoint != meta.checkpoint)
+            if moved:
+                relocate_checkpoint(stored, rd.path, meta.checkpoint)  # another model is refused by name
+            else:  # the export it was made from, changed since: refused by name (build_meta hashed it already)
+                check_checkpoint(stored, rd.path, now=meta.extra.get(CHECKPOINT_DIGEST))
             if CHECKPOINT_DIGEST not in stored.extra:  # made before the digest was recorded: resumes as it was
                 meta = replace(meta, extra={k: v for k, v in meta.extra.items() if k != CHECKPOINT_DIGEST})
-            rd.write_or_check_meta(meta)  # a resume with other settings is refused before anything starts
+            recorded = replace(meta, checkpoint=stored.checkpoint) if moved else meta
+            rd.write_or_check_meta(recorded)
     except RunError as exc:
         raise CommandError(str(exc)) from None
     if not on_robot and not args.verbose:  # joint-limit clamps are frequent under CEM noise
@@ -329,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if tau is not None:
             rd.store_trajectory(tau)  # before the meta names it: a run's τ always travels with the run
-        rd.write_or_check_meta(meta)
+        rd.write_or_check_meta(recorded)
         result = _run_loop(env, reward_fn, meta, rd, live=not args.no_live and meta.reward != "operator" and not on_robot)
     finally:
         if hasattr(env, "close"):

@@ -197,7 +197,8 @@ class TrialLog:
     Opening an existing log resumes it: a half-written last line (the process was killed while writing it)
     is dropped and cut off the file, with :attr:`dropped` saying so; any other malformed line, a line of
     another evaluation (its identity differs: the error names each differing field), or a trial whose seed
-    is not this evaluation's seed for that trial raises :class:`EvalLogError`. :attr:`done` maps trial
+    is not this evaluation's seed for that trial raises :class:`EvalLogError`; a ``policy_checkpoint`` path
+    that differs while ``policy_digest`` is the same is the same policy, moved with its run, and resumes. :attr:`done` maps trial
     number → result of the trials already finished (trials 1..k in order)."""
 
     def __init__(self, path: str | Path, identity: dict, seeds: Sequence[int]) -> None:
@@ -230,6 +231,8 @@ class TrialLog:
                                f"(expected {PARTIAL_VERSION})")
         stored = doc.get("identity") or {}
         diff = [k for k in sorted(set(stored) | set(self.identity)) if stored.get(k) != self.identity.get(k)]
+        if stored.get("policy_digest") and stored.get("policy_digest") == self.identity.get("policy_digest"):
+            diff = [k for k in diff if k != "policy_checkpoint"]  # the same policy, moved with its run
         if diff:
             details = "; ".join(f"{k}: log has {stored.get(k)!r}, this command has {self.identity.get(k)!r}" for k in diff)
             raise EvalLogError(f"{self.path} holds finished trials of a different evaluation ({details}); re-run with "

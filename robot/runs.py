@@ -248,6 +248,42 @@ def check_checkpoint(meta: RunMeta, run: str | Path, now: str | None = None) -> 
                        "Give the new model its own --out (or --run), or restore the earlier export")
 
 
+def relocate_checkpoint(meta: RunMeta, run: str | Path, given: str | Path | None = None) -> RunMeta:
+    """``meta`` with ``checkpoint`` naming where the run's affordance export is now.
+
+    A run records its export's absolute path and digest (:func:`checkpoint_digest`). Runs moved or copied
+    with their model (another machine, a renamed data folder) still name the old path: given ``--checkpoint
+    DIR`` whose files have the recorded digest, the run carries on with DIR (its ``run_meta.json`` keeps the
+    path it was made with; the digest is what identifies the model). A DIR holding another model, or a run
+    that recorded no digest, is refused; so is a recorded path that is gone when no DIR is given, with the
+    flag to pass. Runs without a model (oracle, real-world-only) are returned as they are; ``given`` does not
+    apply to them and is refused."""
+    from dataclasses import replace
+
+    recorded = (meta.extra or {}).get(CHECKPOINT_DIGEST)
+    if not meta.checkpoint:
+        if given:
+            raise RunError(f"{run} is a {meta.prior!r} run and uses no affordance model; drop --checkpoint")
+        return meta
+    if given is None or str(Path(given).resolve()) == meta.checkpoint:
+        if not Path(meta.checkpoint, "config.json").is_file():
+            raise RunError(f"{run} was made from the affordance model in {meta.checkpoint}, which is not there any "
+                           "more (the run was moved or copied, or the model deleted); pass --checkpoint DIR with "
+                           "the same model" + (f" (its digest, {recorded}, is checked)" if recorded else ""))
+        return meta
+    given = str(Path(given).resolve())
+    if not Path(given, "config.json").is_file():
+        raise RunError(f"--checkpoint {given}: not an exported affordance model (no config.json)")
+    if not recorded:
+        raise RunError(f"{run} was made with checkpoint {meta.checkpoint}, not {given}, and records no digest that "
+                       "would tell whether they hold the same model; pass that checkpoint, or --run another folder")
+    now = checkpoint_digest(given)
+    if now != recorded:
+        raise RunError(f"{run} was made from the affordance model in {meta.checkpoint} (digest {recorded}); "
+                       f"{given} holds another model (digest {now}). Give the new model its own --out (or --run)")
+    return replace(meta, checkpoint=given)
+
+
 def write_json(path: str | Path, data) -> Path:
     """Write JSON atomically and durably (temp file, fsync, rename, fsync of the directory), creating parent
     directories: an evaluation's result is written just before its partial log is deleted, so a power
@@ -314,4 +350,4 @@ def open_run_episodes(root: str | Path, task: str, run: str | None = None, name:
 
 
 __all__ = ["CEM_SIGMA", "TABLE4_SIGMA", "PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
-           "discover_runs", "resolve_run", "open_run_episodes"]
+           "discover_runs", "relocate_checkpoint", "resolve_run", "open_run_episodes"]

@@ -536,6 +536,27 @@ def test_a_partial_eval_of_another_command_is_refused(tmp_path, capsys, monkeypa
     assert "policy_digest: log has" in capsys.readouterr().err
 
 
+def test_an_interrupted_eval_moved_with_its_run_resumes(tmp_path, capsys, monkeypatch):
+    """The partial log names the policy's absolute path; after the whole runs folder moved, the same policy
+    (same digest) at its new path resumes the evaluation instead of refusing it."""
+    import shutil
+
+    out, rd = _toy_run_with_policy(tmp_path)
+    with monkeypatch.context() as m:
+        _count_executions(m, interrupt_at=3)
+        assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "4", "--out", out]) == 130
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    partial = RunDir(moved / "pick_cup" / rd.path.name).eval_path("deft", "train").with_name("deft_train.partial.jsonl")
+    assert str(Path(out).resolve()) in partial.read_text()
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        calls = _count_executions(m)
+        assert main(["eval", "--task", "pick_cup", "--policy", "deft", "--trials", "4", "--out", str(moved)]) == 0, \
+            capsys.readouterr().err
+    assert calls == [3, 4] and not partial.exists()
+
+
 def test_a_torn_last_line_of_the_partial_eval_is_dropped(tmp_path, capsys, monkeypatch):
     """Killed while appending trial 3: the half-written line is dropped with a warning, trial 3 runs again,
     and the result equals an uninterrupted run's."""
