@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from deft_core.affordance.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, dataclass_from_dict
 from deft_core.affordance.model import AffordanceModel
@@ -38,10 +37,20 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing files or disagrees with this code (named in the message)."""
 
 
+def _write_durable(path: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename, fsync of the folder: a crash or power loss during an export leaves each
+    file whole (old or new), never empty or cut short."""
+    from deft_core.finetune.episode_log import write_durable
+
+    write_durable(path, data)
+
+
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    _write_durable(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def _write_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
+    _write_durable(path, save(tensors, metadata=metadata))
 
 
 def build_config_json(cfg: ModelConfig, data_summary: dict | None = None, train: dict | None = None) -> dict:
@@ -65,7 +74,7 @@ def save_export(directory: str | Path, model: AffordanceModel, data_summary: dic
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(d / "model.safetensors"), metadata={"format": FORMAT})
+    _write_safetensors(d / "model.safetensors", state, metadata={"format": FORMAT})
     _write_json(d / "config.json", build_config_json(model.cfg, data_summary, train))
     _write_json(d / "metrics.json", metrics or {})
     return d
@@ -149,7 +158,7 @@ def save_train_state(directory: str | Path, optimizer: torch.optim.Optimizer, st
                 tensors[f"{idx}/{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{idx}/{name}"] = value
-    save_file(tensors, str(d / "train_state.safetensors"))
+    _write_safetensors(d / "train_state.safetensors", tensors)
     _write_json(d / "train_state.json", {**state, "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}})
 
 
