@@ -326,12 +326,12 @@ def evaluated_an_older_policy(doc: dict, path: str | Path, by_file_time: bool = 
     if not ckpt:
         return False  # the prior alone: no residual policy
     local = Path(path).parent.parent / "policies" / Path(ckpt).name
-    if not (local / "config.json").is_file():
-        return False  # the policy is gone: nothing to compare
+    weights = local / "model.safetensors"
+    if not ((local / "config.json").is_file() and weights.is_file()):
+        return False  # the policy is gone, or was copied without its weights: nothing to compare
     if doc.get("policy_digest"):
         return doc["policy_digest"] != policy_digest(local)
-    weights = local / "model.safetensors"
-    return by_file_time and weights.is_file() and weights.stat().st_mtime > Path(path).stat().st_mtime
+    return by_file_time and weights.stat().st_mtime > Path(path).stat().st_mtime
 
 
 def older_policy_evaluations(run_path: str | Path, ckpt_dir: str | Path) -> list[Path]:
