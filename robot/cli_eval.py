@@ -29,9 +29,11 @@ the same as an uninterrupted run's; the partial log is deleted once the result i
 both``, once both results are written, so a finished split is not run again either). A partial log of
 a different evaluation (other --eval-seed, --zero-latent, --trials, or a re-distilled policy) is refused.
 
-A run records the absolute path of the affordance model it was made from. After moving or copying runs
-together with their model (another machine, a renamed data folder), pass ``--checkpoint`` with the model's
-new folder: it is used when its digest equals the one the run recorded, and refused otherwise.
+A run records the absolute path of the affordance model it was made from (and a lab run its robot YAML's).
+After moving or copying runs together with their model (another machine, a renamed data folder), pass
+``--checkpoint`` with the model's new folder: it is used when its digest equals the one the run recorded, and
+refused otherwise; likewise ``--robot`` with a lab run's YAML at its new path (its executor and retarget
+settings are checked against the run's).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")
     parser.add_argument("--robot", default="sim",
                         help="when 'affordance' creates a new run: 'sim', 'toy' or a robot YAML (a run fine-tuned on a "
-                             "lab robot is evaluated on that robot, the operator judging each trial)")
+                             "lab robot is evaluated on that robot, the operator judging each trial; give its YAML's "
+                             "new path here if the YAML has moved since)")
     parser.add_argument("--size", default="224x224", help="image size WxH when 'affordance' creates a new run")
     parser.add_argument("--trajectory", help="post-grasp τ .npz when 'affordance' creates a new run (a fine-tuned run "
                                              "is always evaluated with the τ it practised with)")
@@ -81,11 +84,19 @@ def _resolve(args, tau=None):
     from deft_core.cli_util import CommandError
     from robot.cli_finetune import parse_size
     from robot.runs import (CHECKPOINT_DIGEST, RunDir, RunError, RunMeta, checkpoint_digest, relocate_checkpoint,
-                            resolve_run)
+                            relocate_robot, resolve_run)
+
+    def existing(rd, checkpoint=None):
+        """An existing run's meta, with its model and robot YAML where they are now (moved runs)."""
+        return relocate_robot(relocate_checkpoint(rd.read_meta(), rd.path, checkpoint), rd.path, args.robot)
 
     try:
         if args.policy == "affordance":
-            if args.checkpoint or (args.prior and not args.run and not (Path(args.out) / args.task / args.prior).exists()):
+            named = RunDir(Path(args.out) / args.task / args.prior) if args.prior and not args.run else None
+            if args.checkpoint and named is not None and named.has_meta():  # --prior names the run, moved or not
+                meta = existing(named, args.checkpoint)
+                return named, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
+            if args.checkpoint or (named is not None and not named.path.exists()):
                 prior = "affordance" if args.checkpoint else args.prior
                 if prior not in ("affordance", "oracle", "real-world-only", "toy"):
                     raise CommandError(f"--prior {prior!r}: choose oracle or real-world-only, or give --checkpoint DIR")
@@ -99,7 +110,7 @@ def _resolve(args, tau=None):
                     raise CommandError(f"--checkpoint {args.checkpoint}: not an exported affordance model (no config.json)")
                 rd = RunDir(args.run or Path(args.out) / args.task / prior)
                 if rd.has_meta():  # the same model, possibly moved since (its digest is checked)
-                    meta = relocate_checkpoint(rd.read_meta(), rd.path, ckpt)
+                    meta = existing(rd, ckpt)
                     return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
                 if ckpt is not None:  # which export: one exported again into the same folder is another prior
                     extra = {**extra, CHECKPOINT_DIGEST: checkpoint_digest(ckpt)}
@@ -108,19 +119,19 @@ def _resolve(args, tau=None):
                                trajectory=tau.digest() if tau is not None else None, extra=extra)
                 return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", True
             rd = resolve_run(args.out, args.task, args.run, args.prior)
-            meta = relocate_checkpoint(rd.read_meta(), rd.path)
+            meta = existing(rd)
             return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
         if args.policy == "real-world-only":
             rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
-            meta = relocate_checkpoint(rd.read_meta(), rd.path, args.checkpoint)
-            if meta.prior not in ("real-world-only", "toy"):
-                raise CommandError(f"{rd.path} is a {meta.prior!r} run; policy 'real-world-only' needs the "
+            if rd.read_meta().prior not in ("real-world-only", "toy"):
+                raise CommandError(f"{rd.path} is a {rd.read_meta().prior!r} run; policy 'real-world-only' needs the "
                                    "real-world-only run (deft-robot finetune --prior real-world-only)")
+            meta = existing(rd, args.checkpoint)
             kind, what = "deft", ("real-world-only prior (box centre, random wrist rotation, half-closed hand) + the cVAE "
                                   f"distilled from {meta.episodes} CEM episodes from that prior")
         else:
             rd = resolve_run(args.out, args.task, args.run, args.prior)
-            meta = relocate_checkpoint(rd.read_meta(), rd.path, args.checkpoint)
+            meta = existing(rd, args.checkpoint)
             kind, what = args.policy, f"the {meta.prior} prior ξ + δ̂ of the '{args.policy}' policy distilled from {rd.path.name}"
     except RunError as exc:
         raise CommandError(str(exc)) from None

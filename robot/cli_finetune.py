@@ -305,7 +305,10 @@ def run(args: argparse.Namespace) -> int:
                 check_checkpoint(stored, rd.path, now=meta.extra.get(CHECKPOINT_DIGEST))
             if CHECKPOINT_DIGEST not in stored.extra:  # made before the digest was recorded: resumes as it was
                 meta = replace(meta, extra={k: v for k, v in meta.extra.items() if k != CHECKPOINT_DIGEST})
-            recorded = replace(meta, checkpoint=stored.checkpoint) if moved else meta
+            # a lab robot's YAML at a new path: the same run when the settings it records (extra) are the same
+            yaml_moved = stored.robot not in ("sim", "toy") and meta.robot not in ("sim", "toy")
+            recorded = replace(meta, checkpoint=stored.checkpoint if moved else meta.checkpoint,
+                               robot=stored.robot if yaml_moved else meta.robot)
             rd.write_or_check_meta(recorded)
     except RunError as exc:
         raise CommandError(str(exc)) from None

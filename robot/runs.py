@@ -245,7 +245,8 @@ def check_checkpoint(meta: RunMeta, run: str | Path, now: str | None = None) -> 
     if now != recorded:
         raise RunError(f"{run} was made from the affordance model in {meta.checkpoint} as it was then (digest "
                        f"{recorded}); the files there now are another model (digest {now}), exported again since. "
-                       "Give the new model its own --out (or --run), or restore the earlier export")
+                       "Give the new model its own --out (or --run), or restore the earlier export; if the run's "
+                       "model was moved elsewhere, pass --checkpoint with its new folder")
 
 
 def relocate_checkpoint(meta: RunMeta, run: str | Path, given: str | Path | None = None) -> RunMeta:
@@ -267,21 +268,47 @@ def relocate_checkpoint(meta: RunMeta, run: str | Path, given: str | Path | None
         return meta
     if given is None or str(Path(given).resolve()) == meta.checkpoint:
         if not Path(meta.checkpoint, "config.json").is_file():
+            where = (f"pass --run {run} --checkpoint DIR with the same model (its digest, {recorded}, is checked)"
+                     if recorded else "it records no digest (made before 2026-11-27), so only the model put back "
+                     "at that path can be used")
             raise RunError(f"{run} was made from the affordance model in {meta.checkpoint}, which is not there any "
-                           "more (the run was moved or copied, or the model deleted); pass --checkpoint DIR with "
-                           "the same model" + (f" (its digest, {recorded}, is checked)" if recorded else ""))
+                           f"more (the run was moved or copied, or the model deleted): {where}")
         return meta
     given = str(Path(given).resolve())
     if not Path(given, "config.json").is_file():
         raise RunError(f"--checkpoint {given}: not an exported affordance model (no config.json)")
     if not recorded:
-        raise RunError(f"{run} was made with checkpoint {meta.checkpoint}, not {given}, and records no digest that "
-                       "would tell whether they hold the same model; pass that checkpoint, or --run another folder")
+        raise RunError(f"{run} was made with checkpoint {meta.checkpoint}, not {given}, and records no digest "
+                       "(made before 2026-11-27) that would tell whether they hold the same model: use the model "
+                       f"at {meta.checkpoint}, or evaluate {given} as a new run (another --out or --run)")
     now = checkpoint_digest(given)
     if now != recorded:
         raise RunError(f"{run} was made from the affordance model in {meta.checkpoint} (digest {recorded}); "
                        f"{given} holds another model (digest {now}). Give the new model its own --out (or --run)")
     return replace(meta, checkpoint=given)
+
+
+def relocate_robot(meta: RunMeta, run: str | Path, given: str | None = None) -> RunMeta:
+    """``meta`` with ``robot`` naming where the lab robot's YAML is now. A lab run records its YAML's absolute
+    path (and, in ``extra``, the YAML's executor/retarget settings that act on its prior). After the YAML moved
+    (a new checkout of the repository, a renamed folder), ``given`` (``--robot NEW.yaml``) is used instead;
+    its settings are still checked against the recorded ones when the robot opens
+    (:func:`robot.config.check_geometry`). A recorded YAML that is gone, with no other given, is an error
+    naming the flag. Simulator runs, and ``given`` ``None``/``"sim"``/``"toy"``, leave ``meta`` as it is."""
+    from dataclasses import replace
+
+    if meta.robot in ("sim", "toy"):
+        return meta
+    if given not in (None, "sim", "toy"):
+        if not Path(given).is_file():
+            raise RunError(f"--robot {given}: no such robot YAML")
+        new = str(Path(given).resolve())
+        return meta if new == meta.robot else replace(meta, robot=new)
+    if not Path(meta.robot).is_file():
+        raise RunError(f"{run} ran on the robot of {meta.robot}, which is not there any more (moved or renamed): "
+                       "pass --robot with the YAML's new path (its executor and retarget settings are checked "
+                       "against the run's)")
+    return meta
 
 
 def write_json(path: str | Path, data) -> Path:
@@ -290,9 +317,9 @@ def write_json(path: str | Path, data) -> Path:
     loss in between must not leave an empty file with the trials gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from deft_core.finetune.episode_log import json_default, write_durable
+    from deft_core.finetune.episode_log import json_default, write_json_durable
 
-    write_durable(path, (json.dumps(data, indent=2, default=json_default) + "\n").encode("utf-8"))
+    write_json_durable(path, data, indent=2, default=json_default)
     return path
 
 
@@ -350,4 +377,4 @@ def open_run_episodes(root: str | Path, task: str, run: str | None = None, name:
 
 
 __all__ = ["CEM_SIGMA", "TABLE4_SIGMA", "PRIOR_NAMES", "REWARDS", "MAIN_REWARDS", "RunMeta", "RunDir", "RunError", "run_name", "write_json",
-           "discover_runs", "relocate_checkpoint", "resolve_run", "open_run_episodes"]
+           "discover_runs", "relocate_checkpoint", "relocate_robot", "resolve_run", "open_run_episodes"]

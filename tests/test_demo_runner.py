@@ -287,3 +287,21 @@ def test_a_demo_with_other_data_removes_the_earlier_demos_derived_outputs(tmp_pa
     assert "used other data" in said and "shards/" in said
     assert not any((out / d).exists() for d in ("shards", "affordance", "runs", "runs_seed1", "reports"))
     assert (out / "synth" / "ego4d").is_dir()
+
+
+def test_every_command_that_opens_an_affordance_run_names_the_model(tmp_path):
+    """So that a demo folder moved elsewhere resumes: its runs record the model's old path, and each command
+    that opens an affordance run passes the model's current folder (``--checkpoint``, checked by digest);
+    the real-world-only baseline's commands use no model and get none."""
+    steps = cli_demo.build_steps(tmp_path, quick=False, clips=2, seed=0, seeds=2, table3=True)
+    model = None
+    for s in steps:
+        if s.argv[1] not in ("finetune", "eval"):
+            continue
+        affordance = ("--prior" not in s.argv or s.argv[s.argv.index("--prior") + 1] == "affordance") and \
+            ("--policy" not in s.argv or s.argv[s.argv.index("--policy") + 1] != "real-world-only")
+        assert ("--checkpoint" in s.argv) == affordance, s.name
+        if affordance:
+            model = model or s.argv[s.argv.index("--checkpoint") + 1]
+            assert s.argv[s.argv.index("--checkpoint") + 1] == model
+    assert model is not None

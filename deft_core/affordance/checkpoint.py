@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
 from deft_core.affordance.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, dataclass_from_dict
 from deft_core.affordance.model import AffordanceModel
@@ -37,20 +37,18 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing files or disagrees with this code (named in the message)."""
 
 
-def _write_durable(path: Path, data: bytes) -> None:
-    """Temporary file, fsync, rename, fsync of the folder: a crash or power loss during an export leaves each
-    file whole (old or new), never empty or cut short."""
-    from deft_core.finetune.episode_log import write_durable
-
-    write_durable(path, data)
-
-
 def _write_json(path: Path, data: Any) -> None:
-    _write_durable(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
+    """Temporary file, fsync, rename, fsync of the folder (as every file of an export): a crash or power loss
+    leaves each file whole, old or new, never empty or cut short."""
+    from deft_core.finetune.episode_log import write_json_durable
+
+    write_json_durable(path, data, newline=False, indent=2, sort_keys=True)
 
 
 def _write_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
-    _write_durable(path, save(tensors, metadata=metadata))
+    from deft_core.finetune.episode_log import write_safetensors_durable
+
+    write_safetensors_durable(path, tensors, metadata)
 
 
 def build_config_json(cfg: ModelConfig, data_summary: dict | None = None, train: dict | None = None) -> dict:

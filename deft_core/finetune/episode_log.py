@@ -129,6 +129,19 @@ def write_durable(path: str | Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_safetensors_durable(path: str | Path, tensors: dict, metadata: dict | None = None) -> None:
+    """:func:`write_durable` for a safetensors file: the same bytes ``safetensors.torch.save_file`` writes."""
+    from safetensors.torch import save
+
+    write_durable(path, save(tensors, metadata=metadata))
+
+
+def write_json_durable(path: str | Path, data, newline: bool = True, **dumps_kwargs) -> None:
+    """:func:`write_durable` for a JSON document: ``json.dumps(data, **dumps_kwargs)``, plus a newline unless
+    ``newline=False`` (affordance exports never had one: their bytes, and so their digests, stay the same)."""
+    write_durable(path, (json.dumps(data, **dumps_kwargs) + ("\n" if newline else "")).encode("utf-8"))
+
+
 def write_png(path: Path, image: np.ndarray, what: str = "image") -> None:
     """Write an RGB uint8 image (H × W × 3) to ``path`` as PNG, durably (temporary file, fsync, rename)."""
     import cv2

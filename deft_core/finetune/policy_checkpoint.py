@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from deft_core.finetune.encoders import IMAGENET_MEAN, IMAGENET_STD
+from deft_core.finetune.episode_log import write_json_durable, write_safetensors_durable
 from deft_core.finetune.policies import PolicyConfig, ResidualPolicy, policy_class
 from deft_core.grasp import GRASP_DIM
 
@@ -48,9 +49,10 @@ def save_policy(policy: ResidualPolicy, out_dir: str | Path, metrics: dict | Non
         "training_data": {**policy.training_summary, **(extra or {})},
         "tensors": {k: list(v.shape) for k, v in state.items()},
     }
-    save_file(state, str(out / "model.safetensors"), metadata={"format": FORMAT, "kind": policy.kind})
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
+    # durably (fsync before rename): a policy is what the robot executes, never half-written
+    write_safetensors_durable(out / "model.safetensors", state, {"format": FORMAT, "kind": policy.kind})
+    write_json_durable(out / "config.json", config, indent=2)
+    write_json_durable(out / "metrics.json", metrics or {}, indent=2)
     return out
 
 

@@ -113,9 +113,10 @@ def test_a_run_refuses_its_affordance_model_exported_again_into_the_same_folder(
 
 
 def test_runs_moved_with_their_model_resume_and_evaluate_with_the_new_path(export_dir, tmp_path, monkeypatch, capsys):
-    """Runs record their model's absolute path. Runs and model moved together (another machine, a renamed
-    data folder) resume and evaluate given ``--checkpoint`` at the new place, checked by digest; without it
-    the error names the flag; another model at the new place is refused; run_meta.json is not rewritten."""
+    """Runs record their model's and their robot YAML's absolute paths. A run moved together with both
+    (another machine, a renamed data folder, a new checkout) resumes and evaluates given ``--checkpoint`` and
+    ``--robot`` at the new places, the model checked by digest; without them the error names the flag;
+    ``--prior`` still picks the run; another model is refused; run_meta.json is not rewritten."""
     import io
     import json
     import shutil
@@ -125,17 +126,18 @@ def test_runs_moved_with_their_model_resume_and_evaluate_with_the_new_path(expor
     monkeypatch.setattr("robot.executor.Clock.sleep", lambda self, s: None)
     old, new = tmp_path / "old", tmp_path / "new"
     shutil.copytree(export_dir, old / "model")
-    yaml = write_yaml(tmp_path)
+    write_yaml(old)
     box = "120 90 200 150"  # the fake camera's red object
 
     def finetune(root):
-        return ["finetune", "--task", "pick_cup", "--checkpoint", str(root / "model"), "--robot", str(yaml),
-                "--segmenter", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1", "--out", str(root / "runs")]
+        return ["finetune", "--task", "pick_cup", "--checkpoint", str(root / "model"), "--robot", str(root / "robot.yaml"),
+                "--segmenter", "operator", "--episodes", "2", "--warmup", "1", "--elites", "1",
+                "--run", str(root / "runs" / "pick_cup" / "mine")]
 
     monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\n0.5\n"))
     assert main(finetune(old)) == 2  # stdin closes in episode 2: one episode kept
     shutil.move(old, new)
-    run = new / "runs" / "pick_cup" / "affordance"
+    run = new / "runs" / "pick_cup" / "mine"
     meta_text = (run / "run_meta.json").read_text()
     assert json.loads(meta_text)["checkpoint"] == str((old / "model").resolve())
     capsys.readouterr()
@@ -143,25 +145,38 @@ def test_runs_moved_with_their_model_resume_and_evaluate_with_the_new_path(expor
     assert main(finetune(new)) == 0, capsys.readouterr().err  # resumes: episode 2 only
     assert "1 resumed" in capsys.readouterr().out
     assert (run / "run_meta.json").read_text() == meta_text
-    evaluate = ["eval", "--task", "pick_cup", "--policy", "affordance", "--run", str(run), "--robot", str(yaml),
+    # --prior names the run (not a new 'affordance' run); each moved path asks for its flag
+    evaluate = ["eval", "--task", "pick_cup", "--policy", "affordance", "--out", str(new / "runs"), "--prior", "mine",
                 "--segmenter", "operator", "--objects", "train", "--trials", "1"]
     assert main(evaluate) == 2
     err = capsys.readouterr().err
-    assert "not there any more" in err and "--checkpoint" in err and "Traceback" not in err, err
+    assert "not there any more" in err and f"--run {run} --checkpoint" in err and "Traceback" not in err, err
+    evaluate += ["--checkpoint", str(new / "model")]
+    assert main(evaluate) == 2
+    err = capsys.readouterr().err
+    assert "robot.yaml, which is not there any more" in err and "pass --robot" in err, err
     monkeypatch.setattr("sys.stdin", io.StringIO(f"\n\n{box}\ny\n"))
-    assert main([*evaluate, "--checkpoint", str(new / "model")]) == 0, capsys.readouterr().err
+    assert main([*evaluate, "--robot", str(new / "robot.yaml")]) == 0, capsys.readouterr().err
     doc = json.loads((run / "eval" / "affordance_train.json").read_text())
     assert doc["successes"] == 1 and doc["prior_checkpoint"] == str((new / "model").resolve())
+    assert not (new / "runs" / "pick_cup" / "affordance").exists()
     # another model where the run's model should be: refused by digest, nothing run
     p = get_preset("tiny")
     p.model.image_size, p.model.text_encoder, p.model.text_dim = 64, "hash:64", 64
     torch.manual_seed(2)
     save_export(new / "other", AffordanceModel(p.model).eval(), {"rows": 0}, {"note": "another"}, {})
     capsys.readouterr()
-    assert main([*evaluate, "--checkpoint", str(new / "other")]) == 2
+    evaluate[evaluate.index("--checkpoint") + 1] = str(new / "other")
+    assert main([*evaluate, "--robot", str(new / "robot.yaml")]) == 2
     assert "holds another model" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     cmd = finetune(new)
     cmd[cmd.index("--checkpoint") + 1] = str(new / "other")
     assert main(cmd) == 2
     assert "holds another model" in capsys.readouterr().err
+    # a YAML whose executor settings differ is another robot set-up, moved or not
+    (new / "changed.yaml").write_text((new / "robot.yaml").read_text() + "executor: {contact_offset: [0.0, 0.0, 0.05]}\n")
+    cmd = finetune(new)
+    cmd[cmd.index("--robot") + 1] = str(new / "changed.yaml")
+    assert main(cmd) == 2
+    assert "belongs to a different run" in capsys.readouterr().err
