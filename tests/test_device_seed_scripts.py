@@ -42,3 +42,16 @@ def test_the_text_table_shim_serves_the_tables_embeddings_and_refuses_other_text
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "TableMiniLM 192.0" in out.stdout and "refused" in out.stdout and "stir the pot" in out.stdout
+
+
+def test_unfinished_jobs_are_set_aside_so_a_pooled_report_never_counts_them(tmp_path):
+    import seeds_run
+
+    for root, task in (("runs", "pick_cup"), ("runs_seed3", "pick_cup"), ("runs_seed3", "open_drawer")):
+        (tmp_path / root / task / "affordance").mkdir(parents=True)
+    moved = seeds_run.set_aside_unfinished(tmp_path, {("pick_cup", 0): "ok", ("pick_cup", 3): "timeout",
+                                                      ("open_drawer", 3): "rc 2 at eval", ("pour_cup", 3): "deadline"})
+    assert moved == [tmp_path / "unfinished" / "runs_seed3" / "open_drawer", tmp_path / "unfinished" / "runs_seed3" / "pick_cup"]
+    assert (tmp_path / "runs" / "pick_cup" / "affordance").is_dir() and not (tmp_path / "runs_seed3" / "pick_cup").exists()
+    status = json.loads((tmp_path / "job_status.json").read_text())
+    assert status["pick_cup seed 3"] == "timeout" and status["pick_cup seed 0"] == "ok" and len(status) == 4
