@@ -154,11 +154,19 @@ def _point_error(pred_px: np.ndarray, true_px: np.ndarray, side: float) -> float
     return float(100 * d.mean() / side)
 
 
+def crop_frame(crop_box) -> tuple:
+    """(crop-normalised points → v1 pixels, the crop side in px that percentages are relative to) for a
+    sample's ``crop_box``: per axis, the inverse of extraction's ``to_crop_normalised``; the side is the
+    longer one (a crop is square unless the frame clipped it, when the object is as tall as the frame)."""
+    box = np.asarray(crop_box, float)
+    size = box[2:] - box[:2]
+    return (lambda p: box[:2] + np.asarray(p, float).reshape(-1, 2) * size), float(size.max())
+
+
 def per_sample(row: dict, rec: dict) -> dict:
     z = _load_npz(rec["_npz"])
     box = np.asarray(row["crop_box"], float)
-    side = float(box[2] - box[0])
-    to_px = lambda p: box[:2] + np.asarray(p, float).reshape(-1, 2) * side  # noqa: E731
+    to_px, side = crop_frame(box)
     tp = true_points_in_v1(rec, z, row["first_frame"])
     t = int(np.clip(row["contact_frame"] - rec["frame_offset"], 0, len(z["wrist_rotation"]) - 1))
     Rp, Rt = axis_angle_to_matrix(np.asarray(row["wrist_rotation"])), axis_angle_to_matrix(z["wrist_rotation"][t])
@@ -179,7 +187,7 @@ def per_sample(row: dict, rec: dict) -> dict:
         out["contact_point_nn_error_pct"] = _point_error(to_px(row["contact_points"]), tp, side)
         out["gmm_mean_error_pct"] = _point_error(to_px(row["gmm_means"]), tp, side)
         out["true_contact_spread_pct"] = _spread(tp, side)
-        out["_true_px_in_crop"] = ((tp - box[:2]) / side).tolist()
+        out["_true_px_in_crop"] = ((tp - box[:2]) / (box[2:] - box[:2])).tolist()
     return out
 
 

@@ -180,3 +180,18 @@ def test_gmm_ellipses_are_the_one_sigma_extent_in_crop_pixels():
     assert c1 == pytest.approx((20.0, 90.0)) and (w1, h1) == pytest.approx((0.0, 2 * 0.05 * 100))
     (_, w2, _), = gmm_ellipses([[0.5, 0.5]], [[0.01, 0.01]], 100, 100, n_sigma=2)
     assert w2 == pytest.approx(40.0)
+
+
+def test_crop_frame_inverts_extractions_normalisation_on_a_clipped_crop():
+    """A crop clipped by the frame (an object as tall as the 256-px frame) is not square: points are
+    normalised per axis by extraction, so the evaluator must map them back per axis."""
+    from pipelines.quality import crop_frame
+    from pipelines.stages.crop import to_crop_normalised
+
+    box = np.array([100.0, 0.0, 380.0, 256.0])   # 280 × 256
+    px = np.array([[150.0, 40.0], [300.0, 220.0]])
+    to_px, side = crop_frame(box)
+    np.testing.assert_allclose(to_px(to_crop_normalised(px, box)), px)
+    assert side == 280.0
+    to_px, side = crop_frame([10.0, 20.0, 74.0, 84.0])  # square: unchanged
+    assert side == 64.0 and np.allclose(to_px([[0.5, 0.5]]), [[42.0, 52.0]])
