@@ -185,7 +185,8 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                 Step(f"{task}: distil the baseline's policy{tag}",
                      [robot, "distill", *common, "--prior", "real-world-only", "--kind", "deft", *run_seed],
                      f"{runs / task / 'real-world-only'}/policies/"),
-                Step(f"{task}: evaluate DEFT{tag}", [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", *model, "--objects", "both", *trials],
+                Step(f"{task}: evaluate DEFT{tag}",
+                     [robot, "eval", *common, "--policy", "deft", "--prior", "affordance", *model, "--objects", "both", *trials],
                      f"{runs / task / 'affordance'}/eval/ (results as JSON, each trial's images in deft_*.png)"),
                 Step(f"{task}: evaluate the affordance model alone{tag}",
                      [robot, "eval", *common, "--policy", "affordance", *model, "--objects", "both", *trials],
@@ -200,7 +201,8 @@ def robot_steps(out: Path, checkpoint: Path, quick: bool, reports: Path, seeds: 
                            [robot, "distill", *common, "--prior", "affordance", "--kind", kind, *run_seed],
                            f"{runs / task / 'affordance'}/policies/{kind}/") for kind in TABLE3_KINDS]
             steps += [Step(f"{task}: evaluate the {kind} policy{tag}",
-                           [robot, "eval", *common, "--policy", kind, "--prior", "affordance", *model, "--objects", "both", *trials],
+                           [robot, "eval", *common, "--policy", kind, "--prior", "affordance", *model, "--objects", "both",
+                            *trials],
                            f"{runs / task / 'affordance'}/eval/") for kind in TABLE3_KINDS]
         per_seed.append([replace(s, seed=seed) for s in steps])
     if seeds == 1:

@@ -55,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, choices=EVAL_POLICIES, help="what to evaluate (see above)")
     parser.add_argument("--objects", default="train", choices=("train", "test", "both"), help="object split")
     parser.add_argument("--trials", type=int, default=10, help="trials per split (default 10)")
-    parser.add_argument("--checkpoint", help="affordance model directory: policy 'affordance' without a run; for an existing run, where "
-                             "its model is now if the run was moved or copied (the same model: its digest is checked)")
+    parser.add_argument("--checkpoint", help="affordance model directory: policy 'affordance' without a run; for an "
+                             "existing run, where its model is now if the run was moved or copied (the same model: "
+                             "its digest is checked)")
     parser.add_argument("--prior", help="the run's name under OUT/<task>/ (e.g. oracle), or the prior for 'affordance'")
     parser.add_argument("--run", help="run directory (default: found under --out from --policy / --prior)")
     parser.add_argument("--out", default="runs", help="runs root (default runs/)")

@@ -198,8 +198,8 @@ class TrialLog:
     is dropped and cut off the file, with :attr:`dropped` saying so; any other malformed line, a line of
     another evaluation (its identity differs: the error names each differing field), or a trial whose seed
     is not this evaluation's seed for that trial raises :class:`EvalLogError`; a ``policy_checkpoint`` path
-    that differs while ``policy_digest`` is the same is the same policy, moved with its run, and resumes. :attr:`done` maps trial
-    number → result of the trials already finished (trials 1..k in order)."""
+    that differs while ``policy_digest`` is the same is the same policy, moved with its run, and resumes.
+    :attr:`done` maps trial number → result of the trials already finished (trials 1..k in order)."""
 
     def __init__(self, path: str | Path, identity: dict, seeds: Sequence[int]) -> None:
         self.path = Path(path)
