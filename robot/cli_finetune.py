@@ -38,10 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--task", required=True, help="task name (see 'deft-robot tasks')")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="exported affordance model directory (prior 'affordance')")
+    src.add_argument("--checkpoint", help="exported affordance model directory (prior 'affordance'); resuming a run "
+                                          "moved since, the model's new folder (its digest must be the run's)")
     src.add_argument("--prior", choices=("affordance", "oracle", "real-world-only"),
                      help="prior without a checkpoint: oracle (sim's scripted grasp) or real-world-only (§5 baseline)")
-    parser.add_argument("--robot", default="sim", help="'sim', 'toy' (no simulator; tests) or a robot YAML (default sim)")
+    parser.add_argument("--robot", default="sim", help="'sim', 'toy' (no simulator; tests) or a robot YAML (default sim; "
+                                                       "resuming a lab run whose YAML moved, its new path)")
     parser.add_argument("--reward", choices=("operator", "sim", "r3m", "resnet"),
                         help="reward source (default: sim in simulation, operator on a robot)")
     parser.add_argument("--trajectory", help="post-grasp τ .npz from the task's human demo ('deft data trajectory'); "
