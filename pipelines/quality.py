@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from deft_core.geometry import axis_angle_to_matrix, rotation_angle_between
 from deft_core.schema import MAPPING_NOT_RECORDED, make_sample_id, upgrade_row
+from pipelines.stages.crop import to_crop_normalised
 from pipelines.stages.writer import error_shards
 
 
@@ -166,7 +167,7 @@ def crop_frame(crop_box) -> tuple:
 def per_sample(row: dict, rec: dict) -> dict:
     z = _load_npz(rec["_npz"])
     box = np.asarray(row["crop_box"], float)
-    to_px, side = crop_frame(box)
+    to_px, side = crop_frame(box)  # the inverse of to_crop_normalised
     tp = true_points_in_v1(rec, z, row["first_frame"])
     t = int(np.clip(row["contact_frame"] - rec["frame_offset"], 0, len(z["wrist_rotation"]) - 1))
     Rp, Rt = axis_angle_to_matrix(np.asarray(row["wrist_rotation"])), axis_angle_to_matrix(z["wrist_rotation"][t])
@@ -187,7 +188,7 @@ def per_sample(row: dict, rec: dict) -> dict:
         out["contact_point_nn_error_pct"] = _point_error(to_px(row["contact_points"]), tp, side)
         out["gmm_mean_error_pct"] = _point_error(to_px(row["gmm_means"]), tp, side)
         out["true_contact_spread_pct"] = _spread(tp, side)
-        out["_true_px_in_crop"] = ((tp - box[:2]) / (box[2:] - box[:2])).tolist()
+        out["_true_px_in_crop"] = to_crop_normalised(tp, box).tolist()
     return out
 
 

@@ -87,9 +87,10 @@ def _resolve(args, tau=None):
     from robot.runs import (CHECKPOINT_DIGEST, RunDir, RunError, RunMeta, checkpoint_digest, relocate_checkpoint,
                             relocate_robot, resolve_run)
 
-    def existing(rd, checkpoint=None):
-        """An existing run's meta, with its model and robot YAML where they are now (moved runs)."""
-        return relocate_robot(relocate_checkpoint(rd.read_meta(), rd.path, checkpoint), rd.path, args.robot)
+    def existing(rd, checkpoint=None, meta=None):
+        """An existing run's meta (``meta``: already read), with its model and robot YAML where they are now."""
+        meta = meta or rd.read_meta()
+        return relocate_robot(relocate_checkpoint(meta, rd.path, checkpoint), rd.path, args.robot)
 
     try:
         if args.policy == "affordance":
@@ -124,10 +125,11 @@ def _resolve(args, tau=None):
             return rd, meta, None, f"the {meta.prior} prior ξ alone, no residual", False
         if args.policy == "real-world-only":
             rd = resolve_run(args.out, args.task, args.run, args.prior or "real-world-only")
-            if rd.read_meta().prior not in ("real-world-only", "toy"):
-                raise CommandError(f"{rd.path} is a {rd.read_meta().prior!r} run; policy 'real-world-only' needs the "
+            stored = rd.read_meta()
+            if stored.prior not in ("real-world-only", "toy"):  # before the relocation, which would ask for a model
+                raise CommandError(f"{rd.path} is a {stored.prior!r} run; policy 'real-world-only' needs the "
                                    "real-world-only run (deft-robot finetune --prior real-world-only)")
-            meta = existing(rd, args.checkpoint)
+            meta = existing(rd, args.checkpoint, stored)
             kind, what = "deft", ("real-world-only prior (box centre, random wrist rotation, half-closed hand) + the cVAE "
                                   f"distilled from {meta.episodes} CEM episodes from that prior")
         else:

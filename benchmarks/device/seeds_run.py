@@ -7,6 +7,7 @@ groups, no job waits for the slowest copy of a step, so 16 cores stay busy. Jobs
 evaluation results, run descriptions and episode logs (not the images or policy weights) are packed into
 ``--tar``. Used through ``run_seeds.sh`` on a lent machine; runs anywhere."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -36,8 +37,6 @@ def set_aside_unfinished(out: Path, statuses: dict[tuple[str, int], str]) -> lis
     out/runs_seed*`` pools only finished jobs; write every job's status to ``out/job_status.json``.
     Returns the new places. A job that finished its last command just as the deadline struck is still set
     aside: its status is what says it finished, not the files."""
-    import json
-
     moved = []
     for (task, seed), status in sorted(statuses.items()):
         root = "runs" if seed == 0 else f"runs_seed{seed}"

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 
 from deft_core.affordance.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, dataclass_from_dict
 from deft_core.affordance.model import AffordanceModel
+from deft_core.finetune.episode_log import write_json_durable, write_safetensors_durable
 from deft_core.version import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, __version__
 
 FORMAT = "deft.affordance"
@@ -38,17 +39,9 @@ class CheckpointError(ValueError):
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Temporary file, fsync, rename, fsync of the folder (as every file of an export): a crash or power loss
-    leaves each file whole, old or new, never empty or cut short."""
-    from deft_core.finetune.episode_log import write_json_durable
-
+    """Durably (temporary file, fsync, rename, fsync of the folder), as every file of an export: a crash or
+    power loss leaves each file whole, old or new, never empty or cut short."""
     write_json_durable(path, data, newline=False, indent=2, sort_keys=True)
-
-
-def _write_safetensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
-    from deft_core.finetune.episode_log import write_safetensors_durable
-
-    write_safetensors_durable(path, tensors, metadata)
 
 
 def build_config_json(cfg: ModelConfig, data_summary: dict | None = None, train: dict | None = None) -> dict:
@@ -72,7 +65,7 @@ def save_export(directory: str | Path, model: AffordanceModel, data_summary: dic
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_safetensors(d / "model.safetensors", state, metadata={"format": FORMAT})
+    write_safetensors_durable(d / "model.safetensors", state, {"format": FORMAT})
     _write_json(d / "config.json", build_config_json(model.cfg, data_summary, train))
     _write_json(d / "metrics.json", metrics or {})
     return d
@@ -156,7 +149,7 @@ def save_train_state(directory: str | Path, optimizer: torch.optim.Optimizer, st
                 tensors[f"{idx}/{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{idx}/{name}"] = value
-    _write_safetensors(d / "train_state.safetensors", tensors)
+    write_safetensors_durable(d / "train_state.safetensors", tensors)
     _write_json(d / "train_state.json", {**state, "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}})
 
 
