@@ -1,0 +1,158 @@
+"""How far can image cues locate the true first-touch contacts of the synthetic data? Prints JSON.
+
+Two probes behind the numbers of docs/extraction-jobs.md ("Would a later truth frame help?" and "Motion
+cues, tried and not kept"); neither is part of extraction.
+
+    python benchmarks/contact_truth_probe.py frames --shards OUT --truth ROOT
+        The extracted samples' centroid error (% of the crop side, at v1, as ``deft data evaluate``) against
+        three truths: the contacts of the true contact frame (the evaluator's), of the first later frame
+        where the true hand pose and wrist stop moving (the held grasp), and all contacts between the two.
+    python benchmarks/contact_truth_probe.py cues --truth ROOT
+        At the true contact frame with the true hand and object boxes (no extraction; % of the object
+        box's longer side + 40 px, VRB's padding): the grasp centre on skin colour, the mean of the true
+        thumb, index and middle fingertips, the oracle (the true keypoints nearest each true contact), the
+        hand's leading edge (skin pixels newly covered since k frames earlier, inside the object box), its
+        average with the grasp centre, the two true keypoints that moved most towards the object centre,
+        and the best fixed true-keypoint subsets chosen on the same clips (optimistic by construction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+TIPS = [4, 8, 12]  # OpenPose order: thumb, index, middle fingertips
+
+
+def _stats(values) -> dict:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    return {"n": int(v.size), "median": float(np.median(v)), "mean": float(v.mean())} if v.size else {"n": 0}
+
+
+def held_grasp_frame(z: dict, c: int) -> int:
+    """First frame >= ``c`` after which the true hand pose and wrist no longer move."""
+    g, T = c, len(z["hand_pose"])
+    while g + 1 < T and not (np.allclose(z["hand_pose"][g], z["hand_pose"][g + 1], atol=1e-6)
+                             and np.allclose(z["wrist_pose_world"][g], z["wrist_pose_world"][g + 1], atol=1e-9)):
+        g += 1
+    return g
+
+
+def probe_frames(shards: str | Path, truth_root: str | Path) -> dict:
+    from pipelines import quality as Q
+
+    truth = Q.load_truth(truth_root)
+    rows, _ = Q.load_samples(shards)
+
+    def in_v1(rec, z, t, first_frame):
+        pts = z["contact_points"][z["contact_points_frame"] == t]
+        return Q.true_points_in_v1(dict(rec, contact_frame_clip=t), z, first_frame) if len(pts) else pts
+
+    out = defaultdict(list)
+    for r in rows:
+        rec = truth.get(r["sample_id"])
+        if rec is None or not Q.is_valid(rec):
+            continue
+        z = dict(np.load(rec["_npz"]))
+        to_px, side = Q.crop_frame(r["crop_box"])
+        pred = to_px(r["contact_points"])
+        c = rec["contact_frame_clip"]
+        g = held_grasp_frame(z, c)
+        first = in_v1(rec, z, c, r["first_frame"])
+        if not len(first):
+            continue
+        held = in_v1(rec, z, g, r["first_frame"])
+        union = np.concatenate([p for t in range(c, g + 1) if len(p := in_v1(rec, z, t, r["first_frame"]))])
+        out["first_touch"].append(Q._centroid_error(pred, first, side))
+        out["held_grasp"].append(Q._centroid_error(pred, held if len(held) else first, side))
+        out["first_to_held_union"].append(Q._centroid_error(pred, union, side))
+        out["true_contacts_first"].append(int((z["contact_points_frame"] == c).sum()))
+        out["true_contacts_held"].append(int((z["contact_points_frame"] == g).sum()))
+        out["held_lag_frames"].append(g - c)
+    return {"shards": str(shards), "truth": str(truth_root), **{k: _stats(v) for k, v in out.items()}}
+
+
+def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
+    from deft_core.video import read_video
+    from pipelines.stages.contact_points import grasp_centre_points, separate_from_object, skin_mask
+    from pipelines.synth.writers.groundtruth import load_clip_arrays, read_clip_records
+
+    root = Path(truth_root)
+    out, items = defaultdict(list), defaultdict(list)
+    for rec in read_clip_records(root):
+        if not (rec["has_contact"] and rec["hand_side"] == "right" and not rec["corrupt"]):
+            continue
+        z = load_clip_arrays(root, rec["clip_id"])
+        c = rec["contact_frame_clip"]
+        tp, hb, ob = z["contact_points_per_frame"][c], z["hand_boxes"][c], z["object_boxes"][c]
+        if len(tp) == 0 or c < max(ks) or not (np.isfinite(hb).all() and np.isfinite(ob).all()):
+            continue
+        side = float(max(ob[2] - ob[0], ob[3] - ob[1]) + 40)
+        tc = tp.mean(0)
+
+        def err(p):
+            return float(100 * np.linalg.norm(np.asarray(p) - tc) / side)
+
+        wanted = [rec["contact_frame"] - k for k in ks] + [rec["contact_frame"]]
+        frames = read_video(root / rec["video_path"], indices=wanted)
+        skin = separate_from_object(frames[-1], skin_mask(frames[-1]), hb, ob)
+        gc = grasp_centre_points(skin, hb, ob)
+        if gc is None:
+            continue
+        kp = z["keypoints_2d"][c]
+        near = np.linalg.norm(kp[:, None] - tp[None], axis=2).min(1)
+        out["grasp_centre"].append(err(gc.mean(0)))
+        out["true_fingertips_3"].append(err(kp[TIPS].mean(0)))
+        out["oracle_nearest_keypoints"].append(err(kp[np.argsort(near)[:len(tp)]].mean(0)))
+        items[rec["object_kind"]].append((kp, tc, side))
+        hbox, obox = np.zeros(skin.shape, bool), np.zeros(skin.shape, bool)
+        x1, y1, x2, y2 = np.round(hb).astype(int)
+        hbox[max(y1, 0):y2, max(x1, 0):x2] = True
+        x1, y1, x2, y2 = np.round(ob).astype(int)
+        obox[max(y1 - 3, 0):y2 + 3, max(x1 - 3, 0):x2 + 3] = True
+        oc = (ob[:2] + ob[2:]) / 2
+        for k, prev in zip(ks, frames[:-1]):
+            ys, xs = np.nonzero(skin & ~skin_mask(prev) & hbox & obox)
+            lead = np.array([xs.mean(), ys.mean()]) if len(xs) >= 5 else None
+            out[f"leading_edge_{k}"].append(None if lead is None else err(lead))
+            mixed = gc.mean(0) if lead is None else (gc.mean(0) + lead) / 2
+            out[f"leading_edge_{k}_with_grasp_centre"].append(err(mixed))
+            gain = np.linalg.norm(z["keypoints_2d"][c - k] - oc, axis=1) - np.linalg.norm(kp - oc, axis=1)
+            out[f"true_keypoints_moving_in_{k}"].append(err(kp[np.argsort(-gain)[:2]].mean(0)))
+
+    def best(group, sizes):
+        def score(sub):
+            return float(np.median([100 * np.linalg.norm(kp[list(sub)].mean(0) - tc) / side for kp, tc, side in group]))
+
+        scored = [(score(s), s) for r in sizes for s in itertools.combinations(range(21), r)]
+        m, s = min(scored)
+        return {"n": len(group), "median": m, "keypoints": list(s)}
+
+    everything = [x for g in items.values() for x in g]
+    return {"truth": str(root), **{k: _stats(v) for k, v in out.items()},
+            "best_fixed_true_keypoints_all_kinds": best(everything, (1, 2, 3)) if everything else {"n": 0},
+            "best_fixed_true_keypoints_per_kind": {kind: best(g, (1, 2)) for kind, g in sorted(items.items())}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="probe", required=True)
+    f = sub.add_parser("frames", help="extracted samples against the first-touch, held-grasp and union truths")
+    f.add_argument("--shards", required=True)
+    f.add_argument("--truth", required=True)
+    c = sub.add_parser("cues", help="image and keypoint cues at the true contact frame")
+    c.add_argument("--truth", required=True)
+    c.add_argument("--k", type=int, nargs="+", default=[2, 4], help="frames back for the motion cues")
+    args = ap.parse_args(argv)
+    res = probe_frames(args.shards, args.truth) if args.probe == "frames" else probe_cues(args.truth, tuple(args.k))
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""benchmarks/contact_truth_probe.py on a tiny generated EPIC dataset extracted with the plain loop."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.quality import evaluate
+from pipelines.sources.base import open_source
+from pipelines.stages.loop import run_local
+from pipelines.stages.process import ClipProcessor, ExtractConfig
+from pipelines.synth.generate import generate_dataset
+from tests.jobs.backends import FixedHandPose
+from tests.jobs.conftest import textured_render_clip
+
+_spec = importlib.util.spec_from_file_location(
+    "contact_truth_probe", Path(__file__).resolve().parents[2] / "benchmarks" / "contact_truth_probe.py")
+probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(probe)
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe") / "epic"
+    generate_dataset("epic_kitchens", root, clips=5, seed=7, corrupt=0, width=192, height=112,
+                     render_fn=textured_render_clip, demos=False)
+    out = root.parent / "out"
+    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed")
+    processor = ClipProcessor(cfg, hand_pose=FixedHandPose())
+    run_local(open_source("epic_kitchens", str(root)), out, cfg, processor=processor)
+    return root, out
+
+
+def test_first_touch_truth_is_the_evaluators(extracted):
+    root, out = extracted
+    res = probe.probe_frames(out, root)
+    _, samples, _ = evaluate(out, root)
+    errs = [s["contact_point_error_pct"] for s in samples if s["contact_point_error_pct"] is not None]
+    assert res["first_touch"]["n"] == len(errs) >= 2
+    assert res["first_touch"]["median"] == pytest.approx(float(np.median(errs)))
+    assert res["held_lag_frames"]["median"] >= 0 and res["true_contacts_first"]["median"] >= 1
+    assert {"held_grasp", "first_to_held_union"} <= set(res)
+
+
+def test_held_grasp_frame_is_where_the_hand_stops():
+    z = {"hand_pose": np.zeros((10, 45)), "wrist_pose_world": np.tile(np.eye(4), (10, 1, 1))}
+    z["hand_pose"][:, 0] = np.minimum(np.arange(10), 5)  # closes until frame 5, then held
+    assert probe.held_grasp_frame(z, 2) == 5
+    assert probe.held_grasp_frame(z, 7) == 7
+
+
+def test_cues_cli_prints_json(extracted, capsys):
+    root, _ = extracted
+    assert probe.main(["cues", "--truth", str(root), "--k", "1"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    n = res["grasp_centre"]["n"]
+    assert n >= 1 and res["oracle_nearest_keypoints"]["n"] == n and res["leading_edge_1_with_grasp_centre"]["n"] == n
+    assert res["leading_edge_1"]["n"] <= n
+    assert res["best_fixed_true_keypoints_all_kinds"]["n"] == n
