@@ -233,6 +233,8 @@ def run_job(dataset: str, a: argparse.Namespace, source=None) -> dict:
         ctx.enable_progress_bars = not a.no_progress
         # a batch whose worker died on every attempt is dropped, not the job: its clips get error rows below
         ctx.max_errored_blocks = -1
+        # passed through **ray_remote_args, which Ray 2.60 deprecates (removal announced for 2.64) without a
+        # named parameter for it: the RayDeprecationWarning every job prints comes from here
         retries = {"max_task_retries": a.max_batch_retries}
         # one block per batch: each task/actor call gets exactly one block, no re-batching between operators
         ds = ray.data.from_items(todo, override_num_blocks=-(-len(todo) // a.batch_size))
