@@ -14,6 +14,13 @@ cues, tried and not kept"); neither is part of extraction.
         hand's leading edge (skin pixels newly covered since k frames earlier, inside the object box), its
         average with the grasp centre, the two true keypoints that moved most towards the object centre,
         and the best fixed true-keypoint subsets chosen on the same clips (optimistic by construction).
+    python benchmarks/contact_truth_probe.py hoi4d-3d --truth ROOT
+        HOI4D only, at the true contact frame, from what the dataset ships (the MANO fit, the 2Dseg masks, the
+        depth video): the hand's 21 joints (forward kinematics of the fit) within ``tol`` of the closest any
+        joint comes to the object's back-projected depth pixels, as seen or with the hidden side completed by
+        mirroring the visible surface behind itself (a depth of twice its smaller width); the centroid of the
+        selected joints' projections, or of the midpoints between them and their nearest object points;
+        against what extraction uses (``contact_points_from_masks``) and the oracle. Same units as ``cues``.
 """
 
 from __future__ import annotations
@@ -139,6 +146,79 @@ def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
             "best_fixed_true_keypoints_per_kind": {kind: best(g, (1, 2)) for kind, g in sorted(items.items())}}
 
 
+def _mirror_hidden_side(P: np.ndarray) -> np.ndarray:
+    """The visible object points and their mirror images behind them: reflected across the plane normal to
+    the viewing ray through their centroid, placed half an assumed depth (twice the visible cloud's smaller
+    standard deviation across the ray, times two) behind the centroid."""
+    cv = P.mean(0)
+    v = cv / np.linalg.norm(cv)
+    Q = (P - cv) - np.outer((P - cv) @ v, v)
+    ev = np.sqrt(np.clip(np.linalg.eigvalsh(np.cov(Q.T)), 0, None))
+    ev = ev[ev > 1e-6]
+    depth = 4 * ev.min() if ev.size else 0.02
+    return np.vstack([P, P + 2 * np.outer((cv + v * depth / 2 - P) @ v, v)])
+
+
+def probe_hoi4d_3d(truth_root: str | Path, tolerances=(0.005, 0.01, 0.02)) -> dict:
+    from scipy.spatial import cKDTree
+
+    from deft_core.geometry import deproject_pixel
+    from deft_core.mano import mano_joint_positions
+    from pipelines import quality as Q
+    from pipelines.sources.base import open_source
+    from pipelines.stages.contact_points import contact_points_from_masks
+    from pipelines.stages.frame_masks import frame_masks
+
+    truth = Q.load_truth(truth_root)
+    out, skipped = defaultdict(list), defaultdict(int)
+    for rec in open_source("hoi4d", str(truth_root)).records():
+        t = truth.get(rec.sample_id)
+        if t is None or not Q.is_valid(t):
+            continue
+        z = dict(np.load(t["_npz"]))
+        c = t["contact_frame_clip"]
+        tp = z["contact_points"][z["contact_points_frame"] == c]
+        hb, ob = z["hand_boxes"][c], z["object_boxes"][c]
+        if len(tp) == 0 or not (np.isfinite(ob).all() and np.isfinite(hb).all()):
+            skipped["no true contact or box"] += 1
+            continue
+        m, why = frame_masks(rec, t["contact_frame"], (t["width"], t["height"]))
+        if m is None or m.object is None or m.depth_m is None:
+            skipped[why or m.note or "no object pixels"] += 1
+            continue
+        ys, xs = np.nonzero(m.object & (m.depth_m > 0))
+        if len(xs) < 10:
+            skipped["fewer than 10 object depth pixels"] += 1
+            continue
+        side = float(max(ob[2] - ob[0], ob[3] - ob[1]) + 40)
+        tc = tp.mean(0)
+        K = z["K"]
+
+        def err(p):
+            return float(100 * np.linalg.norm(np.asarray(p) - tc) / side)
+
+        def project(X):
+            uv = X @ K.T
+            return uv[:, :2] / uv[:, 2:3]
+
+        J = mano_joint_positions(np.concatenate([z["wrist_rotation"][c], z["hand_pose"][c]]).astype(float),
+                                 z["hand_trans"][c].astype(float))
+        uvJ = project(J)
+        pts, how = contact_points_from_masks(m.hand, m.object, hb, ob, m.depth_m, m.K)
+        out[f"extraction_{how}"].append(None if pts is None else err(pts.mean(0)))
+        near = np.linalg.norm(uvJ[:, None] - tp[None], axis=2).min(1)
+        out["oracle_nearest_joints"].append(err(uvJ[np.argsort(near)[:len(tp)]].mean(0)))
+        P = deproject_pixel(np.stack([xs, ys], 1).astype(float), m.depth_m[ys, xs], K)
+        for name, cloud in (("visible", P), ("mirrored", _mirror_hidden_side(P))):
+            d, idx = cKDTree(cloud).query(J)
+            for tol in tolerances:
+                sel = d <= d.min() + tol
+                mm = f"{round(tol * 1000)}mm"
+                out[f"{name}_joints_{mm}"].append(err(uvJ[sel].mean(0)))
+                out[f"{name}_midpoints_{mm}"].append(err(project((J[sel] + cloud[idx[sel]]) / 2).mean(0)))
+    return {"truth": str(truth_root), "skipped": dict(skipped), **{k: _stats(v) for k, v in out.items()}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="probe", required=True)
@@ -148,8 +228,15 @@ def main(argv=None) -> int:
     c = sub.add_parser("cues", help="image and keypoint cues at the true contact frame")
     c.add_argument("--truth", required=True)
     c.add_argument("--k", type=int, nargs="+", default=[2, 4], help="frames back for the motion cues")
+    h = sub.add_parser("hoi4d-3d", help="HOI4D: the MANO fit's joints against the object's depth surface")
+    h.add_argument("--truth", required=True)
     args = ap.parse_args(argv)
-    res = probe_frames(args.shards, args.truth) if args.probe == "frames" else probe_cues(args.truth, tuple(args.k))
+    if args.probe == "frames":
+        res = probe_frames(args.shards, args.truth)
+    elif args.probe == "cues":
+        res = probe_cues(args.truth, tuple(args.k))
+    else:
+        res = probe_hoi4d_3d(args.truth)
     print(json.dumps(res, indent=1))
     return 0
 

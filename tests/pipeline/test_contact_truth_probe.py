@@ -61,3 +61,31 @@ def test_cues_cli_prints_json(extracted, capsys):
     assert n >= 1 and res["oracle_nearest_keypoints"]["n"] == n and res["leading_edge_1_with_grasp_centre"]["n"] == n
     assert res["leading_edge_1"]["n"] <= n
     assert res["best_fixed_true_keypoints_all_kinds"]["n"] == n
+
+
+def test_mirror_puts_the_hidden_side_behind_the_visible_one():
+    # a 4 cm × 2 cm patch facing the camera 1 m away: the hidden side is 4 × its smaller std behind its centre
+    xs, ys = np.meshgrid(np.linspace(-0.02, 0.02, 21), np.linspace(-0.01, 0.01, 11))
+    P = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)], 1)
+    out = probe._mirror_hidden_side(P)
+    assert len(out) == 2 * len(P) and np.allclose(out[:len(P)], P)
+    depth = 4 * np.sqrt(np.var(ys.ravel()))
+    assert np.allclose(out[len(P):, 2], 1 + depth, atol=2e-3)  # the rays are nearly parallel to z here
+    assert np.allclose(out[len(P):, :2], P[:, :2], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def hoi4d_tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe_hoi4d") / "hoi4d"
+    generate_dataset("hoi4d", root, clips=3, seed=5, width=192, height=112, render_fn=textured_render_clip, demos=False)
+    return root
+
+
+def test_hoi4d_3d_cli_prints_json(hoi4d_tiny, capsys):
+    assert probe.main(["hoi4d-3d", "--truth", str(hoi4d_tiny)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    n = res["oracle_nearest_joints"]["n"]
+    assert n >= 1 and sum(v["n"] for k, v in res.items() if k.startswith("extraction_")) == n
+    for name in ("visible", "mirrored"):
+        for mm in ("5mm", "10mm", "20mm"):
+            assert res[f"{name}_joints_{mm}"]["n"] == res[f"{name}_midpoints_{mm}"]["n"] == n
