@@ -1,7 +1,7 @@
 """How far can image cues locate the true first-touch contacts of the synthetic data? Prints JSON.
 
-Two probes behind the numbers of docs/extraction-jobs.md ("Would a later truth frame help?" and "Motion
-cues, tried and not kept"); neither is part of extraction.
+The probes behind the numbers of docs/extraction-jobs.md ("Would a later truth frame help?", "Motion cues,
+tried and not kept", "HOI4D in 3-D"); none is part of extraction.
 
     python benchmarks/contact_truth_probe.py frames --shards OUT --truth ROOT
         The extracted samples' centroid error (% of the crop side, at v1, as ``deft data evaluate``) against
@@ -16,9 +16,9 @@ cues, tried and not kept"); neither is part of extraction.
         and the best fixed true-keypoint subsets chosen on the same clips (optimistic by construction).
     python benchmarks/contact_truth_probe.py hoi4d-3d --truth ROOT
         HOI4D only, at the true contact frame, from what the dataset ships (the MANO fit, the 2Dseg masks, the
-        depth video): the hand's 21 joints (forward kinematics of the fit) within ``tol`` of the closest any
-        joint comes to the object's back-projected depth pixels, as seen or with the hidden side completed by
-        mirroring the visible surface behind itself (a depth of twice its smaller width); the centroid of the
+        depth video): the hand's 21 joints (forward kinematics of the fit) within 5, 10 or 20 mm of the closest
+        any joint comes to the object's back-projected depth pixels, as seen or with the hidden side completed
+        by mirroring the visible surface behind itself (:func:`_mirror_hidden_side`); the centroid of the
         selected joints' projections, or of the midpoints between them and their nearest object points;
         against what extraction uses (``contact_points_from_masks``) and the oracle. Same units as ``cues``.
 """
@@ -147,9 +147,9 @@ def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
 
 
 def _mirror_hidden_side(P: np.ndarray) -> np.ndarray:
-    """The visible object points and their mirror images behind them: reflected across the plane normal to
-    the viewing ray through their centroid, placed half an assumed depth (twice the visible cloud's smaller
-    standard deviation across the ray, times two) behind the centroid."""
+    """The visible object points and their mirror images: reflected across the plane normal to the viewing
+    ray that lies half an assumed object depth behind their centroid. The depth is 4 × the cloud's smaller
+    standard deviation across the ray (about the visible width along that axis for an evenly seen surface)."""
     cv = P.mean(0)
     v = cv / np.linalg.norm(cv)
     Q = (P - cv) - np.outer((P - cv) @ v, v)
