@@ -36,11 +36,6 @@ import numpy as np
 TIPS = [4, 8, 12]  # OpenPose order: thumb, index, middle fingertips
 
 
-def _stats(values) -> dict:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    return {"n": int(v.size), "median": float(np.median(v)), "mean": float(v.mean())} if v.size else {"n": 0}
-
-
 def held_grasp_frame(z: dict, c: int) -> int:
     """First frame >= ``c`` after which the true hand pose and wrist no longer move."""
     g, T = c, len(z["hand_pose"])
@@ -81,18 +76,19 @@ def probe_frames(shards: str | Path, truth_root: str | Path) -> dict:
         out["true_contacts_first"].append(int((z["contact_points_frame"] == c).sum()))
         out["true_contacts_held"].append(int((z["contact_points_frame"] == g).sum()))
         out["held_lag_frames"].append(g - c)
-    return {"shards": str(shards), "truth": str(truth_root), **{k: _stats(v) for k, v in out.items()}}
+    return {"shards": str(shards), "truth": str(truth_root), **{k: Q._stats(v) for k, v in out.items()}}
 
 
 def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
     from deft_core.video import read_video
-    from pipelines.stages.contact_points import grasp_centre_points, separate_from_object, skin_mask
+    from pipelines import quality as Q
+    from pipelines.stages.contact_points import _box_mask, grasp_centre_points, separate_from_object, skin_mask
     from pipelines.synth.writers.groundtruth import load_clip_arrays, read_clip_records
 
     root = Path(truth_root)
     out, items = defaultdict(list), defaultdict(list)
     for rec in read_clip_records(root):
-        if not (rec["has_contact"] and rec["hand_side"] == "right" and not rec["corrupt"]):
+        if not Q.is_valid(rec):
             continue
         z = load_clip_arrays(root, rec["clip_id"])
         c = rec["contact_frame_clip"]
@@ -117,11 +113,7 @@ def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
         out["true_fingertips_3"].append(err(kp[TIPS].mean(0)))
         out["oracle_nearest_keypoints"].append(err(kp[np.argsort(near)[:len(tp)]].mean(0)))
         items[rec["object_kind"]].append((kp, tc, side))
-        hbox, obox = np.zeros(skin.shape, bool), np.zeros(skin.shape, bool)
-        x1, y1, x2, y2 = np.round(hb).astype(int)
-        hbox[max(y1, 0):y2, max(x1, 0):x2] = True
-        x1, y1, x2, y2 = np.round(ob).astype(int)
-        obox[max(y1 - 3, 0):y2 + 3, max(x1 - 3, 0):x2 + 3] = True
+        hbox, obox = _box_mask(skin.shape, hb), _box_mask(skin.shape, ob, grow=3)  # the truth's boxes are whole px
         oc = (ob[:2] + ob[2:]) / 2
         for k, prev in zip(ks, frames[:-1]):
             ys, xs = np.nonzero(skin & ~skin_mask(prev) & hbox & obox)
@@ -141,7 +133,7 @@ def probe_cues(truth_root: str | Path, ks=(2, 4)) -> dict:
         return {"n": len(group), "median": m, "keypoints": list(s)}
 
     everything = [x for g in items.values() for x in g]
-    return {"truth": str(root), **{k: _stats(v) for k, v in out.items()},
+    return {"truth": str(root), **{k: Q._stats(v) for k, v in out.items()},
             "best_fixed_true_keypoints_all_kinds": best(everything, (1, 2, 3)) if everything else {"n": 0},
             "best_fixed_true_keypoints_per_kind": {kind: best(g, (1, 2)) for kind, g in sorted(items.items())}}
 
@@ -162,7 +154,7 @@ def _mirror_hidden_side(P: np.ndarray) -> np.ndarray:
 def probe_hoi4d_3d(truth_root: str | Path, tolerances=(0.005, 0.01, 0.02)) -> dict:
     from scipy.spatial import cKDTree
 
-    from deft_core.geometry import deproject_pixel
+    from deft_core.geometry import deproject_pixel, project_points
     from deft_core.mano import mano_joint_positions
     from pipelines import quality as Q
     from pipelines.sources.base import open_source
@@ -197,13 +189,9 @@ def probe_hoi4d_3d(truth_root: str | Path, tolerances=(0.005, 0.01, 0.02)) -> di
         def err(p):
             return float(100 * np.linalg.norm(np.asarray(p) - tc) / side)
 
-        def project(X):
-            uv = X @ K.T
-            return uv[:, :2] / uv[:, 2:3]
-
         J = mano_joint_positions(np.concatenate([z["wrist_rotation"][c], z["hand_pose"][c]]).astype(float),
                                  z["hand_trans"][c].astype(float))
-        uvJ = project(J)
+        uvJ = project_points(J, K)
         pts, how = contact_points_from_masks(m.hand, m.object, hb, ob, m.depth_m, m.K)
         out[f"extraction_{how}"].append(None if pts is None else err(pts.mean(0)))
         near = np.linalg.norm(uvJ[:, None] - tp[None], axis=2).min(1)
@@ -215,8 +203,8 @@ def probe_hoi4d_3d(truth_root: str | Path, tolerances=(0.005, 0.01, 0.02)) -> di
                 sel = d <= d.min() + tol
                 mm = f"{round(tol * 1000)}mm"
                 out[f"{name}_joints_{mm}"].append(err(uvJ[sel].mean(0)))
-                out[f"{name}_midpoints_{mm}"].append(err(project((J[sel] + cloud[idx[sel]]) / 2).mean(0)))
-    return {"truth": str(truth_root), "skipped": dict(skipped), **{k: _stats(v) for k, v in out.items()}}
+                out[f"{name}_midpoints_{mm}"].append(err(project_points((J[sel] + cloud[idx[sel]]) / 2, K).mean(0)))
+    return {"truth": str(truth_root), "skipped": dict(skipped), **{k: Q._stats(v) for k, v in out.items()}}
 
 
 def main(argv=None) -> int:

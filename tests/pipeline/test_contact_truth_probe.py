@@ -1,4 +1,4 @@
-"""benchmarks/contact_truth_probe.py on a tiny generated EPIC dataset extracted with the plain loop."""
+"""benchmarks/contact_truth_probe.py on the tiny generated EPIC and HOI4D datasets of tests/pipeline/conftest.py."""
 
 from __future__ import annotations
 
@@ -10,29 +10,11 @@ import numpy as np
 import pytest
 
 from pipelines.quality import evaluate
-from pipelines.sources.base import open_source
-from pipelines.stages.loop import run_local
-from pipelines.stages.process import ClipProcessor, ExtractConfig
-from pipelines.synth.generate import generate_dataset
-from tests.jobs.backends import FixedHandPose
-from tests.jobs.conftest import textured_render_clip
 
 _spec = importlib.util.spec_from_file_location(
     "contact_truth_probe", Path(__file__).resolve().parents[2] / "benchmarks" / "contact_truth_probe.py")
 probe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(probe)
-
-
-@pytest.fixture(scope="module")
-def extracted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("probe") / "epic"
-    generate_dataset("epic_kitchens", root, clips=5, seed=7, corrupt=0, width=192, height=112,
-                     render_fn=textured_render_clip, demos=False)
-    out = root.parent / "out"
-    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed")
-    processor = ClipProcessor(cfg, hand_pose=FixedHandPose())
-    run_local(open_source("epic_kitchens", str(root)), out, cfg, processor=processor)
-    return root, out
 
 
 def test_first_touch_truth_is_the_evaluators(extracted):
@@ -74,15 +56,8 @@ def test_mirror_puts_the_hidden_side_behind_the_visible_one():
     assert np.allclose(out[len(P):, :2], P[:, :2], atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def hoi4d_tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("probe_hoi4d") / "hoi4d"
-    generate_dataset("hoi4d", root, clips=3, seed=5, width=192, height=112, render_fn=textured_render_clip, demos=False)
-    return root
-
-
-def test_hoi4d_3d_cli_prints_json(hoi4d_tiny, capsys):
-    assert probe.main(["hoi4d-3d", "--truth", str(hoi4d_tiny)]) == 0
+def test_hoi4d_3d_cli_prints_json(hoi4d_fake, capsys):
+    assert probe.main(["hoi4d-3d", "--truth", str(hoi4d_fake)]) == 0
     res = json.loads(capsys.readouterr().out)
     n = res["oracle_nearest_joints"]["n"]
     assert n >= 1 and sum(v["n"] for k, v in res.items() if k.startswith("extraction_")) == n

@@ -120,16 +120,6 @@ def test_one_touch_pixel_is_repeated_so_the_centroid_stays_the_midpoint():
     assert np.allclose(pts.mean(0), (gc.mean(0) + [29, 15]) / 2)
 
 
-@pytest.fixture(scope="module")
-def hoi4d_fake(tmp_path_factory):
-    from pipelines.synth.generate import generate_dataset
-    from tests.jobs.conftest import textured_render_clip
-
-    root = tmp_path_factory.mktemp("hoi4d_masks") / "ds"
-    generate_dataset("hoi4d", root, clips=3, seed=5, width=192, height=112, render_fn=textured_render_clip, demos=False)
-    return root
-
-
 def test_hoi4d_clips_take_their_points_from_the_masks_and_fall_back_clip_by_clip(hoi4d_fake, tmp_path, caplog):
     """With 2Dseg masks and depth the points come from both (``hand_mask_depth``); with a depth video that does
     not fit the RGB, from the hand mask alone; with the contact frame's mask damaged, from skin colour, as for other datasets;

@@ -19,17 +19,6 @@ from tests.jobs.backends import FixedHandPose
 from tests.jobs.conftest import textured_render_clip
 
 
-@pytest.fixture(scope="module")
-def extracted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("q") / "epic"
-    generate_dataset("epic_kitchens", root, clips=6, seed=5, corrupt=1, width=192, height=112,
-                     render_fn=textured_render_clip, demos=False)
-    out = root.parent / "out"
-    cfg = ExtractConfig(dataset="epic_kitchens", hand_pose_backend="fixed")
-    run_local(open_source("epic_kitchens", str(root)), out, cfg, processor=ClipProcessor(cfg, hand_pose=FixedHandPose()))
-    return root, out
-
-
 def test_report_counts_and_errors(extracted):
     root, out = extracted
     rep, samples, rows = evaluate(out, root)
